@@ -1,0 +1,10 @@
+"""SQLAlchemy tables. Importing this package registers every table on ``Base.metadata``."""
+
+from models.author import Author, Trust
+from models.base import Base
+from models.comment import Comment, Status
+from models.outbox import OutboxTask
+from models.site import Site
+from models.verdict import Verdict
+
+__all__ = ["Author", "Base", "Comment", "OutboxTask", "Site", "Status", "Trust", "Verdict"]

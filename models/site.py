@@ -1,0 +1,25 @@
+"""A site: one blog that sends comments, with the issuers it trusts and its policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, Timestamped
+
+
+class Site(Timestamped, Base):
+    __tablename__ = "sites"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(Text)
+    #: Issuer URLs whose tokens this site accepts for commenters.
+    trusted_issuers: Mapped[list[str]] = mapped_column(default=list)
+    #: ``aud`` values accepted in those tokens.
+    audiences: Mapped[list[str]] = mapped_column(default=list)
+    #: Thresholds and rules; its shape is ``service.moderation.policy.SitePolicy``.
+    policy: Mapped[dict[str, Any]] = mapped_column(default=dict)

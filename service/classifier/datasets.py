@@ -1,0 +1,440 @@
+"""Labelled data set readers: files on disk -> comment records and spam labels.
+
+Three formats are read, each recognised from the file's contents (its first non-blank
+line), never from its name:
+
+``youtube``
+    The UCI YouTube Spam Collection (Alberto, Lochter, Almeida, "TubeSpam: Comment Spam
+    Filtering on YouTube", ICMLA 2015; CC BY 4.0): a CSV whose header is exactly
+    ``COMMENT_ID,AUTHOR,DATE,CONTENT,CLASS``. CLASS is 1 for spam, 0 for ham.
+``sms``
+    The SMS Spam Collection: no header, one message per line, ``ham<TAB>text`` or
+    ``spam<TAB>text``.
+``csv``
+    A generic CSV with a header holding at least ``content`` and ``label`` (``spam``/``ham``
+    or ``1``/``0``, any case), and optionally the author columns of
+    :class:`~service.classifier.types.CommentRecord` (``author_name``, ``author_email``,
+    ``author_url``, ``user_ip``, ``user_agent``, ``referrer``, ``permalink``, ``lang``) and
+    its history counts (``approved_count``, ``spam_count``). Other columns (an id, a date)
+    are ignored.
+
+Every reader accepts a UTF-8 byte order mark and CRLF line ends, and reports bytes that
+are not UTF-8 by line instead of failing on them. A row that cannot be read (missing
+content, bad label, wrong number of columns, undecodable bytes, broken quoting) is never
+dropped silently: :func:`read_dataset` raises :class:`DatasetError` naming every such row
+by the physical line it starts on, or, with ``skip_malformed=True``, skips it and lists it
+in :attr:`Dataset.errors`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import html
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from service.classifier.types import CommentRecord
+
+__all__ = [
+    "Dataset",
+    "DatasetError",
+    "RowError",
+    "concat_datasets",
+    "dataset_fingerprint",
+    "read_dataset",
+    "read_datasets",
+]
+
+_BOM: Final = b"\xef\xbb\xbf"
+_YOUTUBE_HEADER: Final = ("comment_id", "author", "date", "content", "class")
+_SMS_FIRST_LINE: Final = re.compile(r"(?i)^(ham|spam)\t")
+_CSV_LABELS: Final = {"spam": 1, "1": 1, "ham": 0, "0": 0}
+_SMS_LABELS: Final = {"spam": 1, "ham": 0}
+_OPTIONAL_TEXT_COLUMNS: Final = (
+    "author_name",
+    "author_email",
+    "author_url",
+    "user_ip",
+    "user_agent",
+    "referrer",
+    "permalink",
+    "lang",
+)
+_OPTIONAL_COUNT_COLUMNS: Final = ("approved_count", "spam_count")
+# A directory holds data files and, often, their documentation: the documentation is
+# recognised by name so that a data file of an unknown format still fails loudly.
+_DATA_SUFFIXES: Final = {".csv", ".tsv", ".txt", ""}
+_DOC_STEMS: Final = {"readme", "license", "licence", "notice", "citation", "changelog"}
+# YouTube's export ends most comments with U+FEFF (a zero-width no-break space); it is an
+# artefact of the export, not part of what the author wrote.
+_STRIP_CHARS: Final = " \t\r\n\ufeff"
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    """One row that could not be read: the file, the 1-based physical line the row starts
+    on (a quoted CSV field may span several lines), and what is wrong with it."""
+
+    line: int
+    message: str
+    source: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.source else f"line {self.line}"
+        return f"{where}: {self.message}"
+
+
+class DatasetError(Exception):
+    """A data set could not be read. ``errors`` lists the malformed rows, if any (it is
+    empty when the whole file is unusable: missing, empty, or of an unknown format)."""
+
+    def __init__(self, message: str, errors: Sequence[RowError] = ()) -> None:
+        super().__init__(message)
+        self.errors: list[RowError] = list(errors)
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """Labelled comments: ``labels[i]`` (1 spam, 0 ham) is the label of ``records[i]``.
+
+    ``format`` names the reader ("youtube", "sms", "csv", "bootstrap", or "mixed" for a
+    concatenation of several formats); ``source`` says where the rows came from;
+    ``fingerprint`` is a sha256 over the labels and contents, in order, so that two data
+    sets with the same labelled texts share it whatever their paths or author columns;
+    ``errors`` lists the rows skipped with ``skip_malformed=True``.
+    """
+
+    records: list[CommentRecord]
+    labels: list[int]
+    format: str
+    source: str
+    fingerprint: str
+    errors: list[RowError] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if len(self.records) != len(self.labels):
+            raise ValueError(
+                f"{len(self.records)} records but {len(self.labels)} labels"
+            )
+        if any(label not in (0, 1) for label in self.labels):
+            raise ValueError("labels must be 0 (ham) or 1 (spam)")
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def spam_count(self) -> int:
+        """How many records are labelled spam."""
+        return sum(self.labels)
+
+    @property
+    def ham_count(self) -> int:
+        """How many records are labelled ham."""
+        return len(self.labels) - sum(self.labels)
+
+
+def dataset_fingerprint(records: Iterable[CommentRecord], labels: Iterable[int]) -> str:
+    """The sha256 (hex) of the labelled contents, in order.
+
+    Each (label, content) pair is JSON-encoded on its own line, so that no two different
+    sequences of pairs hash the same input; author columns do not take part, so the same
+    labelled texts read from another format share the fingerprint.
+    """
+    digest = hashlib.sha256(b"commentguard-dataset-v1\n")
+    for record, label in zip(records, labels, strict=True):
+        digest.update(json.dumps([label, record.content], ensure_ascii=False).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def read_dataset(path: Path | str, *, skip_malformed: bool = False) -> Dataset:
+    """Read one data file, or every data file of a directory (sorted by name).
+
+    Raises :class:`DatasetError` when the path is missing, the file is empty or of an
+    unknown format, or (unless ``skip_malformed``) any row is malformed; the message then
+    lists every malformed row with its line number.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return read_datasets(_data_files(path), skip_malformed=skip_malformed)
+    return _read_file(path, skip_malformed=skip_malformed)
+
+
+def read_datasets(
+    paths: Iterable[Path | str], *, skip_malformed: bool = False
+) -> Dataset:
+    """Read several paths (files or directories) and concatenate them in the given order.
+
+    Raises :class:`DatasetError` as :func:`read_dataset` does, and when ``paths`` is empty.
+    With ``skip_malformed=False`` every file is read first, so that the error names the
+    malformed rows of all of them at once.
+    """
+    datasets: list[Dataset] = []
+    errors: list[RowError] = []
+    for path in paths:
+        try:
+            datasets.append(read_dataset(path, skip_malformed=skip_malformed))
+        except DatasetError as exc:
+            if not exc.errors:
+                raise
+            errors.extend(exc.errors)
+    if errors:
+        raise DatasetError(_describe_errors(errors), errors)
+    if not datasets:
+        raise DatasetError("no data set paths given")
+    return concat_datasets(datasets)
+
+
+def concat_datasets(datasets: Sequence[Dataset]) -> Dataset:
+    """One data set holding the rows of ``datasets`` in order; the fingerprint is that of
+    the concatenated rows, the format is shared or "mixed", the sources are joined by
+    "; ", and the skipped-row errors are kept."""
+    if not datasets:
+        raise DatasetError("no data sets to concatenate")
+    if len(datasets) == 1:
+        return datasets[0]
+    records = [record for dataset in datasets for record in dataset.records]
+    labels = [label for dataset in datasets for label in dataset.labels]
+    formats = {dataset.format for dataset in datasets}
+    return Dataset(
+        records=records,
+        labels=labels,
+        format=formats.pop() if len(formats) == 1 else "mixed",
+        source="; ".join(dataset.source for dataset in datasets),
+        fingerprint=dataset_fingerprint(records, labels),
+        errors=[error for dataset in datasets for error in dataset.errors],
+    )
+
+
+def _data_files(directory: Path) -> list[Path]:
+    files = sorted(
+        child
+        for child in directory.iterdir()
+        if child.is_file()
+        and not child.name.startswith(".")
+        and child.suffix.lower() in _DATA_SUFFIXES
+        and child.stem.lower() not in _DOC_STEMS
+    )
+    if not files:
+        raise DatasetError(f"{directory}: no data files in this directory")
+    return files
+
+
+@dataclass(slots=True)
+class _Text:
+    """A file decoded line by line: ``lines[i]`` is physical line ``i + 1`` (with CRLF
+    turned into LF), ``undecodable`` maps line numbers to what was wrong with their bytes."""
+
+    lines: list[str]
+    undecodable: dict[int, str]
+
+
+def _decode(data: bytes) -> _Text:
+    data = data.removeprefix(_BOM)
+    raw_lines = data.split(b"\n")
+    if raw_lines[-1] == b"":
+        raw_lines.pop()
+    lines: list[str] = []
+    undecodable: dict[int, str] = {}
+    # Decoding each line on its own keeps one bad byte from hiding the rest of the file;
+    # splitting bytes on LF is safe because no multi-byte UTF-8 sequence holds 0x0A.
+    for number, raw in enumerate(raw_lines, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            undecodable[number] = f"bytes that are not UTF-8 at column {exc.start + 1}"
+            text = raw.decode("utf-8", errors="replace")
+        lines.append(text.removesuffix("\r") + "\n")
+    return _Text(lines, undecodable)
+
+
+def _read_file(path: Path, *, skip_malformed: bool) -> Dataset:
+    source = str(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DatasetError(f"{source}: no such file") from None
+    except OSError as exc:
+        raise DatasetError(f"{source}: cannot read: {exc.strerror or exc}") from exc
+    text = _decode(data)
+    first = next((line for line in text.lines if line.strip(_STRIP_CHARS)), None)
+    if first is None:
+        raise DatasetError(f"{source}: the file is empty")
+    fmt = _detect_format(first)
+    if fmt is None:
+        raise DatasetError(
+            f"{source}: unknown data set format; expected a YouTube Spam Collection CSV "
+            "(header COMMENT_ID,AUTHOR,DATE,CONTENT,CLASS), an SMS Spam Collection file "
+            "(ham<TAB>text or spam<TAB>text), or a CSV with 'content' and 'label' columns; "
+            f"the first line is {first.strip()[:80]!r}"
+        )
+    rows: list[tuple[CommentRecord, int]] = []
+    errors: list[RowError] = []
+    if fmt == "sms":
+        _parse_sms(text, source, rows, errors)
+    else:
+        _parse_csv(text, source, fmt, rows, errors)
+    if errors and not skip_malformed:
+        raise DatasetError(_describe_errors(errors), errors)
+    if not rows:
+        raise DatasetError(f"{source}: no rows with a label and content", errors)
+    records = [record for record, _ in rows]
+    labels = [label for _, label in rows]
+    return Dataset(
+        records=records,
+        labels=labels,
+        format=fmt,
+        source=source,
+        fingerprint=dataset_fingerprint(records, labels),
+        errors=errors,
+    )
+
+
+def _detect_format(first_line: str) -> str | None:
+    if _SMS_FIRST_LINE.match(first_line.lstrip("\ufeff")):
+        return "sms"
+    try:
+        header = next(csv.reader([first_line]), [])
+    except csv.Error:
+        return None
+    names = [name.strip(_STRIP_CHARS).lower() for name in header]
+    if tuple(names) == _YOUTUBE_HEADER:
+        return "youtube"
+    if "content" in names and "label" in names:
+        return "csv"
+    return None
+
+
+def _describe_errors(errors: Sequence[RowError]) -> str:
+    lines = "\n".join(f"  {error}" for error in errors)
+    return f"{len(errors)} malformed row(s); fix them or read with skip_malformed=True:\n{lines}"
+
+
+def _parse_sms(
+    text: _Text, source: str, rows: list[tuple[CommentRecord, int]], errors: list[RowError]
+) -> None:
+    for number, line in enumerate(text.lines, start=1):
+        line = line.removesuffix("\n")
+        if not line.strip(_STRIP_CHARS):
+            continue
+        if number in text.undecodable:
+            errors.append(RowError(number, text.undecodable[number], source))
+            continue
+        label_text, tab, content = line.partition("\t")
+        label = _SMS_LABELS.get(label_text.strip(_STRIP_CHARS).lower())
+        if not tab:
+            errors.append(
+                RowError(number, "expected 'ham' or 'spam', a tab, then the text", source)
+            )
+        elif label is None:
+            errors.append(
+                RowError(number, f"bad label {label_text!r} (expected ham or spam)", source)
+            )
+        elif not content.strip(_STRIP_CHARS):
+            errors.append(RowError(number, "missing content", source))
+        else:
+            rows.append((CommentRecord(content=content.strip(_STRIP_CHARS)), label))
+
+
+def _parse_csv(
+    text: _Text,
+    source: str,
+    fmt: str,
+    rows: list[tuple[CommentRecord, int]],
+    errors: list[RowError],
+) -> None:
+    # strict=True turns broken quoting (a quote inside an unquoted field, an unterminated
+    # quoted field) into an error for that row instead of a silently merged row; the
+    # reader then resumes on the next physical line.
+    reader = csv.reader(iter(text.lines), strict=True)
+    header: list[str] | None = None
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            errors.append(RowError(start, f"unreadable CSV: {exc}", source))
+            continue
+        end = reader.line_num
+        if not any(cell.strip(_STRIP_CHARS) for cell in row):
+            continue
+        bad_bytes = [text.undecodable[n] for n in range(start, end + 1) if n in text.undecodable]
+        if header is None:
+            header = [name.strip(_STRIP_CHARS).lower() for name in row]
+            duplicates = sorted({name for name in header if header.count(name) > 1})
+            if duplicates:
+                raise DatasetError(f"{source}:{start}: duplicate columns {duplicates}")
+            continue
+        if bad_bytes:
+            errors.append(RowError(start, bad_bytes[0], source))
+            continue
+        if len(row) != len(header):
+            errors.append(
+                RowError(start, f"{len(row)} columns, expected {len(header)}", source)
+            )
+            continue
+        cells = dict(zip(header, row, strict=True))
+        parsed = _youtube_row(cells) if fmt == "youtube" else _generic_row(cells)
+        if isinstance(parsed, str):
+            errors.append(RowError(start, parsed, source))
+        else:
+            rows.append(parsed)
+
+
+def _youtube_row(cells: dict[str, str]) -> tuple[CommentRecord, int] | str:
+    label_text = cells["class"].strip(_STRIP_CHARS)
+    if label_text not in ("0", "1"):
+        return f"bad CLASS {cells['class']!r} (expected 0 or 1)"
+    # The collection stores comments HTML-escaped (&#39;, &amp;, &quot;) as YouTube served
+    # them; unescaped, they read as the text a commenter typed. Tags (<br />, <a>) stay,
+    # as a blog's comment form would also receive them.
+    content = html.unescape(cells["content"]).strip(_STRIP_CHARS)
+    if not content:
+        return "missing content"
+    author = html.unescape(cells["author"]).strip(_STRIP_CHARS) or None
+    return CommentRecord(content=content, author_name=author), int(label_text)
+
+
+def _generic_row(cells: dict[str, str]) -> tuple[CommentRecord, int] | str:
+    label = _CSV_LABELS.get(cells["label"].strip(_STRIP_CHARS).lower())
+    if label is None:
+        return f"bad label {cells['label']!r} (expected spam, ham, 1 or 0)"
+    content = cells["content"].strip(_STRIP_CHARS)
+    if not content:
+        return "missing content"
+    texts = {
+        name: (cells.get(name) or "").strip(_STRIP_CHARS) or None
+        for name in _OPTIONAL_TEXT_COLUMNS
+    }
+    counts: dict[str, int] = {}
+    for name in _OPTIONAL_COUNT_COLUMNS:
+        value = (cells.get(name) or "").strip(_STRIP_CHARS)
+        if not value:
+            counts[name] = 0
+        elif value.isascii() and value.isdigit():
+            counts[name] = int(value)
+        else:
+            return f"bad {name} {cells[name]!r} (expected a whole number >= 0)"
+    return (
+        CommentRecord(
+            content=content,
+            author_name=texts["author_name"],
+            author_email=texts["author_email"],
+            author_url=texts["author_url"],
+            user_ip=texts["user_ip"],
+            user_agent=texts["user_agent"],
+            referrer=texts["referrer"],
+            permalink=texts["permalink"],
+            lang=texts["lang"],
+            approved_count=counts["approved_count"],
+            spam_count=counts["spam_count"],
+        ),
+        label,
+    )

@@ -1,0 +1,100 @@
+"""One typed Settings object: the only reader of ``os.environ``.
+
+Built at each composition root (``service/app.py``, ``workers/celery_app.py``,
+``migrations/env.py``, ``tests/conftest.py``) and passed down; nothing else reads the
+environment. Every variable is prefixed ``COMMENTGUARD_`` except the conventional
+``DATABASE_URL``, ``BROKER_URL`` and ``SECRET_KEY``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Secrets that ship in examples and docs; a service started with one of them is refused.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "change-me", "changeme", "secret", "dev", "development", "please-change-me"}
+)
+
+MIN_SECRET_LENGTH = 32
+
+
+class SettingsError(ValueError):
+    """The configuration is unusable; the message says which variable and why."""
+
+
+class Settings(BaseSettings):
+    """Configuration of the API, the workers and the CLI.
+
+    ``database_url`` and ``secret_key`` are required: there is no default that could
+    reach production by accident. ``make run`` supplies development values.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="COMMENTGUARD_", extra="ignore", populate_by_name=True
+    )
+
+    environment: Literal["production", "development", "test"] = "production"
+    database_url: str = Field(validation_alias=AliasChoices("DATABASE_URL", "COMMENTGUARD_DATABASE_URL"))
+    broker_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("BROKER_URL", "COMMENTGUARD_BROKER_URL"),
+    )
+    secret_key: SecretStr = Field(validation_alias=AliasChoices("SECRET_KEY", "COMMENTGUARD_SECRET_KEY"))
+
+    #: Path to the active classifier artifact; empty means the bundled one.
+    classifier_path: Path | None = None
+
+    #: Trust tokens signed by the local development issuer (``commentguard dev token``).
+    dev_issuer: bool = False
+    #: Where the development issuer keeps its signing key (created on first use).
+    dev_key_path: Path = Path("var/dev-issuer-key.pem")
+
+    max_content_bytes: int = 64 * 1024
+    max_body_bytes: int = 256 * 1024
+
+    #: An outbox row not done this long after its last attempt is enqueued again.
+    outbox_timeout_seconds: int = 60
+    #: How often the beat sweeper looks for such rows.
+    sweep_interval_seconds: float = 30.0
+    outbox_max_attempts: int = 10
+
+    #: Upper bound on waiting for the database or the broker before answering 503.
+    dependency_timeout_seconds: float = 3.0
+
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_postgres_driver(cls, value: str) -> str:
+        # Operators paste "postgres://" or "postgresql://" URLs; SQLAlchemy needs the driver
+        # named to pick psycopg 3 rather than the absent psycopg2.
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        secret = self.secret_key.get_secret_value()
+        if self.environment == "production":
+            if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH:
+                raise SettingsError(
+                    f"SECRET_KEY is a placeholder or shorter than {MIN_SECRET_LENGTH} "
+                    "characters; generate one with `python -c 'import secrets; "
+                    "print(secrets.token_urlsafe(48))'`"
+                )
+            if self.dev_issuer:
+                raise SettingsError(
+                    "COMMENTGUARD_DEV_ISSUER is on in production: the development token "
+                    "issuer lets anyone mint tokens; turn it off"
+                )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
