@@ -118,9 +118,7 @@ class Dataset:
 
     def __post_init__(self) -> None:
         if len(self.records) != len(self.labels):
-            raise ValueError(
-                f"{len(self.records)} records but {len(self.labels)} labels"
-            )
+            raise ValueError(f"{len(self.records)} records but {len(self.labels)} labels")
         if any(label not in (0, 1) for label in self.labels):
             raise ValueError("labels must be 0 (ham) or 1 (spam)")
 
@@ -165,9 +163,7 @@ def read_dataset(path: Path | str, *, skip_malformed: bool = False) -> Dataset:
     return _read_file(path, skip_malformed=skip_malformed)
 
 
-def read_datasets(
-    paths: Iterable[Path | str], *, skip_malformed: bool = False
-) -> Dataset:
+def read_datasets(paths: Iterable[Path | str], *, skip_malformed: bool = False) -> Dataset:
     """Read several paths (files or directories) and concatenate them in the given order.
 
     Raises :class:`DatasetError` as :func:`read_dataset` does, and when ``paths`` is empty.
@@ -376,9 +372,7 @@ def _parse_csv(
             errors.append(RowError(start, bad_bytes[0], source))
             continue
         if len(row) != len(header):
-            errors.append(
-                RowError(start, f"{len(row)} columns, expected {len(header)}", source)
-            )
+            errors.append(RowError(start, f"{len(row)} columns, expected {len(header)}", source))
             continue
         cells = dict(zip(header, row, strict=True))
         parsed = _youtube_row(cells) if fmt == "youtube" else _generic_row(cells)
@@ -410,8 +404,7 @@ def _generic_row(cells: dict[str, str]) -> tuple[CommentRecord, int] | str:
     if not content:
         return "missing content"
     texts = {
-        name: (cells.get(name) or "").strip(_STRIP_CHARS) or None
-        for name in _OPTIONAL_TEXT_COLUMNS
+        name: (cells.get(name) or "").strip(_STRIP_CHARS) or None for name in _OPTIONAL_TEXT_COLUMNS
     }
     counts: dict[str, int] = {}
     for name in _OPTIONAL_COUNT_COLUMNS:
