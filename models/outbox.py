@@ -21,6 +21,7 @@ class OutboxTask(Timestamped, Base):
             postgresql_where=text("done_at IS NULL"),
             sqlite_where=text("done_at IS NULL"),
         ),
+        Index("ix_outbox_task_key", "task", "key"),
     )
 
     # SQLite only autoincrements an INTEGER primary key.
@@ -28,6 +29,9 @@ class OutboxTask(Timestamped, Base):
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
     )
     task: Mapped[str] = mapped_column(String(128))
+    #: What the task is about (a comment id for classification), so the task can mark its row
+    #: done knowing only the ids it was given.
+    key: Mapped[str] = mapped_column(String(200))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     next_attempt_at: Mapped[dt.datetime]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 13:39:20.388606
+Create Date: 2026-11-25 13:41:21.800240
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ def upgrade() -> None:
         "outbox",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("task", sa.String(length=128), nullable=False),
+        sa.Column("key", sa.String(length=200), nullable=False),
         sa.Column(
             "payload",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
@@ -46,6 +47,7 @@ def upgrade() -> None:
             postgresql_where=sa.text("done_at IS NULL"),
             sqlite_where=sa.text("done_at IS NULL"),
         )
+        batch_op.create_index("ix_outbox_task_key", ["task", "key"], unique=False)
 
     op.create_table(
         "sites",
@@ -236,6 +238,7 @@ def downgrade() -> None:
     op.drop_table("authors")
     op.drop_table("sites")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbox_task_key")
         batch_op.drop_index(
             "ix_outbox_due",
             postgresql_where=sa.text("done_at IS NULL"),
