@@ -153,9 +153,11 @@ def dataset_fingerprint(records: Iterable[CommentRecord], labels: Iterable[int])
 def read_dataset(path: Path | str, *, skip_malformed: bool = False) -> Dataset:
     """Read one data file, or every data file of a directory (sorted by name).
 
-    Raises :class:`DatasetError` when the path is missing, the file is empty or of an
-    unknown format, or (unless ``skip_malformed``) any row is malformed; the message then
-    lists every malformed row with its line number.
+    Raises :class:`DatasetError` when the path is missing, the file is empty, of an
+    unknown format or holds no rows at all, or (unless ``skip_malformed``) any row is
+    malformed; the message then lists every malformed row with its line number. With
+    ``skip_malformed`` a file whose rows are all malformed gives an empty data set whose
+    ``errors`` list them.
     """
     path = Path(path)
     if path.is_dir():
@@ -277,8 +279,8 @@ def _read_file(path: Path, *, skip_malformed: bool) -> Dataset:
         _parse_csv(text, source, fmt, rows, errors)
     if errors and not skip_malformed:
         raise DatasetError(_describe_errors(errors), errors)
-    if not rows:
-        raise DatasetError(f"{source}: no rows with a label and content", errors)
+    if not rows and not errors:
+        raise DatasetError(f"{source}: no rows with a label and content")
     records = [record for record, _ in rows]
     labels = [label for _, label in rows]
     return Dataset(
