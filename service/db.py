@@ -22,7 +22,9 @@ def make_engine(settings: Settings, **overrides: Any) -> Engine:
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
     else:
-        kwargs["connect_args"] = {"connect_timeout": max(1, int(settings.dependency_timeout_seconds))}
+        kwargs["connect_args"] = {
+            "connect_timeout": max(1, int(settings.dependency_timeout_seconds))
+        }
         kwargs["pool_size"] = 10
         kwargs["max_overflow"] = 10
         kwargs["pool_timeout"] = settings.dependency_timeout_seconds

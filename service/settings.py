@@ -38,12 +38,16 @@ class Settings(BaseSettings):
     )
 
     environment: Literal["production", "development", "test"] = "production"
-    database_url: str = Field(validation_alias=AliasChoices("DATABASE_URL", "COMMENTGUARD_DATABASE_URL"))
+    database_url: str = Field(
+        validation_alias=AliasChoices("DATABASE_URL", "COMMENTGUARD_DATABASE_URL")
+    )
     broker_url: str = Field(
         default="redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("BROKER_URL", "COMMENTGUARD_BROKER_URL"),
     )
-    secret_key: SecretStr = Field(validation_alias=AliasChoices("SECRET_KEY", "COMMENTGUARD_SECRET_KEY"))
+    secret_key: SecretStr = Field(
+        validation_alias=AliasChoices("SECRET_KEY", "COMMENTGUARD_SECRET_KEY")
+    )
 
     #: Path to the active classifier artifact; empty means the bundled one.
     classifier_path: Path | None = None

@@ -1,0 +1,41 @@
+"""The sweeper's side of the outbox: find tasks whose run never finished and claim them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import OutboxTask
+
+#: Back off up to this many timeouts between attempts on a task that keeps failing.
+MAX_BACKOFF_FACTOR = 16
+
+
+def claim_due(
+    session: Session, *, now: dt.datetime, limit: int, timeout: dt.timedelta
+) -> list[OutboxTask]:
+    """Claim up to ``limit`` outbox rows not done by their ``next_attempt_at``.
+
+    Each claimed row gets ``attempts + 1`` and a later ``next_attempt_at`` (the timeout,
+    doubled per attempt up to 16x), so a second sweeper, or this one next time, leaves it
+    alone until then. Rows locked by another sweeper are skipped, not waited for. Rows are
+    never given up on: every accepted comment must reach a verdict. Flushes; the caller
+    commits, then enqueues the claimed tasks.
+    """
+    rows = list(
+        session.scalars(
+            select(OutboxTask)
+            .where(OutboxTask.done_at.is_(None), OutboxTask.next_attempt_at <= now)
+            .order_by(OutboxTask.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    for row in rows:
+        row.attempts += 1
+        factor = min(2 ** (row.attempts - 1), MAX_BACKOFF_FACTOR)
+        row.next_attempt_at = now + timeout * factor
+    session.flush()
+    return rows

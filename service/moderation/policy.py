@@ -1,0 +1,154 @@
+"""A site's moderation policy and the one function that turns a score into a decision."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from models import Status, Trust
+
+_URL = re.compile(r"(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
+
+
+class SitePolicy(BaseModel):
+    """Thresholds and rules of one site. Stored as JSON on ``sites.policy``.
+
+    A threshold left ``None`` falls back to the one the active classifier suggests.
+    Scores are spam probabilities: below ``hold_threshold`` a comment is approved, from it
+    up to ``spam_threshold`` held, from ``spam_threshold`` spam, and from
+    ``discard_threshold`` spam that the blog may drop without showing anyone.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    hold_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    spam_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    discard_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    #: Words or phrases (case-insensitive, whole words) that make a comment spam.
+    blocked_words: list[str] = Field(default_factory=list, max_length=1000)
+    #: Words or phrases that send a comment to the queue for a human look.
+    moderation_words: list[str] = Field(default_factory=list, max_length=1000)
+    #: More links than this holds the comment (WordPress's default is 2).
+    max_links: int = Field(default=2, ge=0, le=1000)
+    #: At most this many comments per author per minute; 0 turns flood control off.
+    flood_limit_per_minute: int = Field(default=10, ge=0, le=10_000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SitePolicy:
+        given = (self.hold_threshold, self.spam_threshold, self.discard_threshold)
+        present = [t for t in given if t is not None]
+        if present != sorted(present):
+            raise ValueError("thresholds must satisfy hold <= spam <= discard")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    hold: float
+    spam: float
+    discard: float
+
+
+def effective_thresholds(policy: SitePolicy, suggested: Thresholds) -> Thresholds:
+    """The site's thresholds, each falling back to the classifier's suggestion, kept ordered."""
+    hold = policy.hold_threshold if policy.hold_threshold is not None else suggested.hold
+    spam = policy.spam_threshold if policy.spam_threshold is not None else suggested.spam
+    discard = (
+        policy.discard_threshold if policy.discard_threshold is not None else suggested.discard
+    )
+    spam = max(spam, hold)
+    return Thresholds(hold=hold, spam=spam, discard=max(discard, spam))
+
+
+@dataclass(frozen=True, slots=True)
+class RuleReason:
+    """Why the policy moved a comment, in the same shape as a classifier reason."""
+
+    phrase: str
+    feature: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    status: Status
+    discard: bool
+    rules: tuple[RuleReason, ...]
+
+
+@lru_cache(maxsize=256)
+def _word_pattern(words: tuple[str, ...]) -> re.Pattern[str] | None:
+    cleaned = [w.strip() for w in words if w.strip()]
+    if not cleaned:
+        return None
+    alternatives = "|".join(re.escape(w) for w in sorted(cleaned, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+
+
+def find_words(words: list[str], text: str) -> list[str]:
+    """The distinct listed words that occur in ``text`` as whole words, in order of appearance."""
+    pattern = _word_pattern(tuple(words))
+    if pattern is None:
+        return []
+    found: list[str] = []
+    for match in pattern.finditer(text):
+        word = match.group(0).lower()
+        if word not in found:
+            found.append(word)
+    return found
+
+
+def count_links(text: str) -> int:
+    """Links written in the text: ``http(s)://`` URLs and bare ``www.`` hosts."""
+    return len(_URL.findall(text))
+
+
+def decide(
+    policy: SitePolicy,
+    thresholds: Thresholds,
+    *,
+    score: float,
+    text: str,
+    trust: Trust,
+) -> Decision:
+    """Apply the site's thresholds and rules to one scored comment.
+
+    Precedence, strongest first: a banned author and blocked words make spam; then the
+    score bands; then moderation words and too many links hold what would be approved.
+    A trusted author skips the hold band (a score between hold and spam is approved) but
+    not the rules.
+    """
+    if trust is Trust.banned:
+        return Decision(Status.spam, False, (RuleReason("the author is banned", "rule:banned"),))
+    blocked = find_words(policy.blocked_words, text)
+    if blocked:
+        return Decision(
+            Status.spam,
+            False,
+            tuple(RuleReason(f"blocked word '{w}'", f"rule:blocked:{w}") for w in blocked),
+        )
+
+    if score >= thresholds.discard:
+        return Decision(Status.spam, True, ())
+    if score >= thresholds.spam:
+        return Decision(Status.spam, False, ())
+
+    rules: list[RuleReason] = []
+    status = Status.approved
+    if score >= thresholds.hold:
+        if trust is Trust.trusted:
+            rules.append(RuleReason("trusted author: hold band skipped", "rule:trusted"))
+        else:
+            status = Status.held
+    for word in find_words(policy.moderation_words, text):
+        rules.append(RuleReason(f"moderation word '{word}'", f"rule:moderation:{word}"))
+        status = Status.held
+    links = count_links(text)
+    if links > policy.max_links:
+        rules.append(
+            RuleReason(f"{links} links (the site allows {policy.max_links})", "rule:max_links")
+        )
+        status = Status.held
+    return Decision(status, False, tuple(rules))
