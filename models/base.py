@@ -24,7 +24,7 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map: dict[Any, Any] = {
+    type_annotation_map: dict[Any, Any] = {  # noqa: RUF012  (SQLAlchemy reads it as is)
         dt.datetime: DateTime(timezone=True),
         dict[str, Any]: JSONType,
         list[Any]: JSONType,
