@@ -77,4 +77,6 @@ class Comment(Timestamped, Base):
     version: Mapped[int] = mapped_column(default=1, server_default="1")
     updated_at: Mapped[dt.datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
-    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+    # eager_defaults: read created_at/updated_at back with RETURNING at insert, so the API can
+    # answer from the object after its session has closed.
+    __mapper_args__ = {"version_id_col": version, "eager_defaults": True}  # noqa: RUF012

@@ -83,7 +83,11 @@ def _word_pattern(words: tuple[str, ...]) -> re.Pattern[str] | None:
     cleaned = [w.strip() for w in words if w.strip()]
     if not cleaned:
         return None
-    alternatives = "|".join(re.escape(w) for w in sorted(cleaned, key=len, reverse=True))
+    # Longest first so "free money" wins over "free"; any run of white space matches a space.
+    alternatives = "|".join(
+        r"\s+".join(re.escape(part) for part in w.split())
+        for w in sorted(cleaned, key=len, reverse=True)
+    )
     return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
 
 
@@ -94,7 +98,7 @@ def find_words(words: list[str], text: str) -> list[str]:
         return []
     found: list[str] = []
     for match in pattern.finditer(text):
-        word = match.group(0).lower()
+        word = " ".join(match.group(0).lower().split())
         if word not in found:
             found.append(word)
     return found

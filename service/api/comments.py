@@ -1,0 +1,177 @@
+"""``/v1/comments``: accept a comment (202) and read it back with its verdict."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import uuid
+from typing import Any
+
+from flask import Blueprint, Response, request, url_for
+from pydantic import ValidationError
+
+from models import Comment, Site
+from service.api.context import (
+    authenticate,
+    check_text_size,
+    json_body,
+    require_broker,
+    services,
+    transaction,
+)
+from service.api.schemas import CommentIn, CommentOut, ReasonOut, VerdictOut
+from service.auth.tokens import bearer_token
+from service.moderation.comments import CommentView, find_comment, read_comment
+from service.moderation.errors import FieldError, InvalidInput, NotFound
+from service.moderation.sites import get_site
+from service.moderation.submit import CommentInput, submit_comment
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("comments", __name__, url_prefix="/v1/comments")
+
+IDEMPOTENCY_KEY_MAX = 255
+
+
+@bp.post("")
+def post_comment() -> Response:
+    """Accept a comment for classification: ``202`` with the comment and a ``Location``."""
+    settings = services().settings
+    token = bearer_token(request.headers.get("Authorization"))
+    body = json_body()
+    check_text_size(body, "content", settings.max_content_bytes)
+    data = _parse(body)
+    key = _idempotency_key()
+    require_broker()
+
+    with transaction() as session:
+        site = get_site(session, slug=data.site)
+        identity = authenticate(site, token)
+        submission = submit_comment(
+            session,
+            site=site,
+            identity=identity,
+            data=CommentInput(**data.model_dump(exclude={"site"})),
+            idempotency_key=key,
+            request_hash=_request_hash(body),
+            now=dt.datetime.now(dt.UTC),
+            outbox_timeout=dt.timedelta(seconds=settings.outbox_timeout_seconds),
+        )
+        comment = submission.comment
+    if not submission.replayed:
+        _enqueue(comment)
+
+    # The answer is the acceptance itself; a replay gives the same answer, and
+    # GET /v1/comments/{id} gives the current state.
+    out = _accepted(comment, site)
+    response = Response(json.dumps(out.body()), status=202, mimetype="application/json")
+    response.headers["Location"] = out.links["self"]
+    if submission.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@bp.get("/<comment_id>")
+def get_comment(comment_id: str) -> Response:
+    """The comment's status, discard flag and latest verdict, for its author."""
+    token = bearer_token(request.headers.get("Authorization"))
+    cid = _uuid_or_404(comment_id)
+    with transaction() as session:
+        comment, site = find_comment(session, comment_id=cid)
+        reader = authenticate(site, token)
+        view = read_comment(session, comment=comment, site=site, reader=reader)
+        out = _render(view)
+    return Response(json.dumps(out.body()), status=200, mimetype="application/json")
+
+
+def _parse(body: dict[str, Any]) -> CommentIn:
+    try:
+        return CommentIn.model_validate(body)
+    except ValidationError as exc:
+        errors = [
+            FieldError(".".join(str(p) for p in e["loc"]) or "body", e["msg"]) for e in exc.errors()
+        ]
+        raise InvalidInput("the comment has invalid fields", errors) from None
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not key or len(key) > IDEMPOTENCY_KEY_MAX or not key.isprintable():
+        raise InvalidInput(
+            "invalid Idempotency-Key",
+            [FieldError("Idempotency-Key", f"1 to {IDEMPOTENCY_KEY_MAX} printable characters")],
+        )
+    return key
+
+
+def _request_hash(body: dict[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def _uuid_or_404(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound(f"no comment {value}") from None
+
+
+def _enqueue(comment: Comment) -> None:
+    """Enqueue after commit. A failure here loses nothing: the outbox row is committed and
+    the sweeper enqueues it after its timeout."""
+    try:
+        services().queue.enqueue_classification(comment.id)
+    except Exception:
+        log.warning(
+            "enqueue failed for comment %s; the sweeper will retry", comment.id, exc_info=True
+        )
+
+
+def _links(comment: Comment) -> dict[str, str]:
+    return {"self": url_for("comments.get_comment", comment_id=str(comment.id))}
+
+
+def _accepted(comment: Comment, site: Site) -> CommentOut:
+    return CommentOut(
+        id=comment.id,
+        site=site.slug,
+        thread=comment.thread,
+        parent=comment.parent_id,
+        status="pending",
+        discard=False,
+        author_name=comment.author_name,
+        content=comment.content,
+        created_at=comment.created_at,
+        links=_links(comment),
+    )
+
+
+def _render(view: CommentView) -> CommentOut:
+    comment, verdict = view.comment, view.verdict
+    return CommentOut(
+        id=comment.id,
+        site=view.site.slug,
+        thread=comment.thread,
+        parent=comment.parent_id,
+        status=comment.status.value,
+        discard=comment.discard,
+        author_name=comment.author_name,
+        content=comment.content,
+        created_at=comment.created_at,
+        verdict=None
+        if verdict is None
+        else VerdictOut(
+            score=verdict.score,
+            decision=verdict.decision,
+            discard=verdict.discard,
+            reasons=[ReasonOut.model_validate(r) for r in verdict.reasons],
+            classifier_version=verdict.classifier_version,
+            latency_ms=verdict.latency_ms,
+            created_at=verdict.created_at,
+        ),
+        links=_links(comment),
+    )

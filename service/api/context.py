@@ -1,0 +1,111 @@
+"""What views share: the app's services, the request transaction, body parsing, auth."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from flask import current_app, request
+from sqlalchemy.orm import Session, sessionmaker
+
+from models import Site
+from service.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
+from service.moderation.errors import ServiceUnavailable
+from service.moderation.types import Identity
+from service.settings import Settings
+
+EXTENSION = "commentguard"
+
+
+class Verifier(Protocol):
+    def verify(
+        self,
+        token: str,
+        *,
+        trusted_issuers: list[str],
+        audiences: list[str],
+        site_slug: str,
+    ) -> Identity: ...
+
+
+class Queue(Protocol):
+    def enqueue_classification(self, comment_id: Any) -> None: ...
+
+    def ping(self) -> bool: ...
+
+
+class ClassifierStatus(Protocol):
+    def ready(self) -> tuple[bool, str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything a view may use, built once by ``create_app``."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    verifier: Verifier
+    queue: Queue
+    classifier: ClassifierStatus
+
+
+def services() -> Services:
+    found = current_app.extensions[EXTENSION]
+    assert isinstance(found, Services)
+    return found
+
+
+@contextmanager
+def transaction() -> Iterator[Session]:
+    """The request's one transaction: committed when the block ends, rolled back on error."""
+    with services().sessions.begin() as session:
+        yield session
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object, or the right problem: 415 wrong type, 400 unparsable."""
+    mimetype = request.mimetype
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"send application/json, not {mimetype or 'a body without a Content-Type'}"
+        )
+    raw = request.get_data(cache=True)
+    try:
+        body = json.loads(raw)
+    except UnicodeDecodeError:
+        raise MalformedRequest("the body is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise MalformedRequest(f"the body is not valid JSON: {exc.msg} at {exc.pos}") from None
+    if not isinstance(body, dict):
+        raise MalformedRequest("the body must be a JSON object")
+    return body
+
+
+def check_text_size(body: dict[str, Any], field: str, limit: int) -> None:
+    """413 when ``body[field]`` holds more than ``limit`` bytes of UTF-8."""
+    value = body.get(field)
+    if isinstance(value, str) and len(value.encode("utf-8", "surrogatepass")) > limit:
+        raise PayloadTooLarge(f"'{field}' is over {limit} bytes")
+
+
+def require_broker() -> None:
+    """503 before anything is written when the broker is known to be down.
+
+    A comment accepted while the broker is down would still reach a verdict (the sweeper
+    enqueues it later), but minutes late; refusing lets the blog retry elsewhere or later.
+    """
+    if not services().queue.ping():
+        raise ServiceUnavailable("the task broker is unavailable; try again shortly")
+
+
+def authenticate(site: Site, token: str) -> Identity:
+    """The caller's identity, proven by a token from an issuer ``site`` trusts."""
+    return services().verifier.verify(
+        token,
+        trusted_issuers=list(site.trusted_issuers or []),
+        audiences=list(site.audiences or []),
+        site_slug=site.slug,
+    )

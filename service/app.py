@@ -1,0 +1,45 @@
+"""The Flask application factory: a composition root that reads like a table of contents."""
+
+from __future__ import annotations
+
+from flask import Flask
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.api import comments, health
+from service.api.context import EXTENSION, Services
+from service.auth.tokens import TokenVerifier
+from service.db import make_engine, make_sessionmaker
+from service.errors import register_error_handlers
+from service.logs import configure_logging, install_request_ids
+from service.moderation.active import ClassifierProvider
+from service.queue import TaskQueue, make_celery
+from service.settings import Settings
+
+
+def create_app(
+    settings: Settings | None = None, *, sessions: sessionmaker[Session] | None = None
+) -> Flask:
+    """Build the API. ``settings`` defaults to the environment's; ``sessions`` lets tests
+    hand in a sessionmaker bound to their own database."""
+    settings = settings or Settings()
+    configure_logging(settings)
+
+    app = Flask("commentguard")
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        SECRET_KEY=settings.secret_key.get_secret_value(),
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions[EXTENSION] = Services(
+        settings=settings,
+        sessions=sessions or make_sessionmaker(make_engine(settings)),
+        verifier=TokenVerifier(settings),
+        queue=TaskQueue(make_celery(settings)),
+        classifier=ClassifierProvider(settings.classifier_path),
+    )
+
+    install_request_ids(app)
+    register_error_handlers(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(comments.bp)
+    return app

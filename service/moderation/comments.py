@@ -1,0 +1,50 @@
+"""Reading comments: one comment with its latest verdict, for the people allowed to see it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import Author, Comment, Site, Verdict
+from service.moderation.errors import NotFound
+from service.moderation.types import Identity
+
+
+@dataclass(frozen=True, slots=True)
+class CommentView:
+    comment: Comment
+    site: Site
+    verdict: Verdict | None
+
+
+def find_comment(session: Session, *, comment_id: uuid.UUID) -> tuple[Comment, Site]:
+    """The comment and its site, or ``NotFound``."""
+    row = session.execute(
+        select(Comment, Site).join(Site, Site.id == Comment.site_id).where(Comment.id == comment_id)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no comment {comment_id}")
+    return row[0], row[1]
+
+
+def read_comment(
+    session: Session, *, comment: Comment, site: Site, reader: Identity
+) -> CommentView:
+    """The comment with its latest verdict, if ``reader`` may see it.
+
+    The comment's author may. Anyone else gets ``NotFound``, as if it did not exist, so
+    that ids cannot be probed (moderators are added by the roles of the auth issue).
+    """
+    author = session.get_one(Author, comment.author_id)
+    if (author.issuer, author.subject) != (reader.issuer, reader.subject):
+        raise NotFound(f"no comment {comment.id}")
+    verdict = session.scalar(
+        select(Verdict)
+        .where(Verdict.comment_id == comment.id)
+        .order_by(Verdict.created_at.desc(), Verdict.id.desc())
+        .limit(1)
+    )
+    return CommentView(comment, site, verdict)
