@@ -2,7 +2,46 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
 import click
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from service.settings import Settings, SettingsError
+
+MIGRATIONS_INI = Path(__file__).resolve().parent.parent / "migrations" / "alembic.ini"
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or a clear message and exit status 2."""
+    try:
+        return Settings()
+    except (ValidationError, SettingsError) as exc:
+        raise click.UsageError(f"configuration: {exc}") from None
+
+
+@contextmanager
+def _transaction(settings: Settings) -> Iterator[Session]:
+    """One transaction for one command; domain errors become clean CLI errors."""
+    from service.db import make_engine, make_sessionmaker
+    from service.moderation.errors import DomainError, InvalidInput
+
+    engine = make_engine(settings)
+    try:
+        with make_sessionmaker(engine).begin() as session:
+            yield session
+    except InvalidInput as exc:
+        fields = "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
+        raise click.ClickException(f"{exc.detail}: {fields}" if fields else exc.detail) from None
+    except DomainError as exc:
+        raise click.ClickException(exc.detail) from None
+    finally:
+        engine.dispose()
 
 
 @click.group()
@@ -14,3 +53,114 @@ def main() -> None:
 @main.group()
 def classifier() -> None:
     """Train, evaluate and try the spam classifier."""
+
+
+@main.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Run the Alembic migrations up to REVISION."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(MIGRATIONS_INI))
+    config.attributes["settings"] = load_settings()
+    command.upgrade(config, revision)
+
+
+@main.group()
+def site() -> None:
+    """Sites: the blogs that send comments."""
+
+
+@site.command("create")
+@click.option("--slug", required=True, help="Short name used in API calls, e.g. 'demo'.")
+@click.option("--name", required=True)
+@click.option("--url", required=True, help="The blog's address.")
+@click.option("--issuer", "issuers", multiple=True, help="A token issuer to trust (repeatable).")
+@click.option("--audience", "audiences", multiple=True, help="An accepted 'aud' (repeatable).")
+def site_create(
+    slug: str, name: str, url: str, issuers: tuple[str, ...], audiences: tuple[str, ...]
+) -> None:
+    """Create a site."""
+    from service.moderation.sites import create_site
+
+    with _transaction(load_settings()) as session:
+        created = create_site(
+            session, slug=slug, name=name, url=url, issuers=issuers, audiences=audiences
+        )
+        click.echo(f"created site {created.slug} ({created.name}, {created.url})")
+
+
+@site.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
+def site_list(as_json: bool) -> None:
+    """List the sites."""
+    from service.moderation.sites import list_sites
+
+    with _transaction(load_settings()) as session:
+        rows = [
+            {
+                "slug": s.slug,
+                "name": s.name,
+                "url": s.url,
+                "issuers": s.trusted_issuers,
+                "audiences": s.audiences,
+                "policy": s.policy,
+            }
+            for s in list_sites(session)
+        ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        issuers = ", ".join(row["issuers"]) or "-"
+        click.echo(f"{row['slug']:<20} {row['name']:<30} {row['url']}  issuers: {issuers}")
+
+
+@site.command("policy")
+@click.argument("slug")
+@click.option("--hold", type=float, help="Hold threshold (spam probability).")
+@click.option("--spam", type=float, help="Spam threshold.")
+@click.option("--discard", type=float, help="Discard threshold.")
+@click.option("--max-links", type=int, help="More links than this holds a comment.")
+@click.option("--flood-limit", type=int, help="Comments per author per minute; 0 = off.")
+@click.option("--blocked-word", "blocked", multiple=True, help="Replaces the blocked words.")
+@click.option(
+    "--moderation-word", "moderation", multiple=True, help="Replaces the moderation words."
+)
+def site_policy(
+    slug: str,
+    hold: float | None,
+    spam: float | None,
+    discard: float | None,
+    max_links: int | None,
+    flood_limit: int | None,
+    blocked: tuple[str, ...],
+    moderation: tuple[str, ...],
+) -> None:
+    """Show a site's policy, or change the parts given."""
+    from service.moderation.sites import update_policy
+
+    changes: dict[str, Any] = {
+        key: value
+        for key, value in {
+            "hold_threshold": hold,
+            "spam_threshold": spam,
+            "discard_threshold": discard,
+            "max_links": max_links,
+            "flood_limit_per_minute": flood_limit,
+        }.items()
+        if value is not None
+    }
+    if blocked:
+        changes["blocked_words"] = list(blocked)
+    if moderation:
+        changes["moderation_words"] = list(moderation)
+    with _transaction(load_settings()) as session:
+        policy = update_policy(session, slug=slug, changes=changes)
+    click.echo(json.dumps(policy.model_dump(), indent=2))
