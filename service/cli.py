@@ -164,3 +164,63 @@ def site_policy(
     with _transaction(load_settings()) as session:
         policy = update_policy(session, slug=slug, changes=changes)
     click.echo(json.dumps(policy.model_dump(), indent=2))
+
+
+@main.group()
+def dev() -> None:
+    """Development helpers; each refuses to run unless COMMENTGUARD_DEV_ISSUER is on."""
+
+
+def _dev_settings() -> Settings:
+    # Checked in each command rather than in the group callback, which click runs
+    # before a subcommand's --help and would make the help need a configuration.
+    settings = load_settings()
+    if not settings.dev_issuer:
+        raise click.UsageError(
+            "the dev commands need the development issuer: set COMMENTGUARD_DEV_ISSUER=true "
+            "(never in production)"
+        )
+    return settings
+
+
+@dev.command("token")
+@click.option("--sub", "subject", required=True, help="The token's subject (the user id).")
+@click.option("--site", required=True, help="Slug of the site the token is for (its aud).")
+@click.option("--name", default=None, help="The user's display name.")
+@click.option("--email", default=None, help="The user's email address.")
+@click.option(
+    "--ttl",
+    "ttl_seconds",
+    type=click.IntRange(min=1),
+    default=3600,
+    show_default=True,
+    help="Lifetime in seconds (at most a day).",
+)
+@click.option("--role", "roles", multiple=True, help="A role claim to include (repeatable).")
+def dev_token(
+    subject: str,
+    site: str,
+    name: str | None,
+    email: str | None,
+    ttl_seconds: int,
+    roles: tuple[str, ...],
+) -> None:
+    """Print an access token from the development issuer, for `Authorization: Bearer`."""
+    from service.auth.dev_issuer import mint_dev_token
+
+    settings = _dev_settings()
+    try:
+        token = mint_dev_token(
+            settings,
+            subject=subject,
+            site=site,
+            name=name,
+            email=email,
+            ttl_seconds=ttl_seconds,
+            roles=roles,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"the development key could not be used: {exc}") from None
+    click.echo(token)
