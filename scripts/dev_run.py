@@ -207,7 +207,10 @@ def stop(children: dict[str, subprocess.Popen[bytes]]) -> None:
 
 
 def print_session(env: dict[str, str], *, host: str, port: int) -> None:
-    token = cli(env, "dev", "token", "--sub", "alice", "--site", DEMO_SLUG).strip()
+    # A day: the session printed below stays usable while the service runs.
+    token = cli(
+        env, "dev", "token", "--sub", "alice", "--site", DEMO_SLUG, "--ttl", "86400"
+    ).strip()
     base = f"http://{host}:{port}"
     body = json.dumps(
         {

@@ -1,0 +1,809 @@
+"""The comment pipeline under load, against the machine's ceiling.
+
+    .venv/bin/python -m bench.pipeline [--comments 2000 --concurrency 16 --rate 200 ...]
+
+What it does, all on 127.0.0.1, bounded in count and in time (``--max-seconds``):
+
+1. Creates a fresh PostgreSQL database (dropped at the end), migrates it
+   (``commentguard db upgrade``), creates the site ``bench`` with flood control off, and
+   mints one development token per author in-process (``--authors`` distinct subjects).
+   The broker is Redis database ``--redis-db``, which must be empty at the start and is
+   flushed at the end.
+2. Starts the API (``service.app:create_app()``) and the ceiling app
+   (``bench.ceiling:create_app()``) under the same gunicorn options, and Celery workers
+   (``workers.celery_app``); warms each up.
+3. Ceiling: ``--comments`` requests, closed loop with ``--concurrency`` clients, to the
+   bare endpoint (one INSERT, one enqueue).
+4. Saturation: ``--comments`` comments the same way to ``POST /v1/comments``; then waits
+   for their verdicts. Prints accepted/s, p50/p99 accept latency, verdicts/s and p50/p99
+   time to verdict (``verdict.created_at - comment.created_at`` in SQL).
+5. Open loop: ``--rate`` comments/s offered for ``--open-seconds`` s, each request sent
+   at its scheduled time whatever the previous ones did; latency is counted from the
+   scheduled time, so a stalled server cannot hide its queueing (coordinated omission).
+6. Prints the table and PASS/FAIL for: accepted/s >= ``--min-ratio`` x ceiling/s
+   (saturation); open-loop p99 accept latency <= ``--max-accept-p99-ms``; open-loop p99
+   time to verdict <= ``--max-verdict-p99-ms``. Exit status 0 when all pass, 1 when one
+   fails, 2 when the run itself failed.
+
+Every process it starts is stopped, and the database dropped, on every exit path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import itertools
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import psycopg
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+SITE = "bench"
+CLASSIFY_TASK = "commentguard.classify_comment"
+
+HAM = [
+    "Great write-up, the part about {topic} finally made it click for me.",
+    "I disagree on {topic}: in my experience the simpler approach wins. Thoughts?",
+    "Thanks! Could you do a follow-up on {topic} with a worked example?",
+    "We tried this with {topic} at work last year and hit the same wall.",
+    "Small typo in the second paragraph, otherwise a very clear post about {topic}.",
+    "How does this compare to what the official docs say about {topic}?",
+]
+SPAM = [
+    "CHEAP {topic} pills!!! Buy now at http://cheap-deals.example/{n} best price",
+    "Make $5000 a week from home with {topic}, click http://earn.example/{n} now",
+    "Check out my channel for free {topic} giveaways http://sub4sub.example/{n}",
+    "Hot singles near you want to talk about {topic} http://date.example/{n}",
+]
+TOPICS = ["caching", "migrations", "type hints", "queues", "indexes", "testing", "logging"]
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run (a process did not start, the time ran out, ...)."""
+
+
+# --- the load generator ------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Sample:
+    """One request: seconds from its scheduled start to its answer, its status, and the
+    comment id it created (from ``Location``)."""
+
+    latency: float
+    status: int
+    ident: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    path: str
+    body: bytes
+    headers: dict[str, str]
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection, reopened when the server closes it.
+
+    ``http.client`` rather than requests: about a third of the client CPU per request,
+    which matters when client and server share two cores.
+    """
+
+    def __init__(self, port: int) -> None:
+        self._port = port
+        self._conn: http.client.HTTPConnection | None = None
+        self.reconnects = 0
+
+    def send(self, request: Request) -> tuple[int, str | None]:
+        # A request on a connection the server has meanwhile closed fails before the
+        # server read it; such a request (and only that) is sent again on a new one.
+        for attempt in (0, 1):
+            fresh = self._conn is None
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(HOST, self._port, timeout=60)
+            try:
+                self._conn.request("POST", request.path, request.body, request.headers)
+                response = self._conn.getresponse()
+                response.read()
+                location = response.getheader("Location")
+                if response.will_close:
+                    self.close()
+                return response.status, location.rsplit("/", 1)[-1] if location else None
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.close()
+                if fresh or attempt:
+                    raise
+                self.reconnects += 1
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+@dataclass(slots=True)
+class LoadResult:
+    """What a load phase measured: its samples and its wall-clock span."""
+
+    samples: list[Sample]
+    elapsed: float
+    reconnects: int = 0
+    errors: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> list[Sample]:
+        return [s for s in self.samples if s.status == 202]
+
+    @property
+    def rate(self) -> float:
+        return len(self.ok) / self.elapsed if self.elapsed > 0 else 0.0
+
+    def accepted_ids(self) -> list[str]:
+        return [s.ident for s in self.ok if s.ident]
+
+
+def closed_loop(port: int, requests: Sequence[Request], concurrency: int) -> LoadResult:
+    """Each of ``concurrency`` clients sends its next request as soon as it has an answer."""
+    samples: list[Sample | None] = [None] * len(requests)
+    counter = itertools.count()
+    connections = [Connection(port) for _ in range(concurrency)]
+
+    def client(conn: Connection) -> None:
+        while (i := next(counter)) < len(requests):
+            start = time.perf_counter()
+            status, ident = _send(conn, requests[i])
+            samples[i] = Sample(time.perf_counter() - start, status, ident)
+        conn.close()
+
+    elapsed = _run_threads(client, connections)
+    return _result(samples, elapsed, connections)
+
+
+def open_loop(port: int, requests: Sequence[Request], rate: float, clients: int) -> LoadResult:
+    """Request ``i`` is due at ``i / rate`` s; a free client sends it then (or at once if
+    late), and its latency runs from when it was due."""
+    samples: list[Sample | None] = [None] * len(requests)
+    counter = itertools.count()
+    connections = [Connection(port) for _ in range(clients)]
+    origin = time.perf_counter() + 0.2
+
+    def client(conn: Connection) -> None:
+        while (i := next(counter)) < len(requests):
+            due = origin + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            status, ident = _send(conn, requests[i])
+            samples[i] = Sample(time.perf_counter() - due, status, ident)
+        conn.close()
+
+    elapsed = _run_threads(client, connections) - 0.2
+    return _result(samples, elapsed, connections)
+
+
+def _send(conn: Connection, request: Request) -> tuple[int, str | None]:
+    try:
+        return conn.send(request)
+    except OSError:
+        # A failed connection counts as an error (status 0), not a crash of the bench.
+        conn.close()
+        return 0, None
+
+
+def _run_threads(target: Callable[[Connection], None], connections: list[Connection]) -> float:
+    threads = [threading.Thread(target=target, args=(c,), daemon=True) for c in connections]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start
+
+
+def _result(
+    samples: list[Sample | None], elapsed: float, connections: list[Connection]
+) -> LoadResult:
+    done = [s for s in samples if s is not None]
+    errors: dict[int, int] = {}
+    for s in done:
+        if s.status != 202:
+            errors[s.status] = errors.get(s.status, 0) + 1
+    return LoadResult(done, elapsed, sum(c.reconnects for c in connections), errors)
+
+
+def comment_requests(count: int, tokens: Sequence[str], *, path: str, salt: str) -> list[Request]:
+    """``count`` distinct comments (no two alike, so no duplicate refusals), about one in
+    four spam, spread over the authors and 50 threads; bodies serialised up front."""
+    requests = []
+    for i in range(count):
+        topic = TOPICS[i % len(TOPICS)]
+        template = SPAM[i % len(SPAM)] if i % 4 == 3 else HAM[i % len(HAM)]
+        body = {
+            "site": SITE,
+            "thread": f"/posts/{i % 50}",
+            "author_name": f"Reader {i % len(tokens)}",
+            "content": f"{template.format(topic=topic, n=i)} [{salt}-{i}]",
+            "user_ip": f"10.0.{(i // 250) % 250}.{i % 250 + 1}",
+            "user_agent": "bench/1.0",
+        }
+        requests.append(
+            Request(
+                path,
+                json.dumps(body).encode(),
+                {
+                    "Content-Type": "application/json",
+                    "Authorization": f"Bearer {tokens[i % len(tokens)]}",
+                },
+            )
+        )
+    return requests
+
+
+# --- processes ---------------------------------------------------------------------------
+
+
+class Processes:
+    """Child processes, each in its own session and with its output in a log file;
+    :meth:`stop_all` ends them (SIGTERM, then SIGKILL to the whole group)."""
+
+    def __init__(self, logs: Path, env: dict[str, str]) -> None:
+        self.logs = logs
+        self._env = env
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._files: list[IO[bytes]] = []
+
+    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        out = (self.logs / f"{name}.log").open("wb")
+        self._files.append(out)
+        proc = subprocess.Popen(
+            argv,
+            env=self._env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._children[name] = proc
+        return proc
+
+    def check(self) -> None:
+        for name, proc in self._children.items():
+            if proc.poll() is not None:
+                raise BenchError(f"{name} exited ({proc.returncode}):\n{self.tail(name)}")
+
+    def tail(self, name: str, lines: int = 30) -> str:
+        path = self.logs / f"{name}.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def pids(self, name: str) -> list[int]:
+        """The child's pid and its descendants' (gunicorn's or Celery's workers)."""
+        proc = self._children[name]
+        found = [proc.pid]
+        listed = subprocess.run(
+            ["ps", "-o", "pid=", "--ppid", str(proc.pid)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        found.extend(int(p) for p in listed.stdout.split())
+        return found
+
+    def stop_all(self, grace: float = 15.0) -> None:
+        for proc in self._children.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in self._children.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            # Whether or not the leader stopped, nothing of its group may outlive the bench.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for f in self._files:
+            f.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_http(port: int, path: str, procs: Processes, deadline: float) -> None:
+    while True:
+        procs.check()
+        with contextlib.suppress(OSError):
+            conn = http.client.HTTPConnection(HOST, port, timeout=2)
+            conn.request("GET", path)
+            if conn.getresponse().status == 200:
+                conn.close()
+                return
+            conn.close()
+        if time.monotonic() > deadline:
+            raise BenchError(f"nothing answered 200 on {HOST}:{port}{path} in time")
+        time.sleep(0.2)
+
+
+def gunicorn_argv(app: str, port: int, args: argparse.Namespace) -> list[str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"{HOST}:{port}",
+        "--workers",
+        str(args.api_workers),
+        "--worker-class",
+        args.worker_class,
+        "--backlog",
+        "2048",
+        "--log-level",
+        "warning",
+    ]
+    if args.worker_class == "gthread":
+        argv += ["--threads", str(args.threads), "--keep-alive", "30"]
+    return [*argv, app]
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    command = [sys.executable, "-c", "from service.cli import main; main()", *args]
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise BenchError(f"commentguard {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+# --- measurements from the database ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Verdicts:
+    """Verdicts of one phase's comments: how many, how fast they came, and how long each
+    took from its comment's creation (database clock, milliseconds)."""
+
+    count: int
+    expected: int
+    per_second: float
+    to_verdict_ms: list[float]
+    latency_field_ms: list[float]
+
+
+def wait_verdicts(dsn: str, ids: list[str], deadline: float, procs: Processes) -> Verdicts:
+    """Polls until every comment in ``ids`` has a verdict or ``deadline`` passes."""
+    uuids = [uuid.UUID(i) for i in ids]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while True:
+            row = conn.execute(
+                "SELECT count(*) FROM verdicts WHERE comment_id = ANY(%s)", (uuids,)
+            ).fetchone()
+            have = int(row[0]) if row else 0
+            if have >= len(uuids) or time.monotonic() > deadline:
+                break
+            procs.check()
+            time.sleep(0.2)
+        rows = conn.execute(
+            """
+            SELECT extract(epoch FROM v.created_at - c.created_at) * 1000,
+                   v.latency_ms, c.created_at, v.created_at
+            FROM comments c JOIN verdicts v ON v.comment_id = c.id
+            WHERE c.id = ANY(%s)
+            """,
+            (uuids,),
+        ).fetchall()
+    if not rows:
+        return Verdicts(0, len(uuids), 0.0, [], [])
+    first = min(r[2] for r in rows)
+    last = max(r[3] for r in rows)
+    span = (last - first).total_seconds()
+    return Verdicts(
+        count=len(rows),
+        expected=len(uuids),
+        per_second=len(rows) / span if span > 0 else 0.0,
+        to_verdict_ms=[float(r[0]) for r in rows],
+        latency_field_ms=[float(r[1]) for r in rows],
+    )
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (nearest rank); NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+# --- the run -----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Figures:
+    ceiling: LoadResult | None = None
+    saturation: LoadResult | None = None
+    saturation_verdicts: Verdicts | None = None
+    open: LoadResult | None = None
+    open_verdicts: Verdicts | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def fresh_database(admin_dsn: str) -> Iterator[str]:
+    """A new, empty database (its DSN), dropped on exit whatever happened."""
+    name = f"cg_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield psycopg.conninfo.make_conninfo(admin_dsn, dbname=name)
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def empty_redis_db(url: str) -> Iterator[redis.Redis]:
+    """The broker's Redis database, which must start empty; flushed on exit."""
+    client = redis.Redis.from_url(url)
+    if client.dbsize():
+        raise BenchError(f"Redis database {url} is not empty; choose another with --redis-db")
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        client.close()
+
+
+def sqlalchemy_url(dsn: str) -> str:
+    info = psycopg.conninfo.conninfo_to_dict(dsn)
+    user = info.get("user", "postgres")
+    host = info.get("host", HOST)
+    port = info.get("port", 5432)
+    return f"postgresql+psycopg://{user}@{host}:{port}/{info['dbname']}"
+
+
+def run(args: argparse.Namespace) -> Figures:
+    deadline = time.monotonic() + args.max_seconds
+    figures = Figures()
+    work = Path(tempfile.mkdtemp(prefix="cg-bench-"))
+    broker_url = f"redis://{HOST}:{args.redis_port}/{args.redis_db}"
+    try:
+        with (
+            fresh_database(args.admin_dsn) as dsn,
+            empty_redis_db(broker_url) as broker,
+        ):
+            env = {
+                **os.environ,
+                "PYTHONPATH": str(ROOT),
+                "DATABASE_URL": sqlalchemy_url(dsn),
+                "BROKER_URL": broker_url,
+                "SECRET_KEY": secrets.token_urlsafe(48),
+                # Development: the only environment that trusts the dev token issuer.
+                "COMMENTGUARD_ENVIRONMENT": "development",
+                "COMMENTGUARD_DEV_ISSUER": "true",
+                "COMMENTGUARD_DEV_KEY_PATH": str(work / "dev-key.pem"),
+                "COMMENTGUARD_LOG_LEVEL": args.log_level,
+            }
+            _setup_database(env, dsn)
+            tokens = _mint_tokens(env, args.authors)
+            procs = Processes(work, env)
+            try:
+                _measure(args, env, dsn, tokens, procs, figures, deadline, broker)
+            finally:
+                procs.stop_all()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return figures
+
+
+def _setup_database(env: dict[str, str], dsn: str) -> None:
+    from bench.ceiling import SCRATCH_DDL
+
+    cli(env, "db", "upgrade")
+    cli(env, "site", "create", "--slug", SITE, "--name", "Bench", "--url", "http://bench.invalid")
+    cli(env, "site", "policy", SITE, "--flood-limit", "0")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(SCRATCH_DDL)
+
+
+def _mint_tokens(env: dict[str, str], authors: int) -> list[str]:
+    from service.auth.dev_issuer import mint_dev_token
+    from service.settings import Settings
+
+    settings = Settings(
+        environment="development",
+        database_url=env["DATABASE_URL"],
+        secret_key=env["SECRET_KEY"],
+        dev_issuer=True,
+        dev_key_path=Path(env["COMMENTGUARD_DEV_KEY_PATH"]),
+    )
+    return [
+        mint_dev_token(settings, subject=f"bench-author-{i}", site=SITE, ttl_seconds=3 * 3600)
+        for i in range(authors)
+    ]
+
+
+def _measure(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    dsn: str,
+    tokens: list[str],
+    procs: Processes,
+    figures: Figures,
+    deadline: float,
+    broker: redis.Redis,
+) -> None:
+    api_port, ceiling_port = free_port(), free_port()
+    procs.start("api", gunicorn_argv("service.app:create_app()", api_port, args))
+    procs.start("ceiling", gunicorn_argv("bench.ceiling:create_app()", ceiling_port, args))
+    procs.start(
+        "worker",
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers.celery_app",
+            "worker",
+            "--concurrency",
+            str(args.celery_concurrency),
+            "--loglevel",
+            args.log_level,
+            # Cluster chatter that a single-host bench does not need.
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+    )
+    start_deadline = min(deadline, time.monotonic() + 60)
+    wait_http(api_port, "/readyz", procs, start_deadline)
+    wait_http(ceiling_port, "/healthz", procs, start_deadline)
+
+    # Warm-up: every gunicorn worker imports, connects and caches its keys, and every
+    # Celery process loads the classifier, before anything is timed.
+    warm = comment_requests(args.api_workers * 20, tokens, path="/v1/comments", salt="warm")
+    warmed = closed_loop(api_port, warm, args.concurrency)
+    if not warmed.ok:
+        raise BenchError(f"warm-up: no comment accepted ({warmed.errors}):\n{procs.tail('api')}")
+    wait_verdicts(dsn, warmed.accepted_ids(), min(deadline, time.monotonic() + 60), procs)
+    closed_loop(ceiling_port, comment_requests(200, tokens, path="/ceiling", salt="cwarm"), 8)
+    _say("warmed up")
+
+    ceiling_requests = comment_requests(args.comments, tokens, path="/ceiling", salt="ceil")
+    figures.ceiling = closed_loop(ceiling_port, ceiling_requests, args.concurrency)
+    _say(f"ceiling: {figures.ceiling.rate:.0f}/s")
+    _check_time(deadline)
+
+    saturation = comment_requests(args.comments, tokens, path="/v1/comments", salt="sat")
+    profiler = _start_profiler(args, procs)
+    figures.saturation = closed_loop(api_port, saturation, args.concurrency)
+    _stop_profilers(profiler)
+    _say(f"saturation: {figures.saturation.rate:.0f}/s accepted; waiting for verdicts")
+    figures.saturation_verdicts = wait_verdicts(
+        dsn,
+        figures.saturation.accepted_ids(),
+        min(deadline, time.monotonic() + args.verdict_timeout),
+        procs,
+    )
+    _check_time(deadline)
+
+    open_count = int(args.rate * args.open_seconds)
+    offered = comment_requests(open_count, tokens, path="/v1/comments", salt="open")
+    clients = max(args.concurrency, int(args.rate * 0.25))
+    figures.open = open_loop(api_port, offered, args.rate, clients)
+    _say(f"open loop: {figures.open.rate:.0f}/s accepted of {args.rate:.0f}/s offered")
+    figures.open_verdicts = wait_verdicts(
+        dsn,
+        figures.open.accepted_ids(),
+        min(deadline, time.monotonic() + args.verdict_timeout),
+        procs,
+    )
+    backlog = broker.llen("celery")
+    if backlog:
+        figures.notes.append(f"{backlog} task(s) still in the broker's queue at the end")
+
+
+def _start_profiler(args: argparse.Namespace, procs: Processes) -> list[subprocess.Popen[bytes]]:
+    """With ``--profile DIR``: py-spy records every API and worker process during the
+    saturation phase, one flame graph (SVG) per process."""
+    if not args.profile:
+        return []
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    out = Path(args.profile)
+    out.mkdir(parents=True, exist_ok=True)
+    started = []
+    for name in ("api", "worker", "ceiling"):
+        for pid in procs.pids(name):
+            started.append(
+                subprocess.Popen(
+                    [
+                        py_spy,
+                        "record",
+                        "--pid",
+                        str(pid),
+                        "--rate",
+                        "200",
+                        "--idle",
+                        "--output",
+                        str(out / f"{name}-{pid}.svg"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+    return started
+
+
+def _stop_profilers(profilers: list[subprocess.Popen[bytes]]) -> None:
+    for p in profilers:
+        p.send_signal(signal.SIGINT)
+    for p in profilers:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def _check_time(deadline: float) -> None:
+    if time.monotonic() > deadline:
+        raise BenchError("--max-seconds ran out")
+
+
+def _say(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+# --- the report --------------------------------------------------------------------------
+
+
+def report(args: argparse.Namespace, figures: Figures) -> bool:
+    """Prints the table and the targets; True when every target passes."""
+    ceiling, sat, sat_v = figures.ceiling, figures.saturation, figures.saturation_verdicts
+    opened, open_v = figures.open, figures.open_verdicts
+    if ceiling is None or sat is None or sat_v is None or opened is None or open_v is None:
+        raise BenchError("a phase did not complete")
+
+    def ms(values: Sequence[float], q: float) -> str:
+        return f"{percentile(values, q):8.1f}"
+
+    def latencies(result: LoadResult) -> list[float]:
+        return [s.latency * 1000 for s in result.ok]
+
+    config = (
+        f"gunicorn {args.api_workers} x {args.worker_class}"
+        + (f" ({args.threads} threads)" if args.worker_class == "gthread" else "")
+        + f", celery prefork x {args.celery_concurrency}, {os.cpu_count()} CPUs,"
+        f" {args.authors} authors, log level {args.log_level}"
+    )
+    print(f"\nCommentguard pipeline benchmark ({config})\n")
+    header = f"{'phase':<38}{'sent':>7}{'ok':>7}{'err':>6}{'rate/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+    print(header)
+    print("-" * len(header))
+    rows = [
+        (f"ceiling: INSERT + enqueue (C={args.concurrency})", ceiling),
+        (f"saturation: accept (C={args.concurrency})", sat),
+        (f"open loop: accept ({args.rate:.0f}/s offered)", opened),
+    ]
+    for label, result in rows:
+        lat = latencies(result)
+        print(
+            f"{label:<38}{len(result.samples):>7}{len(result.ok):>7}"
+            f"{len(result.samples) - len(result.ok):>6}{result.rate:>9.1f}"
+            f"{ms(lat, 50)}{ms(lat, 99)}"
+        )
+    for label, verdicts in (
+        ("saturation: verdicts (time to verdict)", sat_v),
+        ("open loop: verdicts (time to verdict)", open_v),
+    ):
+        print(
+            f"{label:<38}{verdicts.expected:>7}{verdicts.count:>7}"
+            f"{verdicts.expected - verdicts.count:>6}{verdicts.per_second:>9.1f}"
+            f"{ms(verdicts.to_verdict_ms, 50)}{ms(verdicts.to_verdict_ms, 99)}"
+        )
+    print(
+        "\n'time to verdict' is verdicts.created_at - comments.created_at (database clock; "
+        "each is its transaction's start).\nverdict.latency_ms agrees: p50 "
+        f"{percentile(sat_v.latency_field_ms, 50):.1f} / p99 "
+        f"{percentile(sat_v.latency_field_ms, 99):.1f} ms (saturation), p50 "
+        f"{percentile(open_v.latency_field_ms, 50):.1f} / p99 "
+        f"{percentile(open_v.latency_field_ms, 99):.1f} ms (open loop)."
+    )
+    for label, result in rows:
+        if result.errors:
+            print(f"errors in {label}: {result.errors} (status 0 = connection failed)")
+        if result.reconnects:
+            print(f"{label}: {result.reconnects} request(s) resent after an idle close")
+    for note in figures.notes:
+        print(f"note: {note}")
+
+    ratio = sat.rate / ceiling.rate if ceiling.rate else 0.0
+    open_p99 = percentile(latencies(opened), 99)
+    verdict_p99 = percentile(open_v.to_verdict_ms, 99)
+    open_complete = not opened.errors and open_v.count == open_v.expected
+    targets = [
+        (
+            f"saturation accepted/s / ceiling/s >= {args.min_ratio:.2f}",
+            f"{sat.rate:.1f} / {ceiling.rate:.1f} = {ratio:.2f}",
+            ratio >= args.min_ratio and not sat.errors,
+        ),
+        (
+            f"open loop p99 accept latency <= {args.max_accept_p99_ms:.0f} ms",
+            f"{open_p99:.1f} ms",
+            open_p99 <= args.max_accept_p99_ms and open_complete,
+        ),
+        (
+            f"open loop p99 time to verdict <= {args.max_verdict_p99_ms:.0f} ms",
+            f"{verdict_p99:.1f} ms ({open_v.count}/{open_v.expected} verdicts)",
+            verdict_p99 <= args.max_verdict_p99_ms and open_complete,
+        ),
+    ]
+    print("\ntargets")
+    for label, value, passed in targets:
+        print(f"  {'PASS' if passed else 'FAIL'}  {label:<48} {value}")
+    return all(passed for _, _, passed in targets)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.pipeline",
+        description="Load the comment pipeline and compare it with the machine's ceiling.",
+    )
+    p.add_argument("--comments", type=int, default=2000, help="saturation and ceiling requests")
+    p.add_argument("--concurrency", type=int, default=16, help="closed-loop clients")
+    p.add_argument("--rate", type=float, default=200.0, help="open-loop comments per second")
+    p.add_argument("--open-seconds", type=float, default=15.0, help="open-loop duration")
+    p.add_argument("--authors", type=int, default=500, help="distinct token subjects")
+    p.add_argument("--api-workers", type=int, default=4, help="gunicorn worker processes")
+    p.add_argument("--worker-class", choices=["sync", "gthread"], default="sync")
+    p.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
+    p.add_argument("--celery-concurrency", type=int, default=2, help="Celery pool processes")
+    p.add_argument("--log-level", default="WARNING", help="COMMENTGUARD_LOG_LEVEL for all")
+    p.add_argument("--min-ratio", type=float, default=0.7)
+    p.add_argument("--max-accept-p99-ms", type=float, default=50.0)
+    p.add_argument("--max-verdict-p99-ms", type=float, default=1000.0)
+    p.add_argument("--verdict-timeout", type=float, default=120.0, help="seconds per phase")
+    p.add_argument("--max-seconds", type=float, default=900.0, help="bound on the whole run")
+    p.add_argument("--admin-dsn", default=f"postgresql://postgres@{HOST}:5432/postgres")
+    p.add_argument("--redis-port", type=int, default=6379)
+    p.add_argument("--redis-db", type=int, default=14, help="must be empty; flushed after")
+    p.add_argument("--profile", metavar="DIR", help="py-spy flame graphs of saturation here")
+    args = p.parse_args(argv)
+    if min(args.comments, args.concurrency, args.authors, args.api_workers) < 1 or args.rate <= 0:
+        p.error("counts and the rate must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        figures = run(args)
+    except BenchError as exc:
+        print(f"bench: failed: {exc}", file=sys.stderr)
+        return 2
+    return 0 if report(args, figures) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
