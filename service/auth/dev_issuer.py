@@ -92,9 +92,7 @@ def _read_key(path: Path) -> Ed25519PrivateKey:
 
 def public_jwk(key: Ed25519PrivateKey) -> dict[str, str]:
     """The public half of ``key`` as a JWK, with its RFC 7638 thumbprint as ``kid``."""
-    raw = key.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     members = {"crv": "Ed25519", "kty": "OKP", "x": _b64url(raw)}
     # RFC 7638: the required members, sorted, no whitespace.
     canonical = json.dumps(members, sort_keys=True, separators=(",", ":")).encode()
@@ -157,8 +155,7 @@ def mint_dev_token(
 def _require_enabled(settings: Settings) -> None:
     if not settings.dev_issuer:
         raise DevIssuerDisabled(
-            "the development issuer is off; set COMMENTGUARD_DEV_ISSUER=true (never in "
-            "production)"
+            "the development issuer is off; set COMMENTGUARD_DEV_ISSUER=true (never in production)"
         )
 
 

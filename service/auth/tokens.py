@@ -155,7 +155,7 @@ class TokenVerifier:
             raise Unauthorized("the token is not a well-formed JWT")
         try:
             unverified = jwt.api_jwt.decode_complete(token, options={"verify_signature": False})
-        except jwt.InvalidTokenError:
+        except jwt.PyJWTError:
             raise Unauthorized("the token is not a well-formed JWT") from None
         header: dict[str, Any] = unverified["header"]
         payload: dict[str, Any] = unverified["payload"]
@@ -278,14 +278,15 @@ class TokenVerifier:
                 leeway=LEEWAY_SECONDS,
                 options=options,
             )
-        except jwt.InvalidTokenError as exc:
+        except jwt.PyJWTError as exc:
+            # Not only InvalidTokenError: a weak key raises InvalidKeyError, a sibling.
             detail = _refusal(exc)
             log.debug("token refused (iss %s, alg %s): %s", issuer, algorithm, detail)
             raise Unauthorized(detail) from None
         return claims
 
 
-def _refusal(exc: jwt.InvalidTokenError) -> str:
+def _refusal(exc: jwt.PyJWTError) -> str:
     """The words for a PyJWT refusal (its own messages are terse and vary by version)."""
     if isinstance(exc, jwt.ExpiredSignatureError):
         return "the token has expired"
