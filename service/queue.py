@@ -1,0 +1,157 @@
+"""The task queue as the rest of the service sees it: a configured Celery app and a sender.
+
+``make_celery`` is the one place Celery is configured, for the API (which only sends) and
+for the workers and beat (``workers/celery_app.py``). ``TaskQueue`` sends tasks by name,
+so the API never imports the workers, and tells whether the broker is reachable.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+
+from celery import Celery
+
+from service.logs import request_id_var
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CLASSIFY_COMMENT = "commentguard.classify_comment"
+SWEEP_OUTBOX = "commentguard.sweep_outbox"
+
+#: A message header carrying the id of the HTTP request that enqueued a task, so that the
+#: worker's log lines for it can be matched with the API's.
+REQUEST_ID_HEADER = "commentguard_request_id"
+
+#: Redis re-delivers a message not acknowledged this long after delivery. It must exceed
+#: the longest retry countdown (an ETA message counts as unacknowledged while it waits) or
+#: retries are doubled; recovering from a crashed worker is the outbox sweeper's job, which
+#: is much quicker (``outbox_timeout_seconds``).
+VISIBILITY_TIMEOUT_SECONDS = 3600
+
+#: How long ``TaskQueue.ping`` trusts its last answer.
+PING_CACHE_SECONDS = 1.0
+
+
+def make_celery(settings: Settings, *, name: str = "commentguard") -> Celery:
+    """A Celery app for ``settings.broker_url`` with the service's delivery guarantees.
+
+    * At least once: ``task_acks_late`` (a message is acknowledged after its task ends) and
+      ``task_reject_on_worker_lost`` (a pool process killed mid-task sends its message back),
+      with a prefetch of one, so a dead worker strands at most one message per process.
+      Tasks are therefore idempotent.
+    * JSON only, in and out: no pickle from the broker.
+    * No result backend: tasks write their results to the database.
+    * A broker outage surfaces within ``settings.dependency_timeout_seconds`` (connects,
+      socket reads, one quick publish retry) instead of hanging a request.
+    * Beat sends ``SWEEP_OUTBOX`` every ``settings.sweep_interval_seconds``; a sweep not
+      started within one interval expires, so an outage does not pile them up.
+
+    Works with Redis (``redis://``) and with kombu's server-less SQLAlchemy transport
+    (``sqla+sqlite:///var/broker.sqlite``) for development.
+    """
+    timeout = settings.dependency_timeout_seconds
+    transport_options: dict[str, Any] = {}
+    if settings.broker_url.startswith(("redis://", "rediss://", "redis+socket://")):
+        transport_options = {
+            "socket_connect_timeout": timeout,
+            "socket_timeout": timeout,
+            "retry_on_timeout": True,
+            "health_check_interval": 25,
+            "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
+        }
+    # kombu's SQLAlchemy transport hands every transport option to create_engine (even
+    # its own polling_interval), so it gets none: it polls once a second.
+
+    app = Celery(name, broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        event_serializer="json",
+        result_backend=None,
+        task_ignore_result=True,
+        broker_connection_timeout=timeout,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options=transport_options,
+        task_publish_retry_policy={
+            "max_retries": 1,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.2,
+        },
+        # The service configures logging itself (service.logs); Celery must not replace it.
+        worker_hijack_root_logger=False,
+        enable_utc=True,
+        timezone="UTC",
+        beat_schedule={
+            "sweep-outbox": {
+                "task": SWEEP_OUTBOX,
+                "schedule": settings.sweep_interval_seconds,
+                "options": {"expires": settings.sweep_interval_seconds},
+            }
+        },
+    )
+    return app
+
+
+class TaskQueue:
+    """Sends tasks by name; thread-safe (the producer pool is Celery's)."""
+
+    def __init__(self, celery: Celery, *, ping_cache_seconds: float = PING_CACHE_SECONDS) -> None:
+        self._celery = celery
+        self._ping_cache_seconds = ping_cache_seconds
+        self._lock = threading.Lock()
+        self._last_ping: tuple[float, bool] | None = None
+
+    def enqueue_classification(self, comment_id: uuid.UUID) -> None:
+        """Send ``CLASSIFY_COMMENT`` for ``comment_id``. Call only after the commit that
+        stored the comment (the worker must find it). Raises kombu's ``OperationalError``
+        when the broker cannot be reached; the outbox row makes that recoverable."""
+        self._send(CLASSIFY_COMMENT, args=[str(comment_id)])
+
+    def enqueue(self, task: str, payload: dict[str, Any]) -> None:
+        """Send ``task`` with ``payload`` as its keyword arguments (an outbox row's task and
+        payload). Raises like ``enqueue_classification``."""
+        self._send(task, kwargs=dict(payload))
+
+    def ping(self) -> bool:
+        """Whether the broker accepts a connection, answered within about
+        ``dependency_timeout_seconds`` and then cached for ``ping_cache_seconds``, so that
+        it can be asked on every request."""
+        with self._lock:
+            last = self._last_ping
+        now = time.monotonic()
+        if last is not None and now - last[0] < self._ping_cache_seconds:
+            return last[1]
+        reachable = self._probe()
+        with self._lock:
+            self._last_ping = (time.monotonic(), reachable)
+        return reachable
+
+    def _probe(self) -> bool:
+        try:
+            with self._celery.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=0)
+        except Exception as exc:
+            log.warning("broker unreachable: %s", exc)
+            return False
+        return True
+
+    def _send(
+        self,
+        task: str,
+        *,
+        args: list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        request_id = request_id_var.get()
+        headers = {REQUEST_ID_HEADER: request_id} if request_id else None
+        self._celery.send_task(task, args=args, kwargs=kwargs, headers=headers)
