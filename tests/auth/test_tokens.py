@@ -392,6 +392,14 @@ def test_a_wrong_audience_is_refused(verifier: TokenVerifier, issuer: Issuer, ke
     assert "not meant for this site" in refused(verifier, issuer, token).detail
 
 
+def test_the_site_slug_is_an_audience_for_dev_tokens_only(
+    verifier: TokenVerifier, issuer: Issuer, keys: Keys
+) -> None:
+    token = sign(keys.rsa, claims(issuer, aud="demo"))
+    error = refused(verifier, issuer, token, site_slug="demo")
+    assert "not meant for this site" in error.detail
+
+
 def test_an_expired_token_is_refused(verifier: TokenVerifier, issuer: Issuer, keys: Keys) -> None:
     now = int(time.time())
     token = sign(keys.rsa, claims(issuer, iat=now - 600, exp=now - 120))
