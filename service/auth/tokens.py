@@ -161,12 +161,11 @@ class TokenVerifier:
         payload: dict[str, Any] = unverified["payload"]
 
         algorithm = header.get("alg")
-        if algorithm not in ALGORITHMS:
+        if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
             raise Unauthorized(
                 f"the token's algorithm {_shown(algorithm)} is not accepted; "
                 f"use one of {', '.join(ALGORITHMS)}"
             )
-        assert isinstance(algorithm, str)
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise Unauthorized("the token's header names no signing key (kid)")
