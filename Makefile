@@ -1,0 +1,56 @@
+# The one entry point: `make install`, `make test`, `make run`, `make lint`.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# The interpreter the virtual environment is made with: 3.11 if installed, else python3.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# Reinstall when the dependencies change.
+INSTALLED := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help install services test lint fmt classifier run
+
+help:
+	@echo "make install     create $(VENV) and install the service with its dev tools"
+	@echo "make test        install, find or start PostgreSQL and Redis, run the tests"
+	@echo "make lint        ruff check, ruff format --check, mypy --strict"
+	@echo "make fmt         ruff format and the safe ruff fixes"
+	@echo "make run         the API and a worker on SQLite, nothing else to install"
+	@echo "make services    find or start the PostgreSQL and Redis the tests use"
+	@echo "make classifier  train the bundled classifier"
+
+install: $(INSTALLED)
+
+# pip 25.1 is the first to install PEP 735 dependency groups (--group dev).
+$(INSTALLED): pyproject.toml
+	@if [ -z "$(PYTHON)" ]; then echo "install: no python3 found; install Python 3.11 or newer" >&2; exit 1; fi
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+		echo "install: $(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'); Commentguard needs 3.11 or newer (PYTHON=/path/to/python3.11 make install)" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'
+	$(BIN)/python -m pip install --quiet -e . --group dev
+	@touch $@
+
+services:
+	@scripts/services.sh
+
+test: install services
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict
+
+fmt: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+classifier: install
+	$(BIN)/commentguard classifier train --data ../shared/data/youtube-spam --bootstrap 20000 --seed 0 --out service/classifier/bundled/classifier.skops
+
+run: install
+	$(BIN)/python scripts/dev_run.py
