@@ -1,0 +1,61 @@
+"""The Celery configuration and the sender the API uses, against the run's real Redis."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+
+import redis
+
+from service.queue import CLASSIFY_COMMENT, SWEEP_OUTBOX, TaskQueue, make_celery
+from service.settings import Settings
+
+
+def test_delivery_guarantees_and_the_sweep_schedule(settings: Settings) -> None:
+    conf = make_celery(settings).conf
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.accept_content == ["json"]
+    assert conf.task_serializer == "json"
+    assert conf.result_backend is None
+    [entry] = conf.beat_schedule.values()
+    assert entry["task"] == SWEEP_OUTBOX
+    assert entry["schedule"] == settings.sweep_interval_seconds
+
+
+def test_enqueue_classification_sends_the_comment_id_by_task_name(settings: Settings) -> None:
+    app = make_celery(settings)
+    # A queue no worker of this run listens to, so the message stays to be read.
+    queue_name = f"inspect-{uuid.uuid4().hex}"
+    app.conf.task_default_queue = queue_name
+    comment_id = uuid.uuid4()
+
+    TaskQueue(app).enqueue_classification(comment_id)
+
+    client = redis.Redis.from_url(settings.broker_url)
+    try:
+        raw = client.lpop(queue_name)
+    finally:
+        client.close()
+    assert isinstance(raw, bytes)
+    message = json.loads(raw)
+    assert message["headers"]["task"] == CLASSIFY_COMMENT
+    assert message["content-type"] == "application/json"
+    args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+    assert (args, kwargs) == ([str(comment_id)], {})
+
+
+def test_ping_answers_quickly_and_caches_its_answer(settings: Settings) -> None:
+    assert TaskQueue(make_celery(settings)).ping() is True
+
+    down = settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
+    queue = TaskQueue(make_celery(down), ping_cache_seconds=60)
+    started = time.monotonic()
+    assert queue.ping() is False
+    assert time.monotonic() - started < settings.dependency_timeout_seconds + 1
+    started = time.monotonic()
+    assert queue.ping() is False
+    assert time.monotonic() - started < 0.01
