@@ -1,0 +1,68 @@
+"""A worker killed outright (SIGKILL: no warm shutdown, no acknowledgement, no cleanup)
+while comments are queued loses none of them: a new worker, helped by the outbox sweeper,
+gives every comment exactly one verdict."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.queue import TaskQueue
+from service.settings import Settings
+from tests.support.comments import (
+    make_site,
+    open_outbox_rows,
+    pending_count,
+    submit_comments,
+    verdict_counts,
+)
+from tests.support.wait import wait_until
+from tests.support.worker import CeleryWorker
+
+COMMENTS = 300
+
+
+def test_sigkilled_worker_loses_no_comment_and_doubles_none(
+    committed: sessionmaker[Session],
+    running_worker: CeleryWorker,
+    task_queue: TaskQueue,
+    settings: Settings,
+) -> None:
+    timeout = dt.timedelta(seconds=settings.outbox_timeout_seconds)
+    with committed.begin() as session:
+        site = make_site(session)
+        ids = submit_comments(session, site, COMMENTS, outbox_timeout=timeout)
+    # As the API does: enqueue after the commit.
+    for comment_id in ids:
+        task_queue.enqueue_classification(comment_id)
+
+    def some_classified() -> bool:
+        with committed() as session:
+            return bool(verdict_counts(session, ids))
+
+    wait_until(some_classified, timeout=60, interval=0.01, message="a first verdict")
+    running_worker.kill(signal.SIGKILL)
+
+    with committed() as session:
+        left = pending_count(session, ids)
+    assert left > 0, "the worker finished everything before it was killed: nothing was shown"
+
+    running_worker.start()
+
+    def all_classified() -> bool:
+        with committed() as session:
+            return pending_count(session, ids) == 0
+
+    wait_until(
+        all_classified,
+        timeout=120,
+        interval=0.2,
+        message=lambda: f"every comment to be classified; worker log:\n{running_worker.log_tail()}",
+    )
+    with committed() as session:
+        counts = verdict_counts(session, ids)
+        assert open_outbox_rows(session, ids) == []
+    assert sorted(counts) == sorted(ids)
+    assert set(counts.values()) == {1}, "a comment got more than one verdict"

@@ -1,0 +1,150 @@
+"""The workers' composition root: ``celery -A workers.celery_app worker`` (or ``beat``).
+
+Importing this module builds the Settings from the environment, configures logging and
+the Celery ``app``, and registers the tasks. It opens no connection: Celery imports it in
+the parent process, which forks the pool; every process that runs tasks builds its own
+engine, sessionmaker and classifier on ``worker_process_init`` (or, in a pool without
+child processes, on first use), because a connection inherited across ``fork`` would be
+shared by two processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from contextvars import Token
+from typing import Any
+
+from celery import signals
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.db import make_engine, make_sessionmaker
+from service.logs import (
+    bind_request_id,
+    bind_task_id,
+    configure_logging,
+    request_id_var,
+    task_id_var,
+)
+from service.moderation.active import ClassifierProvider
+from service.moderation.classify import ScoringClassifier
+from service.queue import REQUEST_ID_HEADER, TaskQueue, make_celery
+from service.settings import Settings
+from workers.tasks import register_tasks
+
+log = logging.getLogger(__name__)
+
+
+class WorkerProcess:
+    """The resources of the current process, rebuilt when the process id changes.
+
+    Satisfies ``workers.tasks.TaskResources``. Thread-safe (``--pool=threads``).
+    """
+
+    def __init__(self, settings: Settings, queue: TaskQueue) -> None:
+        self._settings = settings
+        self._queue = queue
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._engine: Engine | None = None
+        self._sessions: sessionmaker[Session] | None = None
+        self._classifier: ClassifierProvider | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    def sessions(self) -> sessionmaker[Session]:
+        sessions, _ = self._current()
+        return sessions
+
+    def classifier(self) -> ScoringClassifier:
+        _, provider = self._current()
+        return provider.get()
+
+    def queue(self) -> TaskQueue:
+        return self._queue
+
+    def start(self) -> None:
+        """Build this process's resources and load the classifier now, so the first task
+        does not pay for it. A classifier that fails to load is logged, not fatal: tasks
+        fail until it loads, and their outbox rows wait for the sweeper."""
+        _, provider = self._current()
+        ready, detail = provider.ready()
+        if ready:
+            log.info("worker process %d ready: classifier %s", os.getpid(), detail)
+        else:
+            log.error("worker process %d: classifier unavailable: %s", os.getpid(), detail)
+
+    def close(self) -> None:
+        """Release this process's database connections."""
+        with self._lock:
+            if self._engine is not None and self._pid == os.getpid():
+                self._engine.dispose()
+            self._engine = self._sessions = self._classifier = None
+            self._pid = None
+
+    def _current(self) -> tuple[sessionmaker[Session], ClassifierProvider]:
+        with self._lock:
+            if self._pid != os.getpid() or self._sessions is None or self._classifier is None:
+                if self._engine is not None:
+                    # Inherited from the parent: drop the pool without closing the parent's
+                    # sockets.
+                    self._engine.dispose(close=False)
+                self._engine = make_engine(self._settings)
+                self._sessions = make_sessionmaker(self._engine)
+                self._classifier = ClassifierProvider(self._settings.classifier_path)
+                self._pid = os.getpid()
+            return self._sessions, self._classifier
+
+
+settings = Settings()
+configure_logging(settings)
+app = make_celery(settings)
+process = WorkerProcess(settings, TaskQueue(app))
+register_tasks(app, process)
+
+# Tokens of the ids bound for the task running in this thread, keyed by task id.
+_bound: dict[str, tuple[Token[str | None], Token[str | None]]] = {}
+
+
+def _keep_service_logging(**_: Any) -> None:
+    # Connecting to setup_logging stops Celery from configuring logging itself; the
+    # service's one-line-per-event format (with task ids) stays in force.
+    configure_logging(settings)
+
+
+def _start_process(**_: Any) -> None:
+    process.start()
+
+
+def _stop_process(**_: Any) -> None:
+    process.close()
+
+
+def _bind_ids(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    request_id = task.request.get(REQUEST_ID_HEADER) if task is not None else None
+    request_token = bind_request_id(request_id) if request_id else request_id_var.set(None)
+    task_token = bind_task_id(task_id)
+    if task_id is not None:
+        _bound[task_id] = (request_token, task_token)
+
+
+def _unbind_ids(task_id: str | None = None, **_: Any) -> None:
+    tokens = _bound.pop(task_id, None) if task_id is not None else None
+    if tokens is None:
+        request_id_var.set(None)
+        task_id_var.set(None)
+        return
+    request_token, task_token = tokens
+    request_id_var.reset(request_token)
+    task_id_var.reset(task_token)
+
+
+signals.setup_logging.connect(_keep_service_logging, weak=False)
+signals.worker_process_init.connect(_start_process, weak=False)
+signals.worker_process_shutdown.connect(_stop_process, weak=False)
+signals.task_prerun.connect(_bind_ids, weak=False)
+signals.task_postrun.connect(_unbind_ids, weak=False)

@@ -1,0 +1,144 @@
+"""The Celery tasks: thin wrappers that own a transaction around one domain call.
+
+Tasks take ids, never objects; they never touch Flask. Each is safe to run more than once
+for the same arguments (delivery is at least once: ``acks_late``, the outbox sweeper).
+``register_tasks`` binds them to a Celery app and to the per-process resources the
+composition root (``workers/celery_app.py``) provides, so that nothing here is built at
+import time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import uuid
+from typing import Any, Protocol
+
+from celery import Celery
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.moderation.classify import ScoringClassifier, classify_comment
+from service.moderation.outbox import claim_due
+from service.queue import CLASSIFY_COMMENT, SWEEP_OUTBOX, TaskQueue
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Retries of a task whose database is unreachable; with the backoff below they span about
+#: a quarter of an hour, after which the outbox sweeper takes over.
+MAX_DATABASE_RETRIES = 10
+MAX_BACKOFF_SECONDS = 300.0
+#: Outbox rows one sweep claims at most; the next sweep takes the rest.
+SWEEP_LIMIT = 500
+
+
+class TaskResources(Protocol):
+    """What the tasks need from the process they run in (``workers.celery_app.WorkerProcess``)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    def sessions(self) -> sessionmaker[Session]: ...
+
+    def classifier(self) -> ScoringClassifier: ...
+
+    def queue(self) -> TaskQueue: ...
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database could not be reached or dropped the connection
+    (worth retrying later), as opposed to a bug or bad data (not worth it)."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def backoff_seconds(retries: int) -> float:
+    """Exponential backoff with jitter: about 1, 2, 4 ... seconds, at most 300.
+
+    The jitter (50-100 % of the step) keeps a fleet of workers that lost the database
+    together from hammering it together when it returns.
+    """
+    step = min(2.0**retries, MAX_BACKOFF_SECONDS)
+    return step * random.uniform(0.5, 1.0)
+
+
+def classify(resources: TaskResources, comment_id: str) -> str:
+    """Classify one comment in one transaction; the decision, or ``"unchanged"`` when the
+    comment was no longer pending (already classified, moderated, or deleted)."""
+    with resources.sessions().begin() as session:
+        verdict = classify_comment(
+            session, comment_id=uuid.UUID(comment_id), classifier=resources.classifier()
+        )
+        decision = verdict.decision if verdict is not None else "unchanged"
+    if verdict is None:
+        log.info("comment %s is no longer pending; nothing to do", comment_id)
+    return decision
+
+
+def sweep(resources: TaskResources, *, now: dt.datetime | None = None) -> int:
+    """Claim the outbox rows due, commit the claim, then enqueue each; how many were sent.
+
+    Enqueueing happens after the commit so that a task never runs against a claim that may
+    still roll back. If the broker fails midway, the rest stay claimed until their next
+    ``next_attempt_at`` and a later sweep sends them.
+    """
+    timeout = dt.timedelta(seconds=resources.settings.outbox_timeout_seconds)
+    with resources.sessions().begin() as session:
+        rows = claim_due(
+            session, now=now or dt.datetime.now(dt.UTC), limit=SWEEP_LIMIT, timeout=timeout
+        )
+        claimed = [(row.id, row.task, dict(row.payload), row.attempts) for row in rows]
+
+    queue = resources.queue()
+    sent = 0
+    for outbox_id, task, payload, attempts in claimed:
+        try:
+            queue.enqueue(task, payload)
+        except Exception:
+            log.exception(
+                "sweep: enqueueing outbox row %s (%s) failed; %d left for a later sweep",
+                outbox_id,
+                task,
+                len(claimed) - sent,
+            )
+            break
+        sent += 1
+        log.info("sweep: re-enqueued outbox row %s (%s, attempt %d)", outbox_id, task, attempts)
+    return sent
+
+
+def register_tasks(app: Celery, resources: TaskResources) -> None:
+    """Register ``CLASSIFY_COMMENT`` and ``SWEEP_OUTBOX`` on ``app``, run with ``resources``."""
+
+    def classify_comment_task(task: Any, comment_id: str) -> str:
+        try:
+            return classify(resources, comment_id)
+        except DBAPIError as exc:
+            if not database_unreachable(exc):
+                raise
+            retries: int = task.request.retries
+            countdown = backoff_seconds(retries)
+            log.warning(
+                "database unreachable classifying comment %s (retry %d of %d in %.1fs): %s",
+                comment_id,
+                retries + 1,
+                MAX_DATABASE_RETRIES,
+                countdown,
+                exc.orig or exc,
+            )
+            raise task.retry(exc=exc, countdown=countdown) from exc
+
+    def sweep_outbox_task() -> int:
+        return sweep(resources)
+
+    app.task(
+        name=CLASSIFY_COMMENT,
+        bind=True,
+        max_retries=MAX_DATABASE_RETRIES,
+        acks_late=True,
+        ignore_result=True,
+    )(classify_comment_task)
+    app.task(name=SWEEP_OUTBOX, acks_late=True, ignore_result=True)(sweep_outbox_task)
