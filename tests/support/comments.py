@@ -80,7 +80,7 @@ def verdict_counts(session: Session, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID
         .where(Verdict.comment_id.in_(ids))
         .group_by(Verdict.comment_id)
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 def pending_count(session: Session, ids: Sequence[uuid.UUID]) -> int:
