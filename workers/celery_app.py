@@ -6,6 +6,9 @@ the parent process, which forks the pool; every process that runs tasks builds i
 engine, sessionmaker and classifier on ``worker_process_init`` (or, in a pool without
 child processes, on first use), because a connection inherited across ``fork`` would be
 shared by two processes.
+
+Logging is the service's (``service.logs``, at ``COMMENTGUARD_LOG_LEVEL``), not Celery's:
+``--loglevel`` and ``--logfile`` have no effect.
 """
 
 from __future__ import annotations
@@ -103,6 +106,9 @@ class WorkerProcess:
 settings = Settings()
 configure_logging(settings)
 app = make_celery(settings)
+# A pool process reports itself up only after worker_process_init, which loads the
+# classifier; Celery's default of 4 s would kill one that is merely loading a large artifact.
+app.conf.worker_proc_alive_timeout = 60.0
 process = WorkerProcess(settings, TaskQueue(app))
 register_tasks(app, process)
 
