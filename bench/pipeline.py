@@ -362,6 +362,8 @@ def gunicorn_argv(app: str, port: int, args: argparse.Namespace) -> list[str]:
         "2048",
         "--log-level",
         "warning",
+        # Two gunicorns run at once here; the default control socket path is per user.
+        "--no-control-socket",
     ]
     if args.worker_class == "gthread":
         argv += ["--threads", str(args.threads), "--keep-alive", "30"]

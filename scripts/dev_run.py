@@ -142,6 +142,9 @@ def start_children(
         "2",
         "--access-logfile",
         "-",
+        # gunicorn's control socket has one default path per user: a second gunicorn on
+        # the machine (the bench, another checkout) would take it over.
+        "--no-control-socket",
         "service.app:create_app()",
     ]
     worker = [
