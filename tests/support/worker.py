@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.support.wait import wait_until
@@ -108,37 +107,35 @@ class CeleryWorker:
         return " ready." in text and loaded >= self.concurrency
 
     def kill(self, sig: signal.Signals = signal.SIGKILL) -> None:
-        """Send ``sig`` to the whole worker (its main process, pool and beat) and reap it.
+        """Send ``sig`` to the worker and reap it.
 
-        SIGKILL is a crash: nothing is acknowledged, nothing cleaned up. Any other signal
-        is waited for up to ``STOP_GRACE_SECONDS``, then followed by SIGKILL.
+        SIGKILL goes to the whole worker (main process, pool and beat) at once: a crash,
+        nothing acknowledged, nothing cleaned up. Any other signal goes to the main process
+        only, as a process manager sends it (Celery stops its pool itself; signalling the
+        pool directly makes it start replacements and hang); it is waited for up to
+        ``STOP_GRACE_SECONDS``, then followed by SIGKILL.
         """
         process = self.process
         if process is None or process.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
+            if sig == signal.SIGKILL:
+                os.killpg(process.pid, sig)
+            else:
+                process.send_signal(sig)
         try:
-            process.wait(timeout=STOP_GRACE_SECONDS if sig != signal.SIGKILL else 10)
+            process.wait(timeout=10 if sig == signal.SIGKILL else STOP_GRACE_SECONDS)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-        # A pool process that outlived its parent is in the same process group.
+        # A pool or beat process that outlived its parent is in the same process group.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
 
     def stop(self) -> None:
-        """Celery's warm shutdown: finish the tasks in hand, then exit."""
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        # SIGTERM to the main process only: it stops its pool and beat itself.
-        process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        while process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.kill(signal.SIGKILL)
+        """Celery's warm shutdown (SIGTERM): finish the tasks in hand, then exit."""
+        self.kill(signal.SIGTERM)
 
     def restart(self) -> None:
         """``stop()`` then ``start()``."""

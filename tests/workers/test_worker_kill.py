@@ -1,12 +1,14 @@
 """A worker killed outright (SIGKILL: no warm shutdown, no acknowledgement, no cleanup)
 while comments are queued loses none of them: a new worker, helped by the outbox sweeper,
-gives every comment exactly one verdict."""
+gives every comment exactly one verdict. So does a worker stopped the polite way (SIGTERM,
+as a deployment does)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import signal
 
+import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.queue import TaskQueue
@@ -24,7 +26,9 @@ from tests.support.worker import CeleryWorker
 COMMENTS = 300
 
 
-def test_sigkilled_worker_loses_no_comment_and_doubles_none(
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_stopped_worker_loses_no_comment_and_doubles_none(
+    sig: signal.Signals,
     committed: sessionmaker[Session],
     running_worker: CeleryWorker,
     task_queue: TaskQueue,
@@ -43,7 +47,7 @@ def test_sigkilled_worker_loses_no_comment_and_doubles_none(
             return bool(verdict_counts(session, ids))
 
     wait_until(some_classified, timeout=60, interval=0.01, message="a first verdict")
-    running_worker.kill(signal.SIGKILL)
+    running_worker.kill(sig)
 
     with committed() as session:
         left = pending_count(session, ids)
