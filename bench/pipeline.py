@@ -295,6 +295,9 @@ class Processes:
         text = path.read_text(errors="replace") if path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def names(self) -> list[str]:
+        return list(self._children)
+
     def pids(self, name: str) -> list[int]:
         """The child's pid and its descendants' (gunicorn's or Celery's workers)."""
         proc = self._children[name]
@@ -438,6 +441,67 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank]
 
 
+# --- where the CPU goes ------------------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+#: Shared services counted by process name; everything else busy is "others".
+SERVICE_COMMANDS = {"postgres": "postgres", "redis": "redis-server"}
+
+
+@dataclass(frozen=True, slots=True)
+class CpuSnapshot:
+    """CPU seconds used so far by each group of processes, and by the whole machine."""
+
+    groups: dict[str, float]
+    busy: float
+    wall: float
+
+
+def _pid_cpu(pid: int | str) -> float:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    # Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _pids_named(command: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == command:
+                    found.append(entry.name)
+    return found
+
+
+def cpu_snapshot(procs: Processes) -> CpuSnapshot | None:
+    """None where there is no /proc (the bench then prints no CPU table)."""
+    if not Path("/proc/stat").exists():
+        return None
+    groups = {name: sum(_pid_cpu(p) for p in procs.pids(name)) for name in procs.names()}
+    for group, command in SERVICE_COMMANDS.items():
+        groups[group] = sum(_pid_cpu(p) for p in _pids_named(command))
+    groups["bench client"] = _pid_cpu(os.getpid())
+    jiffies = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal ...: idle and iowait are not busy.
+    busy = (sum(jiffies[:8]) - jiffies[3] - jiffies[4]) / CLOCK_TICKS
+    return CpuSnapshot(groups, busy, time.monotonic())
+
+
+def cpu_used(before: CpuSnapshot | None, after: CpuSnapshot | None) -> dict[str, float]:
+    """CPU seconds per group between two snapshots, with ``others`` (every process not in
+    a group: other users of the machine) and ``wall`` (elapsed seconds)."""
+    if before is None or after is None:
+        return {}
+    used = {k: max(0.0, after.groups.get(k, 0.0) - v) for k, v in before.groups.items()}
+    used["others"] = max(0.0, (after.busy - before.busy) - sum(used.values()))
+    used["wall"] = after.wall - before.wall
+    return used
+
+
 # --- the run -----------------------------------------------------------------------------
 
 
@@ -449,6 +513,8 @@ class Figures:
     open: LoadResult | None = None
     open_verdicts: Verdicts | None = None
     notes: list[str] = field(default_factory=list)
+    #: CPU seconds per group of processes during each load phase (see ``cpu_used``).
+    cpu: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -497,7 +563,9 @@ def run(args: argparse.Namespace) -> Figures:
         ):
             env = {
                 **os.environ,
-                "PYTHONPATH": str(ROOT),
+                "PYTHONPATH": os.pathsep.join(
+                    p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p
+                ),
                 "DATABASE_URL": sqlalchemy_url(dsn),
                 "BROKER_URL": broker_url,
                 "SECRET_KEY": secrets.token_urlsafe(48),
@@ -593,13 +661,17 @@ def _measure(
     _say("warmed up")
 
     ceiling_requests = comment_requests(args.comments, tokens, path="/ceiling", salt="ceil")
+    before = cpu_snapshot(procs)
     figures.ceiling = closed_loop(ceiling_port, ceiling_requests, args.concurrency)
+    figures.cpu["ceiling"] = cpu_used(before, cpu_snapshot(procs))
     _say(f"ceiling: {figures.ceiling.rate:.0f}/s")
     _check_time(deadline)
 
     saturation = comment_requests(args.comments, tokens, path="/v1/comments", salt="sat")
     profiler = _start_profiler(args, procs)
+    before = cpu_snapshot(procs)
     figures.saturation = closed_loop(api_port, saturation, args.concurrency)
+    figures.cpu["saturation"] = cpu_used(before, cpu_snapshot(procs))
     _stop_profilers(profiler)
     _say(f"saturation: {figures.saturation.rate:.0f}/s accepted; waiting for verdicts")
     figures.saturation_verdicts = wait_verdicts(
@@ -613,7 +685,9 @@ def _measure(
     open_count = int(args.rate * args.open_seconds)
     offered = comment_requests(open_count, tokens, path="/v1/comments", salt="open")
     clients = max(args.concurrency, int(args.rate * 0.25))
+    before = cpu_snapshot(procs)
     figures.open = open_loop(api_port, offered, args.rate, clients)
+    figures.cpu["open loop"] = cpu_used(before, cpu_snapshot(procs))
     _say(f"open loop: {figures.open.rate:.0f}/s accepted of {args.rate:.0f}/s offered")
     figures.open_verdicts = wait_verdicts(
         dsn,
@@ -627,8 +701,9 @@ def _measure(
 
 
 def _start_profiler(args: argparse.Namespace, procs: Processes) -> list[subprocess.Popen[bytes]]:
-    """With ``--profile DIR``: py-spy records every API and worker process during the
-    saturation phase, one flame graph (SVG) per process."""
+    """With ``--profile DIR``: py-spy samples the CPU of every API, worker and ceiling
+    process during the saturation phase, one file of collapsed stacks per process
+    (``NAME-PID.folded``: flamegraph.pl or speedscope read it; so does ``sort | head``)."""
     if not args.profile:
         return []
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -637,22 +712,20 @@ def _start_profiler(args: argparse.Namespace, procs: Processes) -> list[subproce
     started = []
     for name in ("api", "worker", "ceiling"):
         for pid in procs.pids(name):
+            argv = [
+                py_spy,
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                "250",
+                "--format",
+                "raw",
+                "--gil",
+            ]
+            argv += ["--output", str(out / f"{name}-{pid}.folded")]
             started.append(
-                subprocess.Popen(
-                    [
-                        py_spy,
-                        "record",
-                        "--pid",
-                        str(pid),
-                        "--rate",
-                        "200",
-                        "--idle",
-                        "--output",
-                        str(out / f"{name}-{pid}.svg"),
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
+                subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             )
     return started
 
@@ -737,6 +810,7 @@ def report(args: argparse.Namespace, figures: Figures) -> bool:
             print(f"errors in {label}: {result.errors} (status 0 = connection failed)")
         if result.reconnects:
             print(f"{label}: {result.reconnects} request(s) resent after an idle close")
+    _report_cpu(figures, {"ceiling": ceiling, "saturation": sat, "open loop": opened})
     for note in figures.notes:
         print(f"note: {note}")
 
@@ -767,6 +841,25 @@ def report(args: argparse.Namespace, figures: Figures) -> bool:
     return all(passed for _, _, passed in targets)
 
 
+def _report_cpu(figures: Figures, results: dict[str, LoadResult]) -> None:
+    """Per phase: CPU ms per accepted request of each group, and how busy the machine was
+    (a busy "others" means the figures were taken on a machine that was not quiet)."""
+    if not figures.cpu:
+        return
+    groups = [g for g in next(iter(figures.cpu.values())) if g not in ("wall", "others")]
+    groups.append("others")
+    cores = os.cpu_count() or 1
+    print("\nCPU ms per accepted request, by process group (during each load phase)")
+    header = f"{'phase':<14}" + "".join(f"{g:>14}" for g in groups) + f"{'machine busy':>14}"
+    print(header)
+    for phase, used in figures.cpu.items():
+        accepted = max(1, len(results[phase].ok))
+        busy = sum(v for k, v in used.items() if k != "wall")
+        share = busy / (used["wall"] * cores) if used.get("wall") else 0.0
+        cells = "".join(f"{1000 * used.get(g, 0.0) / accepted:>14.2f}" for g in groups)
+        print(f"{phase:<14}{cells}{share:>13.0%}")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench.pipeline",
@@ -777,8 +870,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=200.0, help="open-loop comments per second")
     p.add_argument("--open-seconds", type=float, default=15.0, help="open-loop duration")
     p.add_argument("--authors", type=int, default=500, help="distinct token subjects")
-    p.add_argument("--api-workers", type=int, default=4, help="gunicorn worker processes")
-    p.add_argument("--worker-class", choices=["sync", "gthread"], default="sync")
+    # gthread, one process per core, 4 threads: on 2 cores it served the ceiling at about
+    # 1000/s against 670/s for 4 sync workers (sync closes every connection, so each
+    # request pays a TCP handshake, and a sync worker idles through every database round
+    # trip; threads overlap those waits, keep-alive drops the handshakes).
+    p.add_argument("--api-workers", type=int, default=os.cpu_count() or 2, help="gunicorn workers")
+    p.add_argument("--worker-class", choices=["sync", "gthread"], default="gthread")
     p.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     p.add_argument("--celery-concurrency", type=int, default=2, help="Celery pool processes")
     p.add_argument("--log-level", default="WARNING", help="COMMENTGUARD_LOG_LEVEL for all")
