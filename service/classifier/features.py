@@ -1,0 +1,399 @@
+"""Feature extraction: comment records -> the texts and numbers the linear model reads.
+
+Everything here is deterministic and total: any ``str`` (empty, 64 KB, emoji only,
+right-to-left, HTML, lone UTF-16 surrogates) is turned into features without raising.
+
+The scikit-learn side is plain components plus three small transformers defined here
+(:class:`ContentText`, :class:`AuthorText`, :class:`RecordStats`), which hold only simple
+attributes so that skops can save and load them with an allow-list of
+``service.classifier.*``, ``sklearn``, ``numpy`` and ``scipy`` types. The same module-level
+functions (:func:`content_text`, :func:`author_text`, :func:`record_stats`) serve both the
+scikit-learn pipeline and the classifier's fast path, so that the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import FeatureUnion, Pipeline
+
+from service.classifier.types import CommentRecord
+
+__all__ = [
+    "ANONYMOUS",
+    "LINK_MARK",
+    "MAX_NGRAM_CHARS",
+    "STAT_NAMES",
+    "AuthorText",
+    "ContentText",
+    "FeatureConfig",
+    "RecordStats",
+    "StatValue",
+    "author_text",
+    "build_features",
+    "content_text",
+    "describe_stat",
+    "link_hosts",
+    "record_stats",
+    "repair_text",
+]
+
+MAX_NGRAM_CHARS: Final = 4000
+"""Only the first characters of a comment feed the n-grams: a 64 KB comment costs no more
+than a long one, and its size still shows in the shape features, which read all of it."""
+
+ANONYMOUS: Final = "anonymous"
+"""The author token of a record with no name, email or website."""
+
+LINK_MARK: Final = "xurl"
+"""Stands for a link in the normalised text; the link's host follows it as one word."""
+
+_TAG: Final = re.compile(
+    r"<a\s[^>]{0,500}?href\s*=\s*[\"']?([^\"'>\s]+)[^>]{0,500}>|<[^<>]{0,500}>", re.IGNORECASE
+)
+_URL: Final = re.compile(
+    r"(?:https?://|www\.)[^\s<>\"']+"
+    r"|\b[a-z0-9][a-z0-9-]{0,62}(?:\.[a-z0-9-]{1,63})*"
+    r"\.(?:com|net|org|info|biz|ly|gl|be|co|tk|me|us|io|ru|tv|xyz|top|club|online|site)\b"
+    r"(?:/[^\s<>\"']*)?",
+    re.IGNORECASE,
+)
+_SCHEME: Final = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+_IP_HOST: Final = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$|^\[?[0-9a-f:]+:[0-9a-f:]*\]?$")
+_DIGIT: Final = re.compile(r"\d")
+_SPACE: Final = re.compile(r"\s+")
+_REPEAT: Final = re.compile(r"(.)\1{2,}", re.DOTALL)
+_INVISIBLE: Final = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060\u00ad"), " ")
+
+SHORTENERS: Final = frozenset(
+    {
+        "bit.ly", "bitly.com", "goo.gl", "tinyurl.com", "t.co", "ow.ly", "is.gd", "buff.ly",
+        "adf.ly", "tiny.cc", "j.mp", "cutt.ly", "rebrand.ly", "shorturl.at", "lnkd.in",
+        "rb.gy", "t.ly", "v.gd", "bl.ink", "s.id", "shorte.st", "clck.ru", "qr.ae",
+    }
+)  # fmt: skip
+"""Hosts whose links hide where they lead; spammers use them to dodge domain block lists."""
+
+
+def repair_text(text: str) -> str:
+    """``text`` as valid Unicode: surrogate pairs written as two code units are joined, and
+    lone surrogates (which cannot be encoded, so would crash later steps) become U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
+def _visible_text(text: str) -> str:
+    """Repaired, HTML-unescaped text with tags removed (a link tag leaves its target, so
+    that ``<a href=...>`` counts as a link) and invisible characters turned into spaces."""
+    text = html.unescape(repair_text(text))
+    text = _TAG.sub(lambda m: f" {m.group(1) or ''} ", text)
+    return text.translate(_INVISIBLE)
+
+
+def _host(url: str) -> str:
+    if not _SCHEME.match(url):
+        url = "http://" + url
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:  # a malformed IPv6 literal or port
+        host = ""
+    return host.removeprefix("www.")
+
+
+def link_hosts(text: str) -> list[str]:
+    """The hosts (lower case, without ``www.``) of the links in ``text``, in order; a link
+    whose host cannot be parsed gives ``""``."""
+    return [_host(m.group(0)) for m in _URL.finditer(_visible_text(text))]
+
+
+def content_text(record: CommentRecord) -> str:
+    """The normalised content that the n-gram vectorizers read.
+
+    Links become ``xurl <host>`` (the path is noise, the host is the signal), digits become
+    ``0`` (a phone number or a view count is a shape, not a word), whitespace runs become
+    one space, and only the first :data:`MAX_NGRAM_CHARS` characters are kept.
+    """
+    text = _visible_text(record.content[: MAX_NGRAM_CHARS * 4])
+    text = _URL.sub(lambda m: f" {LINK_MARK} {_host(m.group(0)) or 'link'} ", text)
+    text = _DIGIT.sub("0", text)
+    return _SPACE.sub(" ", text).strip()[:MAX_NGRAM_CHARS]
+
+
+def _email_domain(email: str) -> str:
+    return email.rpartition("@")[2].strip().lower() if "@" in email else ""
+
+
+def author_text(record: CommentRecord) -> str:
+    """The author's identity as prefixed tokens: ``name:<word>`` per word of the name,
+    ``email:<domain>`` and ``site:<host>``. Prefixes keep the three vocabularies apart."""
+    tokens: list[str] = []
+    if record.author_name:
+        name = _DIGIT.sub("0", _visible_text(record.author_name).lower())
+        tokens.extend(f"name:{word}" for word in re.findall(r"\w+", name)[:20])
+    if record.author_email:
+        domain = _email_domain(repair_text(record.author_email))
+        if domain:
+            tokens.append(f"email:{domain}")
+    if record.author_url:
+        host = _host(repair_text(record.author_url).strip())
+        if host:
+            tokens.append(f"site:{host}")
+    # An absent identity is a token too, so the vocabulary is never empty (a data set
+    # without author columns) and anonymity can carry its own weight.
+    return " ".join(tokens) if tokens else ANONYMOUS
+
+
+def _is_emoji(code: int) -> bool:
+    return 0x1F000 <= code <= 0x1FAFF or 0x2600 <= code <= 0x27BF or code == 0xFE0F
+
+
+@dataclass(frozen=True, slots=True)
+class StatValue:
+    """One shape, link or history feature: ``value`` is what the model reads (scaled into
+    [0, 1]); ``raw`` is the count or share a moderator reads."""
+
+    value: float
+    raw: float
+
+
+STAT_NAMES: Final = (
+    "links",
+    "link_domains",
+    "shortener",
+    "ip_host",
+    "link_share",
+    "length",
+    "short",
+    "upper_share",
+    "digit_share",
+    "repeats",
+    "non_ascii_share",
+    "emoji",
+    "exclamations",
+    "author_url",
+    "history_approved",
+    "history_spam",
+)
+"""The dense features, in column order."""
+
+
+def record_stats(record: CommentRecord) -> list[StatValue]:
+    """The dense features of ``record``, in :data:`STAT_NAMES` order.
+
+    Counts are capped and scaled into [0, 1] so that no single number can dominate the
+    L2-normalised n-gram blocks; the author history is log-scaled because the tenth
+    approved comment says less than the first.
+    """
+    text = _visible_text(record.content)
+    n = len(text)
+    urls = [m.group(0) for m in _URL.finditer(text)]
+    hosts = [_host(u) for u in urls]
+    letters = upper = digits = non_ascii = emoji = 0
+    for char in text:
+        code = ord(char)
+        if char.isalpha():
+            letters += 1
+            upper += char.isupper()
+        elif char.isdigit():
+            digits += 1
+        if code > 127:
+            non_ascii += 1
+            emoji += _is_emoji(code)
+    repeats = sum(1 for _ in _REPEAT.finditer(text))
+    link_chars = sum(len(u) for u in urls)
+    distinct = len({h for h in hosts if h})
+    shortener = any(h in SHORTENERS for h in hosts)
+    ip_host = any(_IP_HOST.match(h) for h in hosts if h)
+    approved = max(0, record.approved_count)
+    spam = max(0, record.spam_count)
+    upper_share = upper / letters if letters >= 4 else 0.0
+    stripped = len(text.strip())
+    return [
+        StatValue(min(len(urls), 5) / 5, len(urls)),
+        StatValue(min(distinct, 5) / 5, distinct),
+        StatValue(float(shortener), float(shortener)),
+        StatValue(float(ip_host), float(ip_host)),
+        StatValue(link_chars / n if n else 0.0, link_chars / n if n else 0.0),
+        StatValue(min(math.log1p(n) / math.log1p(4000), 1.0), n),
+        StatValue(float(stripped < 25), stripped),
+        StatValue(upper_share, upper_share),
+        StatValue(digits / n if n else 0.0, digits),
+        StatValue(min(repeats, 5) / 5, repeats),
+        StatValue(non_ascii / n if n else 0.0, non_ascii / n if n else 0.0),
+        StatValue(min(emoji, 5) / 5, emoji),
+        StatValue(min(text.count("!"), 10) / 10, text.count("!")),
+        StatValue(float(bool(record.author_url)), float(bool(record.author_url))),
+        StatValue(min(math.log1p(approved) / math.log1p(100), 1.0), approved),
+        StatValue(min(math.log1p(spam) / math.log1p(100), 1.0), spam),
+    ]
+
+
+def _plural(count: float, one: str, many: str) -> str:
+    number = int(count)
+    return f"{number} {one if number == 1 else many}"
+
+
+def describe_stat(name: str, stat: StatValue) -> str:
+    """A moderator-readable phrase for one dense feature's value."""
+    raw = stat.raw
+    phrases = {
+        "links": _plural(raw, "link", "links"),
+        "link_domains": _plural(raw, "linked domain", "linked domains"),
+        "shortener": "links to a URL shortener",
+        "ip_host": "links to a bare IP address",
+        "link_share": f"links make up {raw:.0%} of the text",
+        "length": f"a text of {int(raw)} characters",
+        "short": "a very short text",
+        "upper_share": f"text in capitals ({raw:.0%} of letters)",
+        "digit_share": _plural(raw, "digit", "digits"),
+        "repeats": _plural(raw, "run of repeated characters", "runs of repeated characters"),
+        "non_ascii_share": f"non-ASCII characters ({raw:.0%} of the text)",
+        "emoji": _plural(raw, "emoji", "emoji"),
+        "exclamations": _plural(raw, "exclamation mark", "exclamation marks"),
+        "author_url": "the author gave a website",
+        "history_approved": "the author's " + _plural(raw, "approved comment", "approved comments"),
+        "history_spam": "the author's "
+        + _plural(raw, "earlier spam comment", "earlier spam comments"),
+    }
+    return phrases[name]
+
+
+class ContentText(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """Records -> :func:`content_text` strings (stateless)."""
+
+    def fit(self, records: Sequence[CommentRecord], y: Any = None) -> ContentText:
+        """Nothing to learn; returns ``self``."""
+        return self
+
+    def transform(self, records: Iterable[CommentRecord]) -> list[str]:
+        """One normalised content string per record."""
+        return [content_text(record) for record in records]
+
+
+class AuthorText(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """Records -> :func:`author_text` strings (stateless)."""
+
+    def fit(self, records: Sequence[CommentRecord], y: Any = None) -> AuthorText:
+        """Nothing to learn; returns ``self``."""
+        return self
+
+    def transform(self, records: Iterable[CommentRecord]) -> list[str]:
+        """One author token string per record."""
+        return [author_text(record) for record in records]
+
+
+class RecordStats(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """Records -> the dense :func:`record_stats` matrix (stateless)."""
+
+    def fit(self, records: Sequence[CommentRecord], y: Any = None) -> RecordStats:
+        """Nothing to learn; returns ``self``."""
+        return self
+
+    def transform(self, records: Iterable[CommentRecord]) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """A ``(len(records), len(STAT_NAMES))`` float64 array."""
+        rows = [[stat.value for stat in record_stats(record)] for record in records]
+        return np.array(rows, dtype=np.float64).reshape(len(rows), len(STAT_NAMES))
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureConfig:
+    """The knobs of the feature union. The weights scale each block's columns: the n-gram
+    blocks are L2-normalised per comment, so the weights set how much each block may say
+    relative to the others under the same regularisation."""
+
+    word_ngrams: tuple[int, int] = (1, 2)
+    char_ngrams: tuple[int, int] = (2, 5)
+    min_df: int = 2
+    max_word_features: int = 60_000
+    max_char_features: int = 150_000
+    max_author_features: int = 20_000
+    word_weight: float = 1.0
+    char_weight: float = 1.0
+    author_weight: float = 0.5
+    stats_weight: float = 1.0
+
+
+def build_features(config: FeatureConfig = FeatureConfig()) -> FeatureUnion:
+    """An unfitted feature union with blocks ``word``, ``char``, ``author`` and ``stats``.
+
+    The n-gram vectorizers use sublinear tf (a word said five times is not five times the
+    evidence), ``char_wb`` n-grams (each n-gram lies inside one word, which lets the
+    classifier attribute it to that word in its reasons), and a ``min_df`` plus a cap on
+    the vocabulary to keep the artifact small.
+    """
+
+    def tfidf(**kwargs: Any) -> TfidfVectorizer:
+        return TfidfVectorizer(sublinear_tf=True, dtype=np.float64, **kwargs)
+
+    return FeatureUnion(
+        [
+            (
+                "word",
+                Pipeline(
+                    [
+                        ("text", ContentText()),
+                        (
+                            "tfidf",
+                            tfidf(
+                                ngram_range=config.word_ngrams,
+                                min_df=config.min_df,
+                                max_features=config.max_word_features,
+                            ),
+                        ),
+                    ]
+                ),
+            ),
+            (
+                "char",
+                Pipeline(
+                    [
+                        ("text", ContentText()),
+                        (
+                            "tfidf",
+                            tfidf(
+                                analyzer="char_wb",
+                                ngram_range=config.char_ngrams,
+                                min_df=config.min_df,
+                                max_features=config.max_char_features,
+                            ),
+                        ),
+                    ]
+                ),
+            ),
+            (
+                "author",
+                Pipeline(
+                    [
+                        ("text", AuthorText()),
+                        (
+                            "tfidf",
+                            tfidf(
+                                token_pattern=r"\S+",  # noqa: S106 (a regex, not a secret)
+                                min_df=config.min_df,
+                                max_features=config.max_author_features,
+                            ),
+                        ),
+                    ]
+                ),
+            ),
+            ("stats", RecordStats()),
+        ],
+        transformer_weights={
+            "word": config.word_weight,
+            "char": config.char_weight,
+            "author": config.author_weight,
+            "stats": config.stats_weight,
+        },
+    )
