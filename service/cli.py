@@ -55,6 +55,158 @@ def classifier() -> None:
     """Train, evaluate and try the spam classifier."""
 
 
+def _load_classifier_or_fail(model: Path | None) -> Any:
+    from service.classifier.artifacts import ArtifactError
+    from service.classifier.model import BUNDLED_PATH, load_classifier
+
+    path = model or BUNDLED_PATH
+    try:
+        return load_classifier(path)
+    except ArtifactError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _read_data(paths: tuple[Path, ...]) -> Any:
+    from service.classifier.datasets import DatasetError, read_datasets
+
+    try:
+        return read_datasets(paths)
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@classifier.command("train")
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="A data set file or a directory of them (repeatable).",
+)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--bootstrap", default=0, show_default=True, type=int, help="Synthetic comments to add."
+)
+@click.option(
+    "--holdout", default=0.2, show_default=True, type=float, help="Share held out for metrics."
+)
+def classifier_train(
+    data: tuple[Path, ...], out: Path, seed: int, bootstrap: int, holdout: float
+) -> None:
+    """Train a classifier; print its metrics on a held-out split, then save it trained on
+    all the data."""
+    from service.classifier.corpus import generate_corpus
+    from service.classifier.datasets import concat_datasets
+    from service.classifier.evaluation import compute_metrics
+    from service.classifier.model import save_classifier, train
+
+    dataset = _read_data(data)
+    if bootstrap:
+        dataset = concat_datasets([dataset, generate_corpus(bootstrap, seed=seed)])
+    click.echo(f"data: {len(dataset)} comments, {dataset.spam_count} spam ({dataset.source})")
+
+    def progress(message: str) -> None:
+        click.echo(f"  .. {message}", err=True)
+
+    if 0.0 < holdout < 1.0:
+        import random
+
+        order = list(range(len(dataset)))
+        random.Random(seed).shuffle(order)
+        cut = int(len(order) * (1.0 - holdout))
+        fit, held = order[:cut], order[cut:]
+        click.echo(f"holdout: training on {len(fit)}, measuring on {len(held)}")
+        model = train(
+            [dataset.records[i] for i in fit],
+            [dataset.labels[i] for i in fit],
+            seed=seed,
+            progress=progress,
+        )
+        scores = model.probabilities([dataset.records[i] for i in held])
+        metrics = compute_metrics([dataset.labels[i] for i in held], scores, model.thresholds.spam)
+        _echo_metrics(metrics.to_dict())
+    click.echo(f"final: training on all {len(dataset)} comments")
+    final = train(dataset.records, dataset.labels, seed=seed, progress=progress)
+    click.echo(f"thresholds: {final.thresholds.to_dict()}")
+    metadata = save_classifier(final, out)
+    click.echo(f"saved {out} ({out.stat().st_size / 1e6:.1f} MB, version {metadata.version})")
+
+
+def _echo_metrics(values: dict[str, Any]) -> None:
+    for key in (
+        "n",
+        "spam",
+        "threshold",
+        "precision",
+        "recall",
+        "f1",
+        "accuracy",
+        "roc_auc",
+        "pr_auc",
+        "fpr",
+        "tp",
+        "fp",
+        "tn",
+        "fn",
+    ):
+        value = values.get(key)
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        click.echo(f"  {key:<10} {shown}")
+
+
+@classifier.command("evaluate")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="A data set file or a directory of them (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def classifier_evaluate(model: Path | None, data: tuple[Path, ...], as_json: bool) -> None:
+    """Measure a classifier (the bundled one by default) on labelled data, at its spam
+    threshold."""
+    from service.classifier.evaluation import compute_metrics
+
+    loaded = _load_classifier_or_fail(model)
+    dataset = _read_data(data)
+    scores = loaded.probabilities(dataset.records)
+    metrics = compute_metrics(dataset.labels, scores, loaded.thresholds.spam).to_dict()
+    if as_json:
+        keys = ("n", "spam", "precision", "recall", "f1", "accuracy", "roc_auc", "pr_auc", "fpr")
+        click.echo(json.dumps({key: metrics[key] for key in keys}))
+    else:
+        _echo_metrics(metrics)
+
+
+@classifier.command("score")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("text")
+def classifier_score(model: Path | None, text: str) -> None:
+    """Score one comment: its spam probability, verdict and reasons."""
+    from service.classifier.types import CommentRecord
+
+    loaded = _load_classifier_or_fail(model)
+    score = loaded.score(CommentRecord(content=text))
+    t = loaded.thresholds
+    verdict = (
+        "discard"
+        if score.probability >= t.discard
+        else "spam"
+        if score.probability >= t.spam
+        else "hold"
+        if score.probability >= t.hold
+        else "approve"
+    )
+    click.echo(f"probability {score.probability:.4f} ({verdict})")
+    for reason in score.reasons:
+        click.echo(f"  {reason.weight:+.3f}  {reason.phrase}")
+
+
 @main.group()
 def db() -> None:
     """The database schema."""

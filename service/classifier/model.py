@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -30,6 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold, StratifiedKFold, cross_val_predict
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from service.classifier.artifacts import ArtifactMetadata, load_artifact, save_artifact
 from service.classifier.datasets import dataset_fingerprint
 from service.classifier.evaluation import Thresholds, choose_thresholds, compute_metrics
 from service.classifier.features import (
@@ -45,7 +47,14 @@ from service.classifier.features import (
 )
 from service.classifier.types import CommentRecord, Reason, Score
 
-__all__ = ["Classifier", "ModelConfig", "train"]
+__all__ = [
+    "BUNDLED_PATH",
+    "Classifier",
+    "ModelConfig",
+    "load_classifier",
+    "save_classifier",
+    "train",
+]
 
 MAX_REASONS: Final = 5
 """Reasons reported per direction."""
@@ -183,6 +192,7 @@ class Classifier:
             if name == "stats":
                 width = len(STAT_NAMES)
                 self._stat_weights = (coef[offset : offset + width] * weight).tolist()
+                self._stat_means: list[float] = list(transformer.means_)
             else:
                 vec: TfidfVectorizer = transformer.named_steps["tfidf"]
                 width = len(vec.vocabulary_)
@@ -237,9 +247,13 @@ class Classifier:
         self._add_words(text, out)
         self._add_chars(text, out)
         self._add_author(record, out)
-        for name, stat, w in zip(STAT_NAMES, record_stats(record), self._stat_weights, strict=True):
-            if stat.value:
-                out.add(f"stat:{name}", describe_stat(name, stat), w * stat.value)
+        stats = record_stats(record)
+        for name, stat, w, mean in zip(
+            STAT_NAMES, stats, self._stat_weights, self._stat_means, strict=True
+        ):
+            contribution = w * (stat.value - mean)
+            if contribution:
+                out.add(f"stat:{name}", describe_stat(name, stat), contribution)
         return out
 
     def _word_keys(self, lowered: str) -> list[tuple[str, str]]:
@@ -442,3 +456,36 @@ def train(
 
 def _fields(config: FeatureConfig) -> dict[str, Any]:
     return {name: getattr(config, name) for name in config.__slots__}
+
+
+# --- artifacts ------------------------------------------------------------------------
+
+BUNDLED_PATH: Final = Path(__file__).with_name("bundled") / "classifier.skops"
+"""The classifier shipped with Commentguard, built by ``make classifier``."""
+
+
+def save_classifier(
+    classifier: Classifier, path: Path | str, *, signing_key: bytes | None = None
+) -> ArtifactMetadata:
+    """Write ``classifier`` as an artifact (pipeline + metadata); returns the metadata
+    written, whose ``version`` is new."""
+    meta = classifier.metadata
+    metadata = ArtifactMetadata.create(
+        training_size=int(meta["training_size"]),
+        training_fingerprint=str(meta["training_fingerprint"]),
+        metrics=meta["metrics"],
+        thresholds=meta["thresholds"],
+        notes=meta.get("notes", {}),
+    )
+    save_artifact(path, classifier.pipeline, metadata, signing_key=signing_key)
+    return metadata
+
+
+def load_classifier(
+    path: Path | str | None = None, *, signing_key: bytes | None = None
+) -> Classifier:
+    """Load an artifact (the bundled classifier when ``path`` is None) and compile its
+    fast path. Raises the :class:`~service.classifier.artifacts.ArtifactError` subclasses
+    of :func:`~service.classifier.artifacts.load_artifact`."""
+    estimator, metadata = load_artifact(path or BUNDLED_PATH, signing_key=signing_key)
+    return Classifier(estimator, metadata.to_dict())

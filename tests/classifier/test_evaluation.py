@@ -1,0 +1,54 @@
+"""Metrics and thresholds against hand-computed values."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.classifier.evaluation import choose_thresholds, compute_metrics
+
+
+def test_metrics_on_a_hand_computed_example() -> None:
+    labels = [1, 1, 1, 0, 0, 0, 0, 1]
+    scores = [0.9, 0.8, 0.3, 0.6, 0.2, 0.1, 0.4, 0.7]
+    m = compute_metrics(labels, scores, 0.5)
+    # Predicted spam: 0.9, 0.8, 0.6, 0.7 -> tp 3, fp 1; missed 0.3 -> fn 1; tn 3.
+    assert (m.tp, m.fp, m.fn, m.tn) == (3, 1, 1, 3)
+    assert m.precision == pytest.approx(0.75)
+    assert m.recall == pytest.approx(0.75)
+    assert m.f1 == pytest.approx(0.75)
+    assert m.accuracy == pytest.approx(0.75)
+    assert m.fpr == pytest.approx(0.25)
+    # 16 spam/ham pairs; the spam scored 0.3 ranks below 0.6 and 0.4: 14/16 ordered.
+    assert m.roc_auc == pytest.approx(14 / 16)
+    # Average precision: recall steps at ranks 1, 2, 3 (0.7) and 6 (0.3 after 0.6, 0.4).
+    assert m.pr_auc == pytest.approx((1 + 1 + 1 + 4 / 6) / 4)
+    assert m.n == 8
+    assert m.spam == 4
+
+
+def test_single_class_has_no_auc_and_zero_rates() -> None:
+    m = compute_metrics([0, 0], [0.1, 0.2], 0.5)
+    assert m.roc_auc is None
+    assert m.pr_auc is None
+    assert m.precision == 0.0
+    assert m.recall == 0.0
+    assert m.fpr == 0.0
+
+
+def test_bad_input_is_refused() -> None:
+    with pytest.raises(ValueError, match="labels"):
+        compute_metrics([], [])
+    with pytest.raises(ValueError, match="probabilities"):
+        compute_metrics([1, 0], [0.5])
+
+
+def test_thresholds_meet_their_targets() -> None:
+    ham = [i / 100 for i in range(100)]  # 0.00 .. 0.99
+    spam = [0.5 + i / 200 for i in range(100)]  # 0.50 .. 0.995
+    labels = [0] * 100 + [1] * 100
+    t = choose_thresholds(labels, ham + spam, max_fpr=0.05, hold_recall=0.9, discard_fpr=0.0)
+    assert sum(h >= t.spam for h in ham) <= 5
+    assert sum(h >= t.spam for h in ham) == 5  # the lowest threshold that allows it
+    assert sum(s >= t.hold for s in spam) >= 90
+    assert all(h < t.discard for h in ham)
+    assert t.hold <= t.spam <= t.discard

@@ -1,0 +1,100 @@
+"""Feature extraction: total on hostile input, deterministic, and faithful to the text."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from service.classifier.features import (
+    ANONYMOUS,
+    STAT_NAMES,
+    FeatureConfig,
+    author_text,
+    build_features,
+    content_text,
+    link_hosts,
+    record_stats,
+    repair_text,
+)
+from service.classifier.types import CommentRecord
+
+EDGE_CASES = {
+    "empty": "",
+    "64kb": "spam " * (64 * 1024 // 5),
+    "emoji": "😀🔥👍💯" * 10,
+    "rtl": "مرحبا بكم في مدونتي، شكرا على المقال",
+    "lone_surrogate": "hello \ud800 world \udfff",
+    "html": '<p>Nice <b>post</b></p><a href="http://bit.ly/x">click</a><script>x()</script>',
+}
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_CASES))
+def test_edge_cases_give_finite_features(name: str) -> None:
+    record = CommentRecord(content=EDGE_CASES[name], author_name=EDGE_CASES[name])
+    stats = record_stats(record)
+    assert len(stats) == len(STAT_NAMES)
+    assert all(np.isfinite(s.value) and 0.0 <= s.value <= 1.0 for s in stats)
+    text = content_text(record)
+    text.encode("utf-8")  # valid Unicode whatever came in
+    assert len(text) <= 4000
+
+
+def test_lone_surrogate_becomes_replacement_character() -> None:
+    assert repair_text("a\ud800b") == "a\ufffdb"
+    assert repair_text("\ud83d\ude00") == "😀"  # a pair written as two code units is joined
+    assert repair_text("plain") == "plain"
+
+
+def test_links_are_found_in_text_and_html() -> None:
+    assert link_hosts("see http://www.Example.com/a and bit.ly/x") == ["example.com", "bit.ly"]
+    assert link_hosts('<a href="https://t.co/abc">here</a>') == ["t.co"]
+    stats = dict(
+        zip(
+            STAT_NAMES,
+            record_stats(CommentRecord("go http://bit.ly/x http://1.2.3.4/")),
+            strict=True,
+        )
+    )
+    assert stats["links"].raw == 2
+    assert stats["shortener"].raw == 1.0
+    assert stats["ip_host"].raw == 1.0
+
+
+def test_content_text_normalises_links_digits_and_tags() -> None:
+    text = content_text(CommentRecord("Call 555-1234<br/>visit https://spam.example.com/x?y=1"))
+    assert text == "Call 000-0000 visit xurl spam.example.com"
+
+
+def test_author_text_tokens() -> None:
+    record = CommentRecord(
+        "hi",
+        author_name="Cheap Pills 24",
+        author_email="x@Mail.RU",
+        author_url="http://www.pills.biz/",
+    )
+    assert author_text(record) == "name:cheap name:pills name:00 email:mail.ru site:pills.biz"
+    assert author_text(CommentRecord("hi")) == ANONYMOUS
+
+
+def test_shape_features() -> None:
+    stats = dict(zip(STAT_NAMES, record_stats(CommentRecord("BUY NOW!!! 😀😀")), strict=True))
+    assert stats["upper_share"].raw == 1.0
+    assert stats["emoji"].raw == 2
+    assert stats["repeats"].raw == 1
+    assert stats["exclamations"].raw == 3
+
+
+def test_history_features_are_log_scaled_and_capped() -> None:
+    few = dict(zip(STAT_NAMES, record_stats(CommentRecord("x", approved_count=3)), strict=True))
+    many = dict(
+        zip(STAT_NAMES, record_stats(CommentRecord("x", approved_count=10**6)), strict=True)
+    )
+    assert 0.0 < few["history_approved"].value < many["history_approved"].value == 1.0
+
+
+def test_union_is_deterministic_and_handles_edge_cases() -> None:
+    records = [CommentRecord(text) for text in EDGE_CASES.values()] * 2
+    a = build_features(FeatureConfig(min_df=1)).fit_transform(records)
+    b = build_features(FeatureConfig(min_df=1)).fit_transform(records)
+    assert (a != b).nnz == 0
+    assert np.all(np.isfinite(a.data))

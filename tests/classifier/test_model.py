@@ -1,0 +1,130 @@
+"""The classifier: determinism, fast path == scikit-learn path, reasons, artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.classifier.corpus import generate_corpus
+from service.classifier.model import Classifier, load_classifier, save_classifier, train
+from service.classifier.types import CommentRecord
+
+SPAM = [
+    "CHECK OUT MY CHANNEL http://bit.ly/xyz subscribe!!!",
+    "subscribe to my channel please http://goo.gl/abc",
+    "check out my new video and subscribe http://tinyurl.com/q",
+    "Make money fast http://bit.ly/cash click here",
+    "please subscribe to me, i make videos too",
+    "visit my website http://cheap-pills.biz now",
+    "FREE GIFT CARDS http://is.gd/free subscribe",
+    "check out my channel for more music",
+] * 3
+HAM = [
+    "I love this song, the chorus is beautiful",
+    "this video never gets old",
+    "the best song of the year, no doubt",
+    "who is still listening in 2015?",
+    "her voice is amazing in this one",
+    "the dance at the end is so funny",
+    "I remember when this came out",
+    "great lyrics and a great beat",
+] * 3
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Classifier:
+    records = [CommentRecord(t) for t in SPAM + HAM]
+    corpus = generate_corpus(300, seed=1)
+    return train(records + corpus.records, [1] * len(SPAM) + [0] * len(HAM) + corpus.labels, seed=3)
+
+
+EDGE = [
+    "",
+    "x" * 65536,
+    "😀🔥👍",
+    "مرحبا بكم في مدونتي",
+    "lone \ud800 surrogate",
+    '<a href="http://bit.ly/x">hi</a><br/>',
+]
+
+
+def test_fast_path_equals_sklearn_path(classifier: Classifier) -> None:
+    records = [CommentRecord(t, author_name="Jo Smith") for t in SPAM + HAM + EDGE]
+    records += generate_corpus(100, seed=9).records
+    fast = np.array(classifier.probabilities(records))
+    reference = classifier.sklearn_probabilities(records)
+    np.testing.assert_allclose(fast, reference, rtol=0, atol=1e-9)
+    scored = [s.probability for s in classifier.score_many(records)]
+    np.testing.assert_allclose(scored, reference, rtol=0, atol=1e-9)
+
+
+def test_reasons_add_up_to_the_log_odds(classifier: Classifier) -> None:
+    record = CommentRecord("check out my song http://bit.ly/a")
+    contributions = classifier._contributions(record)
+    p = classifier.score(record).probability
+    logit = classifier._intercept + contributions.total
+    assert p == pytest.approx(1 / (1 + np.exp(-logit)), abs=1e-12)
+
+
+def test_obvious_spam_has_spam_reasons(classifier: Classifier) -> None:
+    score = classifier.score(CommentRecord("CHECK OUT MY CHANNEL http://bit.ly/xyz subscribe!!!"))
+    assert score.probability > classifier.thresholds.spam
+    phrases = " | ".join(r.phrase for r in score.spam_reasons)
+    assert "subscribe" in phrases or "shortener" in phrases
+    weights = [r.weight for r in score.spam_reasons]
+    assert weights == sorted(weights, reverse=True)
+    assert score.reasons[: len(score.spam_reasons)] == score.spam_reasons
+    assert len(score.spam_reasons) <= 5
+    assert len(score.ham_reasons) <= 5
+
+
+def test_obvious_ham_has_ham_reasons(classifier: Classifier) -> None:
+    score = classifier.score(CommentRecord("I love this song, her voice is beautiful"))
+    assert score.probability < classifier.thresholds.hold
+    assert score.ham_reasons
+    assert score.ham_reasons[0].weight < 0
+    weights = [r.weight for r in score.ham_reasons]
+    assert weights == sorted(weights)
+
+
+@pytest.mark.parametrize("text", EDGE)
+def test_edge_cases_score(classifier: Classifier, text: str) -> None:
+    score = classifier.score(CommentRecord(text, author_name=text or None))
+    assert 0.0 <= score.probability <= 1.0
+
+
+def test_training_is_deterministic(classifier: Classifier) -> None:
+    records = [CommentRecord(t) for t in SPAM + HAM]
+    corpus = generate_corpus(300, seed=1)
+    again = train(
+        records + corpus.records, [1] * len(SPAM) + [0] * len(HAM) + corpus.labels, seed=3
+    )
+    probe = [CommentRecord(t) for t in SPAM[:8] + HAM[:8]]
+    assert again.probabilities(probe) == classifier.probabilities(probe)
+    assert again.metadata["thresholds"] == classifier.metadata["thresholds"]
+
+
+def test_metadata_and_thresholds(classifier: Classifier) -> None:
+    t = classifier.thresholds
+    assert 0.0 <= t.hold <= t.spam <= t.discard <= 1.0
+    assert t.spam >= 0.5
+    meta = classifier.metadata
+    assert meta["training_size"] == len(SPAM) + len(HAM) + 300
+    assert len(meta["training_fingerprint"]) == 64
+    assert 0.0 <= meta["metrics"]["cv_f1"] <= 1.0
+
+
+def test_one_class_is_refused() -> None:
+    with pytest.raises(ValueError, match="both"):
+        train([CommentRecord("a"), CommentRecord("b")], [1, 1])
+
+
+def test_artifact_round_trip(classifier: Classifier, tmp_path: Path) -> None:
+    path = tmp_path / "c.skops"
+    save_classifier(classifier, path)
+    loaded = load_classifier(path)
+    probe = [CommentRecord(t) for t in SPAM[:8] + HAM[:8] + EDGE]
+    assert loaded.probabilities(probe) == classifier.probabilities(probe)
+    assert loaded.thresholds == classifier.thresholds
