@@ -40,7 +40,7 @@ class Comment(Timestamped, Base):
         Index("ix_comments_site_status_score", "site_id", "status", "score", "id"),
         Index("ix_comments_site_status_created", "site_id", "status", "created_at", "id"),
         Index("ix_comments_site_thread_created", "site_id", "thread", "created_at"),
-        Index("ix_comments_author_hash", "author_id", "content_hash"),
+        Index("ix_comments_author_created", "author_id", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)

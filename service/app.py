@@ -12,6 +12,7 @@ from service.db import make_engine, make_sessionmaker
 from service.errors import register_error_handlers
 from service.logs import configure_logging, install_request_ids
 from service.moderation.active import ClassifierProvider
+from service.moderation.sites import SiteDirectory
 from service.queue import TaskQueue, make_celery
 from service.settings import Settings
 
@@ -36,6 +37,7 @@ def create_app(
         verifier=TokenVerifier(settings),
         queue=TaskQueue(make_celery(settings)),
         classifier=ClassifierProvider(settings.classifier_path),
+        sites=SiteDirectory(),
     )
 
     install_request_ids(app)

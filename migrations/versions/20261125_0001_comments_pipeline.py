@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 13:41:21.800240
+Create Date: 2026-11-25 14:18:16.879894
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("comments", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_comments_author_hash", ["author_id", "content_hash"], unique=False
+            "ix_comments_author_created", ["author_id", "created_at"], unique=False
         )
         batch_op.create_index(
             "ix_comments_site_status_created",
@@ -232,7 +232,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_comments_site_thread_created")
         batch_op.drop_index("ix_comments_site_status_score")
         batch_op.drop_index("ix_comments_site_status_created")
-        batch_op.drop_index("ix_comments_author_hash")
+        batch_op.drop_index("ix_comments_author_created")
 
     op.drop_table("comments")
     op.drop_table("authors")

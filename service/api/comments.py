@@ -12,7 +12,6 @@ from typing import Any
 from flask import Blueprint, Response, request, url_for
 from pydantic import ValidationError
 
-from models import Comment, Site
 from service.api.context import (
     authenticate,
     check_text_size,
@@ -25,8 +24,8 @@ from service.api.schemas import CommentIn, CommentOut, ReasonOut, VerdictOut
 from service.auth.tokens import bearer_token
 from service.moderation.comments import CommentView, find_comment, read_comment
 from service.moderation.errors import FieldError, InvalidInput, NotFound
-from service.moderation.sites import get_site
-from service.moderation.submit import CommentInput, submit_comment
+from service.moderation.sites import SiteInfo
+from service.moderation.submit import Accepted, CommentInput, submit_comment
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +46,9 @@ def post_comment() -> Response:
     require_broker()
 
     with transaction() as session:
-        site = get_site(session, slug=data.site)
+        site = services().sites.get(session, slug=data.site)
         identity = authenticate(site, token)
-        submission = submit_comment(
+        accepted = submit_comment(
             session,
             site=site,
             identity=identity,
@@ -59,16 +58,15 @@ def post_comment() -> Response:
             now=dt.datetime.now(dt.UTC),
             outbox_timeout=dt.timedelta(seconds=settings.outbox_timeout_seconds),
         )
-        comment = submission.comment
-    if not submission.replayed:
-        _enqueue(comment)
+    if not accepted.replayed:
+        _enqueue(accepted.id)
 
     # The answer is the acceptance itself; a replay gives the same answer, and
     # GET /v1/comments/{id} gives the current state.
-    out = _accepted(comment, site)
+    out = _accepted(accepted, site.slug)
     response = Response(json.dumps(out.body()), status=202, mimetype="application/json")
     response.headers["Location"] = out.links["self"]
-    if submission.replayed:
+    if accepted.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
 
@@ -80,7 +78,7 @@ def get_comment(comment_id: str) -> Response:
     cid = _uuid_or_404(comment_id)
     with transaction() as session:
         comment, site = find_comment(session, comment_id=cid)
-        reader = authenticate(site, token)
+        reader = authenticate(SiteInfo.of(site), token)
         view = read_comment(session, comment=comment, site=site, reader=reader)
         out = _render(view)
     return Response(json.dumps(out.body()), status=200, mimetype="application/json")
@@ -120,33 +118,33 @@ def _uuid_or_404(value: str) -> uuid.UUID:
         raise NotFound(f"no comment {value}") from None
 
 
-def _enqueue(comment: Comment) -> None:
+def _enqueue(comment_id: uuid.UUID) -> None:
     """Enqueue after commit. A failure here loses nothing: the outbox row is committed and
     the sweeper enqueues it after its timeout."""
     try:
-        services().queue.enqueue_classification(comment.id)
+        services().queue.enqueue_classification(comment_id)
     except Exception:
         log.warning(
-            "enqueue failed for comment %s; the sweeper will retry", comment.id, exc_info=True
+            "enqueue failed for comment %s; the sweeper will retry", comment_id, exc_info=True
         )
 
 
-def _links(comment: Comment) -> dict[str, str]:
-    return {"self": url_for("comments.get_comment", comment_id=str(comment.id))}
+def _links(comment_id: uuid.UUID) -> dict[str, str]:
+    return {"self": url_for("comments.get_comment", comment_id=str(comment_id))}
 
 
-def _accepted(comment: Comment, site: Site) -> CommentOut:
+def _accepted(accepted: Accepted, site_slug: str) -> CommentOut:
     return CommentOut(
-        id=comment.id,
-        site=site.slug,
-        thread=comment.thread,
-        parent=comment.parent_id,
+        id=accepted.id,
+        site=site_slug,
+        thread=accepted.thread,
+        parent=accepted.parent,
         status="pending",
         discard=False,
-        author_name=comment.author_name,
-        content=comment.content,
-        created_at=comment.created_at,
-        links=_links(comment),
+        author_name=accepted.author_name,
+        content=accepted.content,
+        created_at=accepted.created_at,
+        links=_links(accepted.id),
     )
 
 
@@ -173,5 +171,5 @@ def _render(view: CommentView) -> CommentOut:
             latency_ms=verdict.latency_ms,
             created_at=verdict.created_at,
         ),
-        links=_links(comment),
+        links=_links(comment.id),
     )

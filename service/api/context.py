@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -11,9 +11,9 @@ from typing import Any, Protocol
 from flask import current_app, request
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import Site
 from service.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
 from service.moderation.errors import ServiceUnavailable
+from service.moderation.sites import SiteDirectory, SiteInfo
 from service.moderation.types import Identity
 from service.settings import Settings
 
@@ -25,9 +25,9 @@ class Verifier(Protocol):
         self,
         token: str,
         *,
-        trusted_issuers: list[str],
-        audiences: list[str],
-        site_slug: str,
+        trusted_issuers: Sequence[str],
+        audiences: Sequence[str],
+        site_slug: str | None = None,
     ) -> Identity: ...
 
 
@@ -50,6 +50,7 @@ class Services:
     verifier: Verifier
     queue: Queue
     classifier: ClassifierStatus
+    sites: SiteDirectory
 
 
 def services() -> Services:
@@ -101,11 +102,11 @@ def require_broker() -> None:
         raise ServiceUnavailable("the task broker is unavailable; try again shortly")
 
 
-def authenticate(site: Site, token: str) -> Identity:
+def authenticate(site: SiteInfo, token: str) -> Identity:
     """The caller's identity, proven by a token from an issuer ``site`` trusts."""
     return services().verifier.verify(
         token,
-        trusted_issuers=list(site.trusted_issuers or []),
-        audiences=list(site.audiences or []),
+        trusted_issuers=site.trusted_issuers,
+        audiences=site.audiences,
         site_slug=site.slug,
     )

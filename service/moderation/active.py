@@ -4,45 +4,35 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
-from service.classifier import CommentRecord, Score
-from service.classifier.model import BUNDLED_PATH, Classifier
-from service.moderation.policy import Thresholds
+from service.classifier.model import Classifier, load_classifier
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
 class LoadedClassifier:
-    """A loaded artifact seen through what classification needs (``ScoringClassifier``)."""
+    """A loaded artifact as classification sees it (``ScoringClassifier``): its version,
+    its suggested thresholds and ``score``."""
 
-    classifier: Classifier
-    path: Path
-
-    @property
-    def version(self) -> str:
-        return self.classifier.metadata.version
-
-    @property
-    def thresholds(self) -> Thresholds:
-        t = self.classifier.metadata.thresholds
-        return Thresholds(hold=t["hold"], spam=t["spam"], discard=t["discard"])
-
-    def score(self, record: CommentRecord) -> Score:
-        return self.classifier.score(record)
+    def __init__(self, classifier: Classifier, path: Path | None) -> None:
+        self.classifier = classifier
+        self.path = path
+        self.version = str(classifier.metadata["version"])
+        self.thresholds = classifier.thresholds
+        self.score = classifier.score
 
 
 class ClassifierProvider:
-    """Loads the configured artifact (or the bundled one) once per process, thread-safely.
+    """Loads the configured artifact (the bundled one when ``path`` is None) once per
+    process, thread-safely.
 
     ``get()`` raises the artifact's own error when it cannot be loaded; ``ready()`` says
     so without raising, for readiness checks.
     """
 
     def __init__(self, path: Path | None) -> None:
-        self._path = path or BUNDLED_PATH
+        self._path = path
         self._lock = threading.Lock()
         self._loaded: LoadedClassifier | None = None
 
@@ -52,8 +42,12 @@ class ClassifierProvider:
             return loaded
         with self._lock:
             if self._loaded is None:
-                self._loaded = LoadedClassifier(Classifier.load(self._path), self._path)
-                log.info("classifier %s loaded from %s", self._loaded.version, self._path)
+                self._loaded = LoadedClassifier(load_classifier(self._path), self._path)
+                log.info(
+                    "classifier %s loaded from %s",
+                    self._loaded.version,
+                    self._path or "the bundled artifact",
+                )
             return self._loaded
 
     def ready(self) -> tuple[bool, str]:

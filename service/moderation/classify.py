@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from models import Author, Comment, OutboxTask, Site, Status, Verdict
 from service.classifier import CommentRecord, Score
-from service.moderation.policy import Thresholds, decide, effective_thresholds
+from service.classifier.evaluation import Thresholds
+from service.moderation.policy import decide, effective_thresholds
 from service.moderation.sites import site_policy_of
 from service.moderation.submit import CLASSIFY_TASK
 
@@ -63,13 +64,18 @@ def classify_comment(
     is marked done. Flushes; the caller commits once.
     """
     now = now or dt.datetime.now(dt.UTC)
-    comment = session.scalar(select(Comment).where(Comment.id == comment_id).with_for_update())
-    if comment is None or comment.status is not Status.pending:
+    # One round trip: the comment (locked), its author and its site.
+    row = session.execute(
+        select(Comment, Author, Site)
+        .join(Author, Author.id == Comment.author_id)
+        .join(Site, Site.id == Comment.site_id)
+        .where(Comment.id == comment_id)
+        .with_for_update(of=Comment)
+    ).one_or_none()
+    if row is None or row[0].status is not Status.pending:
         _mark_done(session, comment_id, now)
         return None
-
-    author = session.get_one(Author, comment.author_id)
-    site = session.get_one(Site, comment.site_id)
+    comment, author, site = row
     policy = site_policy_of(site)
     score = classifier.score(record_of(comment, author))
     thresholds = effective_thresholds(policy, classifier.thresholds)

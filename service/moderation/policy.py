@@ -9,6 +9,7 @@ from functools import lru_cache
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models import Status, Trust
+from service.classifier.evaluation import Thresholds
 
 _URL = re.compile(r"(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
 
@@ -43,13 +44,6 @@ class SitePolicy(BaseModel):
         if present != sorted(present):
             raise ValueError("thresholds must satisfy hold <= spam <= discard")
         return self
-
-
-@dataclass(frozen=True, slots=True)
-class Thresholds:
-    hold: float
-    spam: float
-    discard: float
 
 
 def effective_thresholds(policy: SitePolicy, suggested: Thresholds) -> Thresholds:

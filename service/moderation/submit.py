@@ -1,4 +1,9 @@
-"""Accepting a comment: checks, then the comment and its outbox row in one transaction."""
+"""Accepting a comment: checks, then the comment and its outbox row in one transaction.
+
+This is the hot path of the API, so it speaks SQL Core with as few round trips as the
+guarantees allow: the author (one SELECT, one INSERT the first time), the duplicate and
+flood checks (one SELECT), the comment and its outbox row (two INSERTs).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,16 @@ import hashlib
 import unicodedata
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import Author, Comment, OutboxTask, Site, Status, Trust
+from models import Author, Comment, OutboxTask, Status, Trust
 from service.moderation.errors import Conflict, FieldError, InvalidInput, RateLimited
-from service.moderation.sites import site_policy_of
+from service.moderation.sites import SiteInfo
 from service.moderation.types import Identity
 
 CLASSIFY_TASK = "commentguard.classify_comment"
@@ -43,10 +49,16 @@ class CommentInput:
 
 
 @dataclass(frozen=True, slots=True)
-class Submission:
-    """The stored comment; ``replayed`` when an idempotent retry found the first one."""
+class Accepted:
+    """An accepted comment as it was when accepted; ``replayed`` when an idempotent retry
+    found the first one instead of storing a new one."""
 
-    comment: Comment
+    id: uuid.UUID
+    thread: str
+    parent: uuid.UUID | None
+    author_name: str | None
+    content: str
+    created_at: dt.datetime
     replayed: bool
 
 
@@ -60,29 +72,25 @@ def content_hash(text: str) -> str:
 def submit_comment(
     session: Session,
     *,
-    site: Site,
+    site: SiteInfo,
     identity: Identity,
     data: CommentInput,
     idempotency_key: str | None,
     request_hash: str,
     now: dt.datetime,
     outbox_timeout: dt.timedelta,
-) -> Submission:
+) -> Accepted:
     """Store a new comment (``pending``) and the outbox row that gets it classified.
 
     Raises ``InvalidInput`` for a parent outside the thread or an idempotency key reused
     with another request, ``Conflict`` for a duplicate, ``RateLimited`` for a flood. A retry
     with the same idempotency key and the same ``request_hash`` returns the first comment
-    and writes nothing. Flushes; never commits.
+    and writes nothing. Executes statements; never commits.
     """
-    author = _author_for(session, site=site, identity=identity)
+    author_id, trust = _author_for(session, site=site, identity=identity)
 
     if idempotency_key is not None:
-        earlier = session.scalar(
-            select(Comment).where(
-                Comment.author_id == author.id, Comment.idempotency_key == idempotency_key
-            )
-        )
+        earlier = _by_key(session, author_id, idempotency_key)
         if earlier is not None:
             return _replay(earlier, request_hash)
 
@@ -97,116 +105,155 @@ def submit_comment(
             )
 
     digest = content_hash(data.content)
-    duplicate = session.scalar(
-        select(Comment.id).where(
-            Comment.author_id == author.id,
-            Comment.content_hash == digest,
-            Comment.thread == data.thread,
-            Comment.status != Status.trash,
-            Comment.created_at >= now - DUPLICATE_WINDOW,
-        )
+    limit = site.policy.flood_limit_per_minute if trust is not Trust.trusted else 0
+    _check_duplicate_and_flood(
+        session, author_id=author_id, digest=digest, thread=data.thread, limit=limit, now=now
     )
-    if duplicate is not None:
-        raise Conflict(f"duplicate comment: this author said that already ({duplicate})")
 
-    limit = site_policy_of(site).flood_limit_per_minute
-    if limit and author.trust is not Trust.trusted:
-        recent = session.scalar(
-            select(func.count(Comment.id)).where(
-                Comment.author_id == author.id, Comment.created_at >= now - FLOOD_WINDOW
-            )
-        )
-        if (recent or 0) >= limit:
-            raise RateLimited(
-                f"more than {limit} comments a minute from this author",
-                retry_after=int(FLOOD_WINDOW.total_seconds()),
-            )
-
-    comment = Comment(
-        id=uuid.uuid4(),
-        site_id=site.id,
-        thread=data.thread,
-        parent_id=data.parent,
-        author_id=author.id,
-        author_name=data.author_name or identity.name,
-        author_email=data.author_email or identity.email,
-        author_url=data.author_url,
-        content=data.content,
-        user_ip=data.user_ip,
-        user_agent=data.user_agent,
-        referrer=data.referrer,
-        permalink=data.permalink,
-        lang=data.lang,
-        status=Status.pending,
-        content_hash=digest,
-        idempotency_key=idempotency_key,
-        request_hash=request_hash if idempotency_key is not None else None,
-        extra={"email_verified": identity.email_verified} if identity.email else {},
-    )
-    outbox = OutboxTask(
-        task=CLASSIFY_TASK,
-        key=str(comment.id),
-        payload={"comment_id": str(comment.id)},
-        next_attempt_at=now + outbox_timeout,
-    )
+    comment_id = uuid.uuid4()
+    values: dict[str, Any] = {
+        "id": comment_id,
+        "site_id": site.id,
+        "thread": data.thread,
+        "parent_id": data.parent,
+        "author_id": author_id,
+        "author_name": data.author_name or identity.name,
+        "author_email": data.author_email or identity.email,
+        "author_url": data.author_url,
+        "content": data.content,
+        "user_ip": data.user_ip,
+        "user_agent": data.user_agent,
+        "referrer": data.referrer,
+        "permalink": data.permalink,
+        "lang": data.lang,
+        "status": Status.pending,
+        "content_hash": digest,
+        "idempotency_key": idempotency_key,
+        "request_hash": request_hash if idempotency_key is not None else None,
+        "extra": {"email_verified": identity.email_verified} if identity.email else {},
+        "version": 1,
+    }
+    outbox = {
+        "task": CLASSIFY_TASK,
+        "key": str(comment_id),
+        "payload": {"comment_id": str(comment_id)},
+        "next_attempt_at": now + outbox_timeout,
+    }
     if idempotency_key is None:
-        session.add_all([comment, outbox])
-        session.flush()
-        return Submission(comment, replayed=False)
-
+        return _insert(session, values, outbox)
     # Two retries racing with one key: the unique constraint lets one insert win; the
     # loser finds the winner's comment and answers as a replay.
     try:
         with session.begin_nested():
-            session.add_all([comment, outbox])
-            session.flush()
+            return _insert(session, values, outbox)
     except IntegrityError:
-        winner = session.scalar(
-            select(Comment).where(
-                Comment.author_id == author.id, Comment.idempotency_key == idempotency_key
-            )
-        )
+        winner = _by_key(session, author_id, idempotency_key)
         if winner is None:
             raise
         return _replay(winner, request_hash)
-    return Submission(comment, replayed=False)
 
 
-def _replay(earlier: Comment, request_hash: str) -> Submission:
+def _insert(session: Session, values: dict[str, Any], outbox: dict[str, Any]) -> Accepted:
+    created_at = session.execute(
+        insert(Comment).values(**values).returning(Comment.created_at)
+    ).scalar_one()
+    session.execute(insert(OutboxTask).values(**outbox))
+    return Accepted(
+        id=values["id"],
+        thread=values["thread"],
+        parent=values["parent_id"],
+        author_name=values["author_name"],
+        content=values["content"],
+        created_at=created_at,
+        replayed=False,
+    )
+
+
+def _check_duplicate_and_flood(
+    session: Session, *, author_id: int, digest: str, thread: str, limit: int, now: dt.datetime
+) -> None:
+    """One indexed range scan of the author's recent comments answers both questions."""
+    same = (
+        (Comment.content_hash == digest)
+        & (Comment.thread == thread)
+        & (Comment.status != Status.trash)
+    )
+    duplicates, recent = session.execute(
+        select(
+            func.count().filter(same),
+            func.count().filter(Comment.created_at >= now - FLOOD_WINDOW),
+        ).where(Comment.author_id == author_id, Comment.created_at >= now - DUPLICATE_WINDOW)
+    ).one()
+    if duplicates:
+        raise Conflict("duplicate comment: this author said that already in this thread")
+    if limit and recent >= limit:
+        raise RateLimited(
+            f"more than {limit} comments a minute from this author",
+            retry_after=int(FLOOD_WINDOW.total_seconds()),
+        )
+
+
+_ACCEPTED_COLUMNS = (
+    Comment.id,
+    Comment.thread,
+    Comment.parent_id,
+    Comment.author_name,
+    Comment.content,
+    Comment.created_at,
+    Comment.request_hash,
+)
+
+
+def _by_key(session: Session, author_id: int, key: str) -> Any:
+    return session.execute(
+        select(*_ACCEPTED_COLUMNS).where(
+            Comment.author_id == author_id, Comment.idempotency_key == key
+        )
+    ).one_or_none()
+
+
+def _replay(earlier: Any, request_hash: str) -> Accepted:
     if earlier.request_hash != request_hash:
         raise InvalidInput(
             "Idempotency-Key reused with a different request",
             [FieldError("Idempotency-Key", "this key was used for a different request body")],
         )
-    return Submission(earlier, replayed=True)
+    return Accepted(
+        id=earlier.id,
+        thread=earlier.thread,
+        parent=earlier.parent_id,
+        author_name=earlier.author_name,
+        content=earlier.content,
+        created_at=earlier.created_at,
+        replayed=True,
+    )
 
 
-def _author_for(session: Session, *, site: Site, identity: Identity) -> Author:
-    """The site's author row for this identity, created on first sight.
+def _author_for(session: Session, *, site: SiteInfo, identity: Identity) -> tuple[int, Trust]:
+    """The id and trust of the site's author row for this identity, created on first sight.
 
     Uses INSERT ... ON CONFLICT DO NOTHING so two first comments racing from one new
     author do not fail on the unique (site, issuer, subject) constraint.
     """
-    where = (
+    query = select(Author.id, Author.trust).where(
         Author.site_id == site.id,
         Author.issuer == identity.issuer,
         Author.subject == identity.subject,
     )
-    author = session.scalar(select(Author).where(*where))
-    if author is not None:
-        if identity.name and author.display_name != identity.name:
-            author.display_name = identity.name
-        return author
-    values = {
-        "site_id": site.id,
-        "issuer": identity.issuer,
-        "subject": identity.subject,
-        "display_name": identity.name,
-        "email": identity.email,
-    }
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(Author).values(**values).on_conflict_do_nothing())
-    author = session.scalar(select(Author).where(*where))
-    assert author is not None, "author row exists after insert-or-ignore"
-    return author
+    row = session.execute(query).one_or_none()
+    if row is None:
+        dialect = session.get_bind().dialect.name
+        upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        session.execute(
+            upsert(Author)
+            .values(
+                site_id=site.id,
+                issuer=identity.issuer,
+                subject=identity.subject,
+                display_name=identity.name,
+                email=identity.email,
+            )
+            .on_conflict_do_nothing()
+        )
+        row = session.execute(query).one()
+    return int(row.id), Trust(row.trust)

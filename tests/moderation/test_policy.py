@@ -6,9 +6,9 @@ import pytest
 from pydantic import ValidationError
 
 from models import Status, Trust
+from service.classifier.evaluation import Thresholds
 from service.moderation.policy import (
     SitePolicy,
-    Thresholds,
     count_links,
     decide,
     effective_thresholds,

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from models import Comment, OutboxTask, Site, Status, Verdict
 from service.moderation.policy import SitePolicy
-from service.moderation.sites import create_site
+from service.moderation.sites import SiteInfo, create_site
 from service.moderation.submit import CommentInput, submit_comment
 from service.moderation.types import Identity
 
@@ -60,7 +60,7 @@ def submit_comments(
         text = f"{SAMPLE_TEXTS[n % len(SAMPLE_TEXTS)]} (#{n} {secrets.token_hex(3)})"
         submission = submit_comment(
             session,
-            site=site,
+            site=SiteInfo.of(site),
             identity=identity,
             data=CommentInput(thread="/post/1", content=text),
             idempotency_key=None,
@@ -68,7 +68,7 @@ def submit_comments(
             now=now,
             outbox_timeout=outbox_timeout,
         )
-        ids.append(submission.comment.id)
+        ids.append(submission.id)
     session.flush()
     return ids
 
