@@ -20,12 +20,21 @@ REDIS_CLAIM_SECONDS = 3600
 
 
 def unreachable(what: str, url: str, exc: Exception) -> str:
-    """The message a run fails with when a service is missing: what, where, and what to do."""
+    """The message a run fails with when a service is missing: what, where (without a
+    password), and what to do."""
     return (
-        f"{what} is not reachable at {url} ({exc.__class__.__name__}: {exc}). "
+        f"{what} is not reachable at {_without_password(url)} ({exc.__class__.__name__}: {exc}). "
         "`make services` starts the local ones; or point the tests elsewhere with "
         "COMMENTGUARD_TEST_DATABASE_URL / COMMENTGUARD_TEST_REDIS_URL."
     )
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @contextlib.contextmanager
