@@ -251,26 +251,39 @@ def _plural(count: float, one: str, many: str) -> str:
 def describe_stat(name: str, stat: StatValue) -> str:
     """A moderator-readable phrase for one dense feature's value."""
     raw = stat.raw
-    phrases = {
-        "links": _plural(raw, "link", "links") if raw else "no links",
-        "link_domains": _plural(raw, "linked domain", "linked domains") if raw else "no links",
-        "shortener": "links to a URL shortener" if raw else "no URL shortener",
-        "ip_host": "links to a bare IP address" if raw else "no IP-address link",
-        "link_share": f"links make up {raw:.0%} of the text" if raw else "no links",
-        "length": f"a text of {int(raw)} characters",
-        "short": "a very short text" if raw < 25 else "not a very short text",
-        "upper_share": f"text in capitals ({raw:.0%} of letters)",
-        "digit_share": _plural(raw, "digit", "digits"),
-        "repeats": _plural(raw, "run of repeated characters", "runs of repeated characters"),
-        "non_ascii_share": f"non-ASCII characters ({raw:.0%} of the text)",
-        "emoji": _plural(raw, "emoji", "emoji"),
-        "exclamations": _plural(raw, "exclamation mark", "exclamation marks"),
-        "author_url": "the author gave a website" if raw else "no author website",
-        "history_approved": "the author's " + _plural(raw, "approved comment", "approved comments"),
-        "history_spam": "the author's "
-        + _plural(raw, "earlier spam comment", "earlier spam comments"),
-    }
-    return phrases[name]
+    if name == "links":
+        return _plural(raw, "link", "links")
+    if name == "link_domains":
+        return _plural(raw, "linked domain", "linked domains")
+    if name == "shortener":
+        return "links to a URL shortener" if raw else "no URL shortener"
+    if name == "ip_host":
+        return "links to a bare IP address" if raw else "no IP-address link"
+    if name == "link_share":
+        return f"links make up {raw:.0%} of the text" if raw else "no links"
+    if name == "length":
+        return f"a text of {int(raw)} characters"
+    if name == "short":
+        return "a very short text" if raw < 25 else "not a very short text"
+    if name == "upper_share":
+        return f"text in capitals ({raw:.0%} of letters)" if raw else "no capitals"
+    if name == "digit_share":
+        return _plural(raw, "digit", "digits")
+    if name == "repeats":
+        return _plural(raw, "run of repeated characters", "runs of repeated characters")
+    if name == "non_ascii_share":
+        return f"non-ASCII characters ({raw:.0%} of the text)" if raw else "only ASCII text"
+    if name == "emoji":
+        return _plural(raw, "emoji", "emoji")
+    if name == "exclamations":
+        return _plural(raw, "exclamation mark", "exclamation marks")
+    if name == "author_url":
+        return "the author gave a website" if raw else "no author website"
+    if name == "history_approved":
+        return "the author's " + _plural(raw, "approved comment", "approved comments")
+    if name == "history_spam":
+        return "the author's " + _plural(raw, "earlier spam comment", "earlier spam comments")
+    raise KeyError(name)
 
 
 class ContentText(TransformerMixin, BaseEstimator):  # type: ignore[misc]

@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -62,6 +63,7 @@ MAX_REASONS: Final = 5
 MIN_REASON_WEIGHT: Final = 0.01
 """Contributions smaller than this (in log-odds) are noise, not reasons."""
 
+_GRAM_CACHE_SIZE: Final = 100_000
 _WHITESPACE: Final = re.compile(r"\s\s+")
 _EDGE_PUNCT: Final = re.compile(r"^\W+|\W+$")
 _LETTER: Final = re.compile(r"[^\W\d_]")
@@ -73,7 +75,11 @@ Progress = Callable[[str], None]
 class ModelConfig:
     """Training knobs. ``c`` is the inverse L2 strength of the logistic regression;
     ``folds`` the cross-validation folds for calibration and thresholds; ``max_fpr`` the
-    false-positive rate the spam threshold targets on out-of-fold scores."""
+    false-positive rate the spam threshold targets on out-of-fold scores. From ``large``
+    comments on, ``large_folds`` folds suffice (the calibration has two parameters and
+    plenty of out-of-fold scores), which keeps training on 100,000 comments within a
+    minute. ``n_jobs`` parallelises the folds (None: one core); results do not depend on
+    it."""
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
     c: float = 20.0
@@ -82,6 +88,9 @@ class ModelConfig:
     hold_recall: float = 0.98
     discard_fpr: float = 0.001
     max_iter: int = 3000
+    large: int = 50_000
+    large_folds: int = 3
+    n_jobs: int | None = None
 
 
 def _sigmoid(x: float) -> float:
@@ -148,7 +157,7 @@ class _Contributions:
         self.total = 0.0
         self.items: dict[str, list[Any]] = {}
 
-    def add(self, feature: str, phrase: str, weight: float) -> None:
+    def add(self, feature: str, phrase: str | Callable[[], str], weight: float) -> None:
         self.total += weight
         entry = self.items.get(feature)
         if entry is None:
@@ -157,15 +166,17 @@ class _Contributions:
             entry[1] += weight
 
     def reasons(self) -> tuple[Reason, ...]:
+        """The strongest contributions toward spam, then toward ham; a phrase given as a
+        callable is only built when its reason is reported."""
         spam = sorted(
-            (Reason(p, w, f) for f, (p, w) in self.items.items() if w >= MIN_REASON_WEIGHT),
-            key=lambda r: (-r.weight, r.feature),
+            ((w, f, p) for f, (p, w) in self.items.items() if w >= MIN_REASON_WEIGHT),
+            key=lambda item: (-item[0], item[1]),
         )[:MAX_REASONS]
         ham = sorted(
-            (Reason(p, w, f) for f, (p, w) in self.items.items() if w <= -MIN_REASON_WEIGHT),
-            key=lambda r: (r.weight, r.feature),
+            ((w, f, p) for f, (p, w) in self.items.items() if w <= -MIN_REASON_WEIGHT),
+            key=lambda item: (item[0], item[1]),
         )[:MAX_REASONS]
-        return tuple(spam) + tuple(ham)
+        return tuple(Reason(p if isinstance(p, str) else p(), w, f) for w, f, p in spam + ham)
 
 
 class Classifier:
@@ -196,7 +207,8 @@ class Classifier:
             else:
                 vec: TfidfVectorizer = transformer.named_steps["tfidf"]
                 width = len(vec.vocabulary_)
-                tables[name] = _ngram_table(vec, coef[offset : offset + width], weight)
+                if name != "char":
+                    tables[name] = _ngram_table(vec, coef[offset : offset + width], weight)
                 if name == "word":
                     self._word_analyzer = vec.build_analyzer()
                     self._word_preprocess = vec.build_preprocessor()
@@ -204,13 +216,18 @@ class Classifier:
                 elif name == "char":
                     self._char_preprocess = vec.build_preprocessor()
                     self._char_range: tuple[int, int] = vec.ngram_range
+                    self._char_vocabulary: dict[str, int] = dict(vec.vocabulary_)
+                    self._char_idf = np.asarray(vec.idf_, dtype=np.float64)
+                    self._char_coef = coef[offset : offset + width] * weight
                 else:
                     self._author_analyzer = vec.build_analyzer()
             offset += width
         if offset != coef.size:
             raise ValueError(f"the union has {offset} columns, the model {coef.size}")
+        # Words recur across comments; their n-grams are computed once per word.
+        self._gram_cache: dict[str, np.ndarray[Any, np.dtype[np.intp]]] = {}
+        self._key_cache: dict[str, tuple[str, str]] = {}
         self._word = tables["word"]
-        self._char = tables["char"]
         self._author = tables["author"]
 
     @property
@@ -244,8 +261,10 @@ class Classifier:
     def _contributions(self, record: CommentRecord) -> _Contributions:
         out = _Contributions()
         text = content_text(record)
-        self._add_words(text, out)
-        self._add_chars(text, out)
+        lowered = _WHITESPACE.sub(" ", self._char_preprocess(text))
+        keys = self._word_keys(lowered)
+        self._add_words(text, lowered, keys, out)
+        self._add_chars(lowered, keys, out)
         self._add_author(record, out)
         stats = record_stats(record)
         for name, stat, w, mean in zip(
@@ -253,7 +272,7 @@ class Classifier:
         ):
             contribution = w * (stat.value - mean)
             if contribution:
-                out.add(f"stat:{name}", describe_stat(name, stat), contribution)
+                out.add(f"stat:{name}", partial(describe_stat, name, stat), contribution)
         return out
 
     def _word_keys(self, lowered: str) -> list[tuple[str, str]]:
@@ -261,16 +280,25 @@ class Classifier:
         after a link mark is the link's host."""
         keys: list[tuple[str, str]] = []
         previous = ""
+        cache = self._key_cache
         for word in lowered.split():
             if previous == LINK_MARK:
                 keys.append((f"link:{word}", f"a link to {word}"))
             else:
-                shown = _display(word)
-                keys.append((f"word:{shown}", _word_phrase(shown)))
+                key = cache.get(word)
+                if key is None:
+                    shown = _display(word)
+                    key = (f"word:{shown}", _word_phrase(shown))
+                    if len(cache) >= _GRAM_CACHE_SIZE:
+                        cache.clear()
+                    cache[word] = key
+                keys.append(key)
             previous = word
         return keys
 
-    def _add_words(self, text: str, out: _Contributions) -> None:
+    def _add_words(
+        self, text: str, lowered: str, keys: list[tuple[str, str]], out: _Contributions
+    ) -> None:
         counts = Counter(self._word_analyzer(text))
         table = self._word
         found: list[tuple[str, float]] = []
@@ -295,55 +323,62 @@ class Classifier:
                 per_token[term] = contribution / norm / counts[term]
         if not per_token:
             return
-        lowered = self._word_preprocess(text)
         pattern = self._word_token
-        for word, (key, phrase) in zip(lowered.split(), self._word_keys(lowered), strict=True):
+        for word, (key, phrase) in zip(lowered.split(), keys, strict=True):
             for token in pattern.findall(word):
                 share = per_token.get(token)
                 if share is not None:
                     out.add(key, phrase, share)
 
-    def _add_chars(self, text: str, out: _Contributions) -> None:
-        lowered = _WHITESPACE.sub(" ", self._char_preprocess(text))
-        low, high = self._char_range
-        per_word: list[list[str]] = []
-        counts: Counter[str] = Counter()
+    def _add_chars(self, lowered: str, keys: list[tuple[str, str]], out: _Contributions) -> None:
+        cache = self._gram_cache
+        columns: list[np.ndarray[Any, np.dtype[np.intp]]] = []
         for word in lowered.split():
-            # The n-grams of sklearn's char_wb analyzer, word by word, in its order.
-            padded = f" {word} "
-            size = len(padded)
-            grams: list[str] = []
-            for n in range(low, high + 1):
-                offset = 0
-                grams.append(padded[offset : offset + n])
-                while offset + n < size:
-                    offset += 1
-                    grams.append(padded[offset : offset + n])
-                if offset == 0:
-                    break
-            per_word.append(grams)
-            counts.update(grams)
-        table = self._char
-        shares: dict[str, float] = {}
-        square = 0.0
-        for gram, count in counts.items():
-            entry = table.get(gram)
-            if entry is None:
-                continue
-            value = (1.0 + math.log(count)) * entry[0]
-            square += value * value
-            shares[gram] = value * entry[1] / count
-        if not shares:
+            cols = cache.get(word)
+            if cols is None:
+                cols = self._char_columns(word)
+                if len(cache) >= _GRAM_CACHE_SIZE:
+                    cache.clear()
+                cache[word] = cols
+            columns.append(cols)
+        if not columns:
             return
-        norm = math.sqrt(square)
-        for grams, (key, phrase) in zip(per_word, self._word_keys(lowered), strict=True):
-            total = 0.0
-            for gram in grams:
-                share = shares.get(gram)
-                if share is not None:
-                    total += share
-            if total:
-                out.add(key, phrase, total / norm)
+        sizes = np.fromiter((c.size for c in columns), dtype=np.intp, count=len(columns))
+        if not sizes.any():
+            return
+        every = np.concatenate(columns)
+        unique, inverse, counts = np.unique(every, return_inverse=True, return_counts=True)
+        values = (1.0 + np.log(counts)) * self._char_idf[unique]
+        norm = math.sqrt(float(np.dot(values, values)))
+        # Each n-gram's contribution is shared among its occurrences, each credited to
+        # the word it lies in (char_wb n-grams never cross words).
+        shares = (values * self._char_coef[unique] / counts / norm)[inverse]
+        owner = np.repeat(np.arange(sizes.size), sizes)
+        totals = np.bincount(owner, weights=shares, minlength=sizes.size)
+        for size, total, (key, phrase) in zip(sizes.tolist(), totals.tolist(), keys, strict=True):
+            if size:
+                out.add(key, phrase, total)
+
+    def _char_columns(self, word: str) -> np.ndarray[Any, np.dtype[np.intp]]:
+        """The column indices of the in-vocabulary n-grams of sklearn's char_wb analyzer
+        for one word (out-of-vocabulary n-grams count for nothing, not even in the norm)."""
+        padded = f" {word} "
+        size = len(padded)
+        low, high = self._char_range
+        vocabulary = self._char_vocabulary
+        found: list[int] = []
+        for n in range(low, high + 1):
+            offset = 0
+            while True:
+                index = vocabulary.get(padded[offset : offset + n])
+                if index is not None:
+                    found.append(index)
+                if offset + n >= size:
+                    break
+                offset += 1
+            if offset == 0:
+                break
+        return np.array(found, dtype=np.intp)
 
     def _add_author(self, record: CommentRecord, out: _Contributions) -> None:
         counts = Counter(self._author_analyzer(author_text(record)))
@@ -416,10 +451,12 @@ def train(
     union = build_features(features_cfg)
     say(f"extracting features from {y.size} comments")
     matrix = union.fit_transform(list(records))
-    say(f"{matrix.shape[1]} features; cross-validating ({cfg.folds} folds)")
-    folds = _folds(y, groups, cfg.folds, seed)
-    linear = LogisticRegression(C=cfg.c, max_iter=cfg.max_iter, tol=1e-6)
-    decisions = cross_val_predict(linear, matrix, y, cv=folds, method="decision_function")
+    say(f"{matrix.shape[1]} features; cross-validating")
+    folds = _folds(y, groups, cfg.folds if y.size < cfg.large else cfg.large_folds, seed)
+    linear = LogisticRegression(C=cfg.c, max_iter=cfg.max_iter)
+    decisions = cross_val_predict(
+        linear, matrix, y, cv=folds, method="decision_function", n_jobs=cfg.n_jobs
+    )
     a, b = _platt(np.asarray(decisions), y)
     oof = 1.0 / (1.0 + np.exp(-(a * decisions + b)))
     thresholds = choose_thresholds(
