@@ -5,16 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from models import Author, Comment, OutboxTask, Site, Status, Verdict
+from models import Author, Comment, OutboxTask, Site, Status, Trust, Verdict
 from service.classifier import CommentRecord, Score
 from service.classifier.evaluation import Thresholds
-from service.moderation.policy import decide, effective_thresholds
-from service.moderation.sites import site_policy_of
+from service.moderation.policy import SitePolicy, decide, effective_thresholds
 from service.moderation.submit import CLASSIFY_TASK
 
 log = logging.getLogger(__name__)
@@ -32,21 +32,88 @@ class ScoringClassifier(Protocol):
     def score(self, record: CommentRecord) -> Score: ...
 
 
-def record_of(comment: Comment, author: Author) -> CommentRecord:
-    """The classifier's view of a stored comment and its author's history."""
-    return CommentRecord(
-        content=comment.content,
-        author_name=comment.author_name,
-        author_email=comment.author_email,
-        author_url=comment.author_url,
-        user_ip=comment.user_ip,
-        user_agent=comment.user_agent,
-        referrer=comment.referrer,
-        permalink=comment.permalink,
-        lang=comment.lang,
-        approved_count=author.approved_count,
-        spam_count=author.spam_count,
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """What classification decided for one comment (the verdict row, as written)."""
+
+    comment_id: uuid.UUID
+    decision: Status
+    discard: bool
+    score: float
+    classifier_version: str
+    reasons: list[dict[str, Any]]
+    latency_ms: float
+
+
+# Statements are built once per process: this is the worker's hot path.
+_LOCK_COMMENT = (
+    select(
+        Comment.id,
+        Comment.status,
+        Comment.created_at,
+        Comment.content,
+        Comment.author_name,
+        Comment.author_email,
+        Comment.author_url,
+        Comment.user_ip,
+        Comment.user_agent,
+        Comment.referrer,
+        Comment.permalink,
+        Comment.lang,
+        Author.id.label("author_id"),
+        Author.trust,
+        Author.approved_count,
+        Author.spam_count,
+        Site.policy,
     )
+    .join(Author, Author.id == Comment.author_id)
+    .join(Site, Site.id == Comment.site_id)
+    .where(Comment.id == bindparam("comment_id"))
+    .with_for_update(of=Comment)
+)
+_INSERT_VERDICT = insert(Verdict).values(
+    comment_id=bindparam("v_comment_id"),
+    classifier_version=bindparam("v_version"),
+    score=bindparam("v_score"),
+    decision=bindparam("v_decision"),
+    discard=bindparam("v_discard"),
+    reasons=bindparam("v_reasons", type_=Verdict.__table__.c.reasons.type),
+    latency_ms=bindparam("v_latency_ms"),
+)
+_UPDATE_COMMENT = (
+    update(Comment)
+    .where(Comment.id == bindparam("c_id"))
+    .values(
+        status=bindparam("c_status"),
+        discard=bindparam("c_discard"),
+        score=bindparam("c_score"),
+        version=Comment.version + 1,
+        updated_at=func.now(),
+    )
+)
+_COUNT_AUTHOR = (
+    update(Author)
+    .where(Author.id == bindparam("a_id"))
+    .values(
+        approved_count=Author.approved_count + bindparam("a_approved"),
+        spam_count=Author.spam_count + bindparam("a_spam"),
+    )
+)
+_MARK_DONE = (
+    update(OutboxTask)
+    .where(
+        OutboxTask.task == CLASSIFY_TASK,
+        OutboxTask.key == bindparam("o_key"),
+        OutboxTask.done_at.is_(None),
+    )
+    .values(done_at=bindparam("o_now"))
+)
+# PostgreSQL: every write of a verdict in one round trip, through data-modifying CTEs.
+_WRITE_ALL = _MARK_DONE.add_cte(
+    _INSERT_VERDICT.cte("new_verdict"),
+    _UPDATE_COMMENT.cte("moved_comment"),
+    _COUNT_AUTHOR.cte("counted_author"),
+)
 
 
 def classify_comment(
@@ -55,33 +122,27 @@ def classify_comment(
     comment_id: uuid.UUID,
     classifier: ScoringClassifier,
     now: dt.datetime | None = None,
-) -> Verdict | None:
+) -> Decided | None:
     """Score a pending comment, decide by the site's policy, and record it all.
 
     Guarantees: the comment row is locked for the duration, so two deliveries of the same
     task cannot both write a verdict; a comment that is no longer ``pending`` (or no longer
     exists) gets nothing new and ``None`` is returned. Either way the comment's outbox row
-    is marked done. Flushes; the caller commits once.
+    is marked done. The author's approved or spam count moves in SQL (``count + 1``), so
+    concurrent workers lose no increment. Executes statements; the caller commits once.
     """
     now = now or dt.datetime.now(dt.UTC)
-    # One round trip: the comment (locked), its author and its site.
-    row = session.execute(
-        select(Comment, Author, Site)
-        .join(Author, Author.id == Comment.author_id)
-        .join(Site, Site.id == Comment.site_id)
-        .where(Comment.id == comment_id)
-        .with_for_update(of=Comment)
-    ).one_or_none()
-    if row is None or row[0].status is not Status.pending:
-        _mark_done(session, comment_id, now)
+    connection = session.connection()
+    row = connection.execute(_LOCK_COMMENT, {"comment_id": comment_id}).one_or_none()
+    if row is None or Status(row.status) is not Status.pending:
+        connection.execute(_MARK_DONE, {"o_key": str(comment_id), "o_now": now})
         return None
-    comment, author, site = row
-    policy = site_policy_of(site)
-    score = classifier.score(record_of(comment, author))
+
+    policy = SitePolicy.model_validate(row.policy or {})
+    trust = Trust(row.trust)
+    score = classifier.score(record_of(row))
     thresholds = effective_thresholds(policy, classifier.thresholds)
-    decision = decide(
-        policy, thresholds, score=score.probability, text=comment.content, trust=author.trust
-    )
+    decision = decide(policy, thresholds, score=score.probability, text=row.content, trust=trust)
 
     reasons: list[dict[str, Any]] = [
         {"phrase": r.phrase, "weight": round(r.weight, 4), "feature": r.feature}
@@ -90,51 +151,63 @@ def classify_comment(
     reasons.extend(
         {"phrase": r.phrase, "weight": None, "feature": r.feature} for r in decision.rules
     )
-    verdict = Verdict(
-        comment_id=comment.id,
-        classifier_version=classifier.version,
-        score=score.probability,
-        decision=decision.status.value,
+    decided = Decided(
+        comment_id=comment_id,
+        decision=decision.status,
         discard=decision.discard,
+        score=score.probability,
+        classifier_version=classifier.version,
         reasons=reasons,
-        latency_ms=_elapsed_ms(comment.created_at, now),
+        latency_ms=_elapsed_ms(row.created_at, now),
     )
-    session.add(verdict)
-    comment.status = decision.status
-    comment.discard = decision.discard
-    comment.score = score.probability
-    # Counters move in SQL, not in Python: concurrent workers must not lose increments.
-    if decision.status is Status.approved:
-        session.execute(
-            update(Author)
-            .where(Author.id == author.id)
-            .values(approved_count=Author.approved_count + 1)
-        )
-    elif decision.status is Status.spam:
-        session.execute(
-            update(Author).where(Author.id == author.id).values(spam_count=Author.spam_count + 1)
-        )
-    _mark_done(session, comment_id, now)
-    session.flush()
+    params = {
+        "v_comment_id": comment_id,
+        "v_version": decided.classifier_version,
+        "v_score": decided.score,
+        "v_decision": decided.decision.value,
+        "v_discard": decided.discard,
+        "v_reasons": reasons,
+        "v_latency_ms": decided.latency_ms,
+        "c_id": comment_id,
+        "c_status": decided.decision.value,
+        "c_discard": decided.discard,
+        "c_score": decided.score,
+        "a_id": row.author_id,
+        "a_approved": 1 if decided.decision is Status.approved else 0,
+        "a_spam": 1 if decided.decision is Status.spam else 0,
+        "o_key": str(comment_id),
+        "o_now": now,
+    }
+    if connection.dialect.name == "postgresql":
+        connection.execute(_WRITE_ALL, params)
+    else:
+        for statement in (_INSERT_VERDICT, _UPDATE_COMMENT, _COUNT_AUTHOR, _MARK_DONE):
+            connection.execute(statement, params)
     log.info(
         "verdict comment=%s decision=%s score=%.4f version=%s",
-        comment.id,
-        decision.status.value,
-        score.probability,
-        classifier.version,
+        comment_id,
+        decided.decision.value,
+        decided.score,
+        decided.classifier_version,
     )
-    return verdict
+    return decided
 
 
-def _mark_done(session: Session, comment_id: uuid.UUID, now: dt.datetime) -> None:
-    session.execute(
-        update(OutboxTask)
-        .where(
-            OutboxTask.task == CLASSIFY_TASK,
-            OutboxTask.key == str(comment_id),
-            OutboxTask.done_at.is_(None),
-        )
-        .values(done_at=now)
+def record_of(row: Any) -> CommentRecord:
+    """The classifier's view of a stored comment (any object with the comment's columns
+    and its author's ``approved_count`` and ``spam_count``)."""
+    return CommentRecord(
+        content=row.content,
+        author_name=row.author_name,
+        author_email=row.author_email,
+        author_url=row.author_url,
+        user_ip=row.user_ip,
+        user_agent=row.user_agent,
+        referrer=row.referrer,
+        permalink=row.permalink,
+        lang=row.lang,
+        approved_count=row.approved_count,
+        spam_count=row.spam_count,
     )
 
 

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from models import Status, Trust
 from service.classifier.evaluation import Thresholds
 from service.moderation.policy import (
+    Decision,
     SitePolicy,
     count_links,
     decide,
@@ -18,7 +19,9 @@ from service.moderation.policy import (
 T = Thresholds(hold=0.5, spam=0.9, discard=0.99)
 
 
-def _decide(score: float, text: str = "nice post", trust: Trust = Trust.normal, **policy: object):
+def _decide(
+    score: float, text: str = "nice post", trust: Trust = Trust.normal, **policy: object
+) -> Decision:
     return decide(SitePolicy.model_validate(policy), T, score=score, text=text, trust=trust)
 
 

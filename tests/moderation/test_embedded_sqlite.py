@@ -1,0 +1,107 @@
+"""The embedded default (``make run``) runs the same domain code on SQLite: accepting and
+classifying a comment there writes the same rows as on PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from pathlib import Path
+
+import pytest
+from alembic import command
+from pydantic import SecretStr
+from sqlalchemy import func, select
+
+from models import Author, Comment, OutboxTask, Status, Verdict
+from service.db import make_engine, make_sessionmaker
+from service.moderation.active import ClassifierProvider
+from service.moderation.classify import classify_comment
+from service.moderation.errors import Conflict
+from service.moderation.policy import SitePolicy
+from service.moderation.sites import SiteInfo, create_site
+from service.moderation.submit import CommentInput, submit_comment
+from service.moderation.types import Identity
+from service.settings import Settings
+from tests.conftest import alembic_config
+
+
+def test_submit_and_classify_on_sqlite(tmp_path: Path) -> None:
+    settings = Settings(
+        environment="test",
+        database_url=f"sqlite:///{tmp_path / 'cg.db'}",
+        secret_key=SecretStr(secrets.token_urlsafe(36)),
+    )
+    command.upgrade(alembic_config(settings), "head")
+    engine = make_engine(settings)
+    sessions = make_sessionmaker(engine)
+    now = dt.datetime.now(dt.UTC)
+    reader = Identity(issuer="https://issuer.test", subject="alice", name="Alice")
+
+    with sessions.begin() as session:
+        site = SiteInfo.of(
+            create_site(
+                session,
+                slug="demo",
+                name="Demo",
+                url="https://demo.test",
+                policy=SitePolicy(hold_threshold=0.3, spam_threshold=0.9, moderation_words=["tea"]),
+            )
+        )
+    with sessions.begin() as session:
+        accepted = submit_comment(
+            session,
+            site=site,
+            identity=reader,
+            data=CommentInput(thread="/p/1", content="I had tea while reading this. Thanks!"),
+            idempotency_key="k1",
+            request_hash="h1",
+            now=now,
+            outbox_timeout=dt.timedelta(seconds=60),
+        )
+    assert accepted.author_name == "Alice"
+    with sessions.begin() as session:
+        again = submit_comment(
+            session,
+            site=site,
+            identity=reader,
+            data=CommentInput(thread="/p/1", content="I had tea while reading this. Thanks!"),
+            idempotency_key="k1",
+            request_hash="h1",
+            now=now,
+            outbox_timeout=dt.timedelta(seconds=60),
+        )
+    assert again.replayed
+    assert again.id == accepted.id
+
+    with sessions.begin() as session, pytest.raises(Conflict):
+        submit_comment(
+            session,
+            site=site,
+            identity=reader,
+            data=CommentInput(thread="/p/1", content="i had TEA while reading this.  thanks!"),
+            idempotency_key=None,
+            request_hash="h2",
+            now=now,
+            outbox_timeout=dt.timedelta(seconds=60),
+        )
+
+    classifier = ClassifierProvider(None).get()
+    with sessions.begin() as session:
+        decided = classify_comment(session, comment_id=accepted.id, classifier=classifier)
+    assert decided is not None
+    assert decided.decision is Status.held  # the moderation word
+    with sessions.begin() as session:
+        assert classify_comment(session, comment_id=accepted.id, classifier=classifier) is None
+
+    with sessions() as session:
+        comment = session.get_one(Comment, accepted.id)
+        assert comment.status is Status.held
+        assert comment.version == 2
+        assert comment.score == decided.score
+        verdicts = session.scalars(select(Verdict).where(Verdict.comment_id == accepted.id)).all()
+        assert [v.decision for v in verdicts] == ["held"]
+        assert verdicts[0].reasons[-1]["feature"] == "rule:moderation:tea"
+        assert session.scalar(select(func.count()).where(OutboxTask.done_at.is_(None))) == 0
+        author = session.scalars(select(Author)).one()
+        assert (author.approved_count, author.spam_count) == (0, 0)
+    engine.dispose()
