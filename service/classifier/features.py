@@ -71,6 +71,7 @@ _URL: Final = re.compile(
 _SCHEME: Final = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _IP_HOST: Final = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$|^\[?[0-9a-f:]+:[0-9a-f:]*\]?$")
 _DIGIT: Final = re.compile(r"\d")
+_EMOJI: Final = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\ufe0f]")
 _SPACE: Final = re.compile(r"\s+")
 _REPEAT: Final = re.compile(r"(.)\1{2,}", re.DOTALL)
 _INVISIBLE: Final = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060\u00ad"), " ")
@@ -156,10 +157,6 @@ def author_text(record: CommentRecord) -> str:
     return " ".join(tokens) if tokens else ANONYMOUS
 
 
-def _is_emoji(code: int) -> bool:
-    return 0x1F000 <= code <= 0x1FAFF or 0x2600 <= code <= 0x27BF or code == 0xFE0F
-
-
 @dataclass(frozen=True, slots=True)
 class StatValue:
     """One shape, link or history feature: ``value`` is what the model reads (scaled into
@@ -201,17 +198,12 @@ def record_stats(record: CommentRecord) -> list[StatValue]:
     n = len(text)
     urls = [m.group(0) for m in _URL.finditer(text)]
     hosts = [_host(u) for u in urls]
-    letters = upper = digits = non_ascii = emoji = 0
-    for char in text:
-        code = ord(char)
-        if char.isalpha():
-            letters += 1
-            upper += char.isupper()
-        elif char.isdigit():
-            digits += 1
-        if code > 127:
-            non_ascii += 1
-            emoji += _is_emoji(code)
+    # map() over str methods runs the per-character loop in C.
+    letters = sum(map(str.isalpha, text))
+    upper = sum(map(str.isupper, text))
+    digits = sum(map(str.isdigit, text))
+    non_ascii = n - len(text.encode("ascii", "ignore"))
+    emoji = len(_EMOJI.findall(text)) if non_ascii else 0
     repeats = sum(1 for _ in _REPEAT.finditer(text))
     link_chars = sum(len(u) for u in urls)
     distinct = len({h for h in hosts if h})

@@ -227,6 +227,7 @@ class Classifier:
         # Words recur across comments; their n-grams are computed once per word.
         self._gram_cache: dict[str, np.ndarray[Any, np.dtype[np.intp]]] = {}
         self._key_cache: dict[str, tuple[str, str]] = {}
+        self._token_cache: dict[str, tuple[str, ...]] = {}
         self._word = tables["word"]
         self._author = tables["author"]
 
@@ -323,12 +324,25 @@ class Classifier:
                 per_token[term] = contribution / norm / counts[term]
         if not per_token:
             return
-        pattern = self._word_token
+        tokens_of = self._tokens_of
         for word, (key, phrase) in zip(lowered.split(), keys, strict=True):
-            for token in pattern.findall(word):
+            total = 0.0
+            for token in tokens_of(word):
                 share = per_token.get(token)
                 if share is not None:
-                    out.add(key, phrase, share)
+                    total += share
+            if total:
+                out.add(key, phrase, total)
+
+    def _tokens_of(self, word: str) -> tuple[str, ...]:
+        """The word analyzer's tokens inside one whitespace word (cached per word)."""
+        tokens = self._token_cache.get(word)
+        if tokens is None:
+            tokens = tuple(self._word_token.findall(word))
+            if len(self._token_cache) >= _GRAM_CACHE_SIZE:
+                self._token_cache.clear()
+            self._token_cache[word] = tokens
+        return tokens
 
     def _add_chars(self, lowered: str, keys: list[tuple[str, str]], out: _Contributions) -> None:
         cache = self._gram_cache
