@@ -38,6 +38,7 @@ services:
 	@scripts/services.sh
 
 test: install services
+	@scripts/test_tools.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install
