@@ -6,13 +6,22 @@ import datetime as dt
 import ipaddress
 import re
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 _LANG = re.compile(r"^[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    # SQLite hands timestamps back without a zone; the database clock is UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+#: A timestamp that always serialises with its zone.
+UtcDatetime = Annotated[dt.datetime, AfterValidator(_utc)]
 
 
 def _clean_text(value: str) -> str:
@@ -121,7 +130,7 @@ class VerdictOut(BaseModel):
     reasons: list[ReasonOut]
     classifier_version: str
     latency_ms: float
-    created_at: dt.datetime
+    created_at: UtcDatetime
 
 
 class CommentOut(BaseModel):
@@ -133,7 +142,7 @@ class CommentOut(BaseModel):
     discard: bool
     author_name: str | None
     content: str
-    created_at: dt.datetime
+    created_at: UtcDatetime
     verdict: VerdictOut | None = None
     links: dict[str, str]
 
