@@ -272,8 +272,12 @@ def describe_stat(name: str, stat: StatValue) -> str:
     if name == "author_url":
         return "the author gave a website" if raw else "no author website"
     if name == "history_approved":
+        if not raw:
+            return "a first-time author (no approved comments)"
         return "the author's " + _plural(raw, "approved comment", "approved comments")
     if name == "history_spam":
+        if not raw:
+            return "no earlier spam from the author"
         return "the author's " + _plural(raw, "earlier spam comment", "earlier spam comments")
     raise KeyError(name)
 
