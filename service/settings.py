@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     outbox_timeout_seconds: int = 60
     #: How often the beat sweeper looks for such rows.
     sweep_interval_seconds: float = 30.0
+    #: An outbox row re-enqueued this many times is logged as an error at each further
+    #: attempt (it is never given up: every accepted comment must reach a verdict).
     outbox_max_attempts: int = 10
 
     #: Upper bound on waiting for the database or the broker before answering 503.

@@ -106,7 +106,14 @@ def sweep(resources: TaskResources, *, now: dt.datetime | None = None) -> int:
             )
             break
         sent += 1
-        log.info("sweep: re-enqueued outbox row %s (%s, attempt %d)", outbox_id, task, attempts)
+        # Rows are never given up (every accepted comment must reach a verdict), but one
+        # that keeps coming back needs a person: say so loudly past the configured count.
+        level = (
+            logging.ERROR if attempts >= resources.settings.outbox_max_attempts else logging.INFO
+        )
+        log.log(
+            level, "sweep: re-enqueued outbox row %s (%s, attempt %d)", outbox_id, task, attempts
+        )
     return sent
 
 
