@@ -19,7 +19,7 @@ from service.moderation.classify import classify_comment
 from service.moderation.errors import Conflict
 from service.moderation.policy import SitePolicy
 from service.moderation.sites import SiteInfo, create_site
-from service.moderation.submit import CommentInput, submit_comment
+from service.moderation.submit import Accepted, CommentInput, submit_comment
 from service.moderation.types import Identity
 from service.settings import Settings
 from tests.conftest import alembic_config
@@ -47,43 +47,27 @@ def test_submit_and_classify_on_sqlite(tmp_path: Path) -> None:
                 policy=SitePolicy(hold_threshold=0.3, spam_threshold=0.9, moderation_words=["tea"]),
             )
         )
-    with sessions.begin() as session:
-        accepted = submit_comment(
-            session,
-            site=site,
-            identity=reader,
-            data=CommentInput(thread="/p/1", content="I had tea while reading this. Thanks!"),
-            idempotency_key="k1",
-            request_hash="h1",
-            now=now,
-            outbox_timeout=dt.timedelta(seconds=60),
-        )
+
+    def submit(content: str, key: str | None, request_hash: str) -> Accepted:
+        with sessions.begin() as session:
+            return submit_comment(
+                session,
+                site=site,
+                identity=reader,
+                data=CommentInput(thread="/p/1", content=content),
+                idempotency_key=key,
+                request_hash=request_hash,
+                now=now,
+                outbox_timeout=dt.timedelta(seconds=60),
+            )
+
+    accepted = submit("I had tea while reading this. Thanks!", "k1", "h1")
     assert accepted.author_name == "Alice"
-    with sessions.begin() as session:
-        again = submit_comment(
-            session,
-            site=site,
-            identity=reader,
-            data=CommentInput(thread="/p/1", content="I had tea while reading this. Thanks!"),
-            idempotency_key="k1",
-            request_hash="h1",
-            now=now,
-            outbox_timeout=dt.timedelta(seconds=60),
-        )
+    again = submit("I had tea while reading this. Thanks!", "k1", "h1")
     assert again.replayed
     assert again.id == accepted.id
-
-    with sessions.begin() as session, pytest.raises(Conflict):
-        submit_comment(
-            session,
-            site=site,
-            identity=reader,
-            data=CommentInput(thread="/p/1", content="i had TEA while reading this.  thanks!"),
-            idempotency_key=None,
-            request_hash="h2",
-            now=now,
-            outbox_timeout=dt.timedelta(seconds=60),
-        )
+    with pytest.raises(Conflict):
+        submit("i had TEA while reading this.  thanks!", None, "h2")
 
     classifier = ClassifierProvider(None).get()
     with sessions.begin() as session:
