@@ -128,15 +128,28 @@ def choose_thresholds(
     hold_recall: float = 0.98,
     discard_fpr: float = 0.001,
     floor: float = 0.5,
+    hold_margin: float = 0.25,
+    hold_floor: float = 0.2,
 ) -> Thresholds:
     """Thresholds from scored training data (use out-of-fold scores, never the scores of
     the data a model was fitted on, which are overconfident).
 
     ``spam`` is the lowest threshold at which at most ``max_fpr`` of the ham scores reach
     it, but never below ``floor`` (a comment more likely ham than spam is not spam);
-    ``discard`` likewise for ``discard_fpr``, never below ``spam``; ``hold`` is the
-    highest threshold that still holds or catches ``hold_recall`` of the spam, never above
-    ``spam``. Raises ``ValueError`` unless both classes are present.
+    ``discard`` likewise for ``discard_fpr``, never below ``spam``.
+
+    ``hold`` opens the band of comments a moderator should look at. It is the lower of
+
+    * the highest threshold that still holds or catches ``hold_recall`` of the spam, and
+    * ``spam - hold_margin``,
+
+    but never below ``hold_floor`` (nor above ``spam``). The recall rule alone collapses
+    the band whenever the training spam is well separated (with much data nearly every
+    spam scores above ``spam``, so that rule gives ``hold == spam`` and nothing would
+    ever be held by score); the margin keeps a band of uncertain comments, those within
+    ``hold_margin`` of being called spam, for a human, which is where a new site's unseen
+    kinds of spam land. The floor stops a long tail of low-scoring spam from dragging the
+    band down over ordinary ham. Raises ``ValueError`` unless both classes are present.
     """
     y = np.asarray(labels, dtype=np.int64)
     p = np.asarray(probabilities, dtype=np.float64)
@@ -145,6 +158,6 @@ def choose_thresholds(
     ham, spam = p[y == 0], p[y == 1]
     spam_t = min(max(_above(ham, max_fpr), floor), 1.0)
     discard_t = min(max(_above(ham, discard_fpr), spam_t), 1.0)
-    missed = np.sort(spam)[math.floor((1.0 - hold_recall) * spam.size + 1e-9)]
-    hold_t = min(float(missed), spam_t)
+    missed = float(np.sort(spam)[math.floor((1.0 - hold_recall) * spam.size + 1e-9)])
+    hold_t = min(max(min(missed, spam_t - hold_margin), hold_floor), spam_t)
     return Thresholds(hold=hold_t, spam=spam_t, discard=discard_t)

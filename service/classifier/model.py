@@ -75,7 +75,9 @@ Progress = Callable[[str], None]
 class ModelConfig:
     """Training knobs. ``c`` is the inverse L2 strength of the logistic regression;
     ``folds`` the cross-validation folds for calibration and thresholds; ``max_fpr`` the
-    false-positive rate the spam threshold targets on out-of-fold scores. From ``large``
+    false-positive rate the spam threshold targets on out-of-fold scores; ``hold_recall``,
+    ``hold_margin`` and ``hold_floor`` place the hold threshold (see
+    :func:`~service.classifier.evaluation.choose_thresholds`). From ``large``
     comments on, ``large_folds`` folds suffice (the calibration has two parameters and
     plenty of out-of-fold scores), which keeps training on 100,000 comments within a
     minute. ``n_jobs`` parallelises the folds (None: one core); results do not depend on
@@ -86,6 +88,8 @@ class ModelConfig:
     folds: int = 5
     max_fpr: float = 0.01
     hold_recall: float = 0.98
+    hold_margin: float = 0.25
+    hold_floor: float = 0.2
     discard_fpr: float = 0.001
     max_iter: int = 3000
     large: int = 50_000
@@ -478,6 +482,8 @@ def train(
         oof,
         max_fpr=cfg.max_fpr,
         hold_recall=cfg.hold_recall,
+        hold_margin=cfg.hold_margin,
+        hold_floor=cfg.hold_floor,
         discard_fpr=cfg.discard_fpr,
     )
     metrics = compute_metrics(y, oof, thresholds.spam)

@@ -52,3 +52,33 @@ def test_thresholds_meet_their_targets() -> None:
     assert sum(s >= t.hold for s in spam) >= 90
     assert all(h < t.discard for h in ham)
     assert t.hold <= t.spam <= t.discard
+
+
+def test_hold_band_exists_when_spam_is_well_separated() -> None:
+    # Every spam scores far above every ham: the recall rule alone would give hold == spam.
+    labels = [0] * 1000 + [1] * 1000
+    scores = [0.001] * 1000 + [0.999] * 1000
+    t = choose_thresholds(labels, scores)
+    assert t.spam == 0.5
+    assert t.hold == pytest.approx(0.25)  # spam - hold_margin
+    assert t.hold < t.spam
+
+
+def test_hold_catches_the_recall_target_when_that_is_lower() -> None:
+    labels = [0] * 100 + [1] * 100
+    ham = [0.01] * 100
+    spam = [0.22] * 5 + [0.9] * 95  # 98% recall needs hold <= 0.22
+    t = choose_thresholds(labels, ham + spam)
+    assert t.hold == pytest.approx(0.22)
+    assert sum(s >= t.hold for s in spam) >= 98
+
+
+def test_hold_never_drops_below_its_floor() -> None:
+    labels = [0] * 100 + [1] * 100
+    ham = [0.01] * 100
+    spam = [0.02] * 10 + [0.9] * 90  # 98% recall would need hold <= 0.02
+    t = choose_thresholds(labels, ham + spam)
+    assert t.hold == pytest.approx(0.2)
+    t = choose_thresholds(labels, ham + spam, hold_floor=0.1, hold_margin=0.3)
+    assert t.hold == pytest.approx(0.1)
+    assert t.hold <= t.spam <= t.discard

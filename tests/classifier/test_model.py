@@ -128,3 +128,8 @@ def test_artifact_round_trip(classifier: Classifier, tmp_path: Path) -> None:
     probe = [CommentRecord(t) for t in SPAM[:8] + HAM[:8] + EDGE]
     assert loaded.probabilities(probe) == classifier.probabilities(probe)
     assert loaded.thresholds == classifier.thresholds
+
+
+def test_a_hold_band_exists(classifier: Classifier) -> None:
+    t = classifier.thresholds
+    assert 0.2 <= t.hold < t.spam
