@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install services test lint fmt classifier run
+.PHONY: help install services test lint fmt classifier run bench-quality bench-speed bench-pipeline
 
 help:
 	@echo "make install     create $(VENV) and install the service with its dev tools"
@@ -21,6 +21,9 @@ help:
 	@echo "make run         the API and a worker on SQLite, nothing else to install"
 	@echo "make services    find or start the PostgreSQL and Redis the tests use"
 	@echo "make classifier  train the bundled classifier"
+	@echo "make bench-quality   classifier quality vs bogofilter and baselines (YouTube data)"
+	@echo "make bench-speed     classifier latency, batch rate, training time, artifact"
+	@echo "make bench-pipeline  API + workers on PostgreSQL and Redis vs the machine's ceiling"
 
 install: $(INSTALLED)
 
@@ -55,3 +58,14 @@ classifier: install
 
 run: install
 	$(BIN)/python scripts/dev_run.py
+
+# Benchmarks print their figures (README "Benchmarks"); they are never run as tests.
+bench-quality: install
+	@command -v bogofilter >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq bogofilter >/dev/null; } || { echo "bench-quality: install bogofilter (apt-get install bogofilter)" >&2; exit 1; }
+	$(BIN)/python -m bench.classifier_quality
+
+bench-speed: install
+	$(BIN)/python -m bench.classifier_speed
+
+bench-pipeline: install services
+	$(BIN)/python -m bench.pipeline
