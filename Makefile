@@ -42,6 +42,7 @@ services:
 
 test: install services
 	@scripts/test_tools.sh
+	@scripts/oidc_provider.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install

@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     #: attempt (it is never given up: every accepted comment must reach a verdict).
     outbox_max_attempts: int = 10
 
+    #: A trusted issuer's signing keys are fetched again this long after the last fetch.
+    jwks_max_age_seconds: float = 300.0
+    #: No issuer's keys are fetched more often than this, whatever ``kid`` tokens name
+    #: (so a stranger's tokens cannot turn the service into a flood of requests).
+    jwks_min_refresh_seconds: float = 30.0
+
     #: Upper bound on waiting for the database or the broker before answering 503.
     dependency_timeout_seconds: float = 3.0
 

@@ -18,6 +18,7 @@ Fixtures:
 * ``task_queue``: a ``TaskQueue`` on the run's broker.
 * ``celery_worker_process``: a running ``CeleryWorker`` (prefork, 2 processes, beat embedded).
 * ``fresh_database``: Settings for another empty database, dropped after the test.
+* ``oidc_provider``: a real OpenID Connect provider on 127.0.0.1 (``tests/support/oidc.py``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from service.db import make_engine, make_sessionmaker
 from service.queue import TaskQueue, make_celery
 from service.settings import Settings
 from tests.support.env import settings_env
+from tests.support.oidc import OidcProvider, running_provider, why_unavailable
 from tests.support.services import claimed_redis_database, fresh_postgres_database, unreachable
 from tests.support.worker import CeleryWorker
 
@@ -198,3 +200,18 @@ def fresh_database(settings: Settings) -> Iterator[Callable[[], Settings]]:
             )
 
         yield make
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
+    """A real OpenID Connect provider (``tests/oidc/provider.mjs``) on 127.0.0.1 for the
+    whole run; the tests that use it skip when Node.js is not installed."""
+    reason = why_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    log_path = tmp_path_factory.mktemp("oidc") / "provider.log"
+    try:
+        with running_provider(log_path) as provider:
+            yield provider
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)

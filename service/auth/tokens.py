@@ -48,12 +48,6 @@ REQUIRED_CLAIMS = ("exp", "iat", "sub", "iss", "aud")
 #: Longer than any token a real issuer sends; refused before any parsing.
 MAX_TOKEN_LENGTH = 16 * 1024
 
-#: Keys are reloaded this long after they were fetched.
-JWKS_MAX_AGE_SECONDS = 300.0
-
-#: No issuer's keys are fetched more often than this, whatever ``kid`` tokens name.
-JWKS_MIN_REFRESH_SECONDS = 30.0
-
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
@@ -89,8 +83,9 @@ class TokenVerifier:
     each trusted issuer's keys, found by OpenID Connect discovery
     (``{iss}/.well-known/openid-configuration`` → ``jwks_uri``), fetched over https (or
     plain http to a loopback address) within ``http_timeout`` seconds (default
-    ``settings.dependency_timeout_seconds``), reloaded after ``jwks_max_age`` seconds,
-    and never fetched more than once per ``jwks_min_refresh`` seconds per issuer.
+    ``settings.dependency_timeout_seconds``), reloaded after ``jwks_max_age`` seconds
+    (default ``settings.jwks_max_age_seconds``), and never fetched more than once per
+    ``jwks_min_refresh`` seconds (default ``settings.jwks_min_refresh_seconds``) per issuer.
     ``clock`` (monotonic seconds) drives only that cache; token lifetimes are checked
     against the wall clock.
 
@@ -103,16 +98,18 @@ class TokenVerifier:
         settings: Settings,
         *,
         http_timeout: float | None = None,
-        jwks_max_age: float = JWKS_MAX_AGE_SECONDS,
-        jwks_min_refresh: float = JWKS_MIN_REFRESH_SECONDS,
+        jwks_max_age: float | None = None,
+        jwks_min_refresh: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._timeout = (
             settings.dependency_timeout_seconds if http_timeout is None else http_timeout
         )
-        self._max_age = jwks_max_age
-        self._min_refresh = jwks_min_refresh
+        self._max_age = settings.jwks_max_age_seconds if jwks_max_age is None else jwks_max_age
+        self._min_refresh = (
+            settings.jwks_min_refresh_seconds if jwks_min_refresh is None else jwks_min_refresh
+        )
         self._clock = clock
         self._issuers: dict[str, IssuerKeys] = {}
         self._lock = threading.Lock()
@@ -150,7 +147,24 @@ class TokenVerifier:
         retrying later helps. The failure is logged at warning and remembered for
         ``jwks_min_refresh`` seconds, so an issuer's outage costs one timeout, not one
         per request.
+
+        Every refusal is logged at info with its reason and the site, never with the
+        token (a refused token may still be someone's valid credential elsewhere).
         """
+        try:
+            return self._verify(token, trusted_issuers, audiences, site_slug, token_type)
+        except Unauthorized as exc:
+            log.info("token refused (site %s): %s", site_slug or "-", exc.detail)
+            raise
+
+    def _verify(
+        self,
+        token: str,
+        trusted_issuers: Sequence[str],
+        audiences: Sequence[str],
+        site_slug: str | None,
+        token_type: str | None,
+    ) -> Identity:
         if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
             raise Unauthorized("the token is not a well-formed JWT")
         try:
@@ -279,9 +293,7 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             # Not only InvalidTokenError: a weak key raises InvalidKeyError, a sibling.
-            detail = _refusal(exc)
-            log.debug("token refused (iss %s, alg %s): %s", issuer, algorithm, detail)
-            raise Unauthorized(detail) from None
+            raise Unauthorized(_refusal(exc)) from None
         return claims
 
 
