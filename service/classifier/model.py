@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Final
 
@@ -40,11 +41,11 @@ from service.classifier.features import (
     LINK_MARK,
     STAT_NAMES,
     FeatureConfig,
+    StatValue,
     author_text,
     build_features,
-    content_text,
+    content_and_stats,
     describe_stat,
-    record_stats,
 )
 from service.classifier.types import CommentRecord, Reason, Score
 
@@ -64,11 +65,15 @@ MIN_REASON_WEIGHT: Final = 0.01
 """Contributions smaller than this (in log-odds) are noise, not reasons."""
 
 _GRAM_CACHE_SIZE: Final = 100_000
-_WHITESPACE: Final = re.compile(r"\s\s+")
+_MAX_SHOWN: Final = 30
+_LINK_BIGRAM: Final = LINK_MARK + " "
+_WORDLIKE: Final = re.compile(r"^[^\W_]+(?:['’.\-][^\W_]+)*$")
 _EDGE_PUNCT: Final = re.compile(r"^\W+|\W+$")
 _LETTER: Final = re.compile(r"[^\W\d_]")
 
 Progress = Callable[[str], None]
+_Word = tuple[str, tuple[str, ...], "np.ndarray[Any, np.dtype[np.intp]]"]
+"""Per distinct whitespace word: its reason key, its word tokens, its char n-gram columns."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,25 +120,33 @@ def _ngram_table(
 
 
 def _display(word: str) -> str:
+    """How a whitespace word is named in its feature key and phrase: without the
+    punctuation at its edges when what remains reads as a word, else whole."""
     stripped = _EDGE_PUNCT.sub("", word)
-    return stripped or word
+    if stripped and _WORDLIKE.match(stripped):
+        return stripped
+    return word
+
+
+def _quoted(text: str) -> str:
+    return f"'{text}'" if len(text) <= _MAX_SHOWN else f"'{text[: _MAX_SHOWN - 1]}…'"
 
 
 def _word_phrase(key: str) -> str:
     if key == LINK_MARK:
         return "a link"
+    if _WORDLIKE.match(key) and _LETTER.search(key):
+        return f"the word {_quoted(key)}"
     if _LETTER.search(key):
-        return f"the word '{key}'"
+        return f"the text {_quoted(key)}"
     digits = sum(ch.isdigit() for ch in key)
     if digits:
         return f"a {digits}-digit number"
-    return f"the characters '{key}'"
+    return f"the characters {_quoted(key)}"
 
 
 def _phrase_phrase(bigram: str) -> str:
     first, _, second = bigram.partition(" ")
-    if first == LINK_MARK:
-        return f"a link to '{second}...'"
     if second == LINK_MARK:
         return f"'{first}' before a link"
     return f"the phrase '{bigram}'"
@@ -152,35 +165,105 @@ def _author_phrase(token: str) -> str:
     return f"the author token '{token}'"
 
 
+_LINK_STATS: Final = frozenset({"links", "link_domains", "link_share", "shortener", "ip_host"})
+_STAT_INDEX: Final = {name: i for i, name in enumerate(STAT_NAMES)}
+
+
+def _stat_key(name: str, stat: StatValue, site: str | None) -> str:
+    """The reason a dense feature is reported under. Features that state one fact are
+    merged, so a moderator never reads it twice: the link count, linked domains and link
+    share (and, when absent, the shortener and IP-address flags) are one "links" reason;
+    a very short text is a length; a given author website joins the reason of that
+    website's host."""
+    if name in _LINK_STATS:
+        if name in ("shortener", "ip_host") and stat.raw:
+            return f"stat:{name}"
+        return "stat:links"
+    if name == "short":
+        return "stat:length"
+    if name == "author_url" and site is not None:
+        return f"author:site:{site}"
+    return f"stat:{name}"
+
+
+def _links_phrase(stats: Sequence[StatValue]) -> str:
+    links = int(stats[_STAT_INDEX["links"]].raw)
+    if not links:
+        return "no links"
+    domains = int(stats[_STAT_INDEX["link_domains"]].raw)
+    share = stats[_STAT_INDEX["link_share"]].raw
+    phrase = "1 link" if links == 1 else f"{links} links"
+    if domains > 1:
+        phrase += f" to {domains} domains"
+    return f"{phrase}, {share:.0%} of the text"
+
+
+def _stat_phrase(name: str, stats: Sequence[StatValue]) -> str:
+    if name == "links":
+        return _links_phrase(stats)
+    if name == "length":
+        short = stats[_STAT_INDEX["short"]]
+        if short.value:
+            return f"a very short text ({int(short.raw)} characters)"
+    return describe_stat(name, stats[_STAT_INDEX[name]])
+
+
+def _key_phrase(feature: str) -> str:
+    """The phrase of a reason key that is not a dense feature's."""
+    kind, _, value = feature.partition(":")
+    if kind == "word":
+        return _word_phrase(value)
+    if kind == "link":
+        return f"a link to {value}" if value else "a link"
+    if kind == "phrase":
+        return _phrase_phrase(value)
+    if kind == "author":
+        return _author_phrase(value)
+    raise KeyError(feature)
+
+
+_PHRASES: dict[str, str] = {}
+"""Phrases of reason keys, built once per key (they depend on the key alone)."""
+
+
 class _Contributions:
-    """Accumulates contributions to the log-odds, grouped by a readable key."""
+    """Contributions to the log-odds, summed per reason key (``kind:value``). Phrases are
+    only built for the reasons reported, from the key (and, for the dense features, from
+    their values)."""
 
-    __slots__ = ("items", "total")
+    __slots__ = ("stats", "total", "weights")
 
-    def __init__(self) -> None:
-        self.total = 0.0
-        self.items: dict[str, list[Any]] = {}
+    def __init__(self, weights: dict[str, float], stats: Sequence[StatValue]) -> None:
+        self.weights = weights
+        self.stats = stats
+        self.total = math.fsum(weights.values())
 
-    def add(self, feature: str, phrase: str | Callable[[], str], weight: float) -> None:
-        self.total += weight
-        entry = self.items.get(feature)
-        if entry is None:
-            self.items[feature] = [phrase, weight]
-        else:
-            entry[1] += weight
+    def phrase(self, feature: str) -> str:
+        """The moderator's phrase for one reason key."""
+        if feature.startswith("stat:"):
+            return _stat_phrase(feature[5:], self.stats)
+        phrase = _PHRASES.get(feature)
+        if phrase is None:
+            phrase = _key_phrase(feature)
+            if len(_PHRASES) >= _GRAM_CACHE_SIZE:
+                _PHRASES.clear()
+            _PHRASES[feature] = phrase
+        return phrase
 
     def reasons(self) -> tuple[Reason, ...]:
-        """The strongest contributions toward spam, then toward ham; a phrase given as a
-        callable is only built when its reason is reported."""
-        spam = sorted(
-            ((w, f, p) for f, (p, w) in self.items.items() if w >= MIN_REASON_WEIGHT),
-            key=lambda item: (-item[0], item[1]),
-        )[:MAX_REASONS]
-        ham = sorted(
-            ((w, f, p) for f, (p, w) in self.items.items() if w <= -MIN_REASON_WEIGHT),
-            key=lambda item: (item[0], item[1]),
-        )[:MAX_REASONS]
-        return tuple(Reason(p if isinstance(p, str) else p(), w, f) for w, f, p in spam + ham)
+        """The strongest contributions toward spam, then toward ham (ties by key)."""
+        spam: list[tuple[float, str]] = []
+        ham: list[tuple[float, str]] = []
+        for feature, weight in self.weights.items():
+            if weight >= MIN_REASON_WEIGHT:
+                spam.append((-weight, feature))
+            elif weight <= -MIN_REASON_WEIGHT:
+                ham.append((weight, feature))
+        spam.sort()
+        ham.sort()
+        return tuple(Reason(self.phrase(f), -w, f) for w, f in spam[:MAX_REASONS]) + tuple(
+            Reason(self.phrase(f), w, f) for w, f in ham[:MAX_REASONS]
+        )
 
 
 class Classifier:
@@ -214,9 +297,9 @@ class Classifier:
                 if name != "char":
                     tables[name] = _ngram_table(vec, coef[offset : offset + width], weight)
                 if name == "word":
-                    self._word_analyzer = vec.build_analyzer()
-                    self._word_preprocess = vec.build_preprocessor()
                     self._word_token = re.compile(vec.token_pattern)
+                    if vec.ngram_range != (1, 2) or vec.analyzer != "word":
+                        raise ValueError(f"unsupported word n-grams {vec.ngram_range}")
                 elif name == "char":
                     self._char_preprocess = vec.build_preprocessor()
                     self._char_range: tuple[int, int] = vec.ngram_range
@@ -228,10 +311,14 @@ class Classifier:
             offset += width
         if offset != coef.size:
             raise ValueError(f"the union has {offset} columns, the model {coef.size}")
-        # Words recur across comments; their n-grams are computed once per word.
-        self._gram_cache: dict[str, np.ndarray[Any, np.dtype[np.intp]]] = {}
-        self._key_cache: dict[str, tuple[str, str]] = {}
-        self._token_cache: dict[str, tuple[str, ...]] = {}
+        # Words recur across comments (and across the comments of a batch): each distinct
+        # whitespace word's key, word tokens and char n-gram columns are computed once.
+        self._word_cache: dict[str, _Word] = {}
+        self._scratch = threading.local()
+        self._author_cache: dict[
+            tuple[str | None, str | None, str | None],
+            tuple[tuple[tuple[str, float], ...], str | None],
+        ] = {}
         self._word = tables["word"]
         self._author = tables["author"]
 
@@ -251,8 +338,10 @@ class Classifier:
         return Score(probability=probability, reasons=contributions.reasons())
 
     def score_many(self, records: Sequence[CommentRecord]) -> list[Score]:
-        """:meth:`score` for each record, in order."""
-        return [self.score(record) for record in records]
+        """:meth:`score` for each record, in order (identical results; the per-word caches
+        make a batch cheaper per comment than scoring its comments one by one cold)."""
+        score = self.score
+        return [score(record) for record in records]
 
     def probabilities(self, records: Sequence[CommentRecord]) -> list[float]:
         """Probabilities only, through the fast path (no reasons are built)."""
@@ -263,119 +352,133 @@ class Classifier:
         path must match, and the faster route for large offline batches."""
         return np.asarray(self.pipeline.predict_proba(list(records))[:, 1], dtype=np.float64)
 
+    def _entry(self, word: str) -> _Word:
+        cache = self._word_cache
+        entry = cache.get(word)
+        if entry is None:
+            entry = (
+                f"word:{_display(word)}",
+                tuple(self._word_token.findall(word)),
+                self._char_columns(word),
+            )
+            if len(cache) >= _GRAM_CACHE_SIZE:
+                cache.clear()
+            cache[word] = entry
+        return entry
+
     def _contributions(self, record: CommentRecord) -> _Contributions:
-        out = _Contributions()
-        text = content_text(record)
-        lowered = _WHITESPACE.sub(" ", self._char_preprocess(text))
-        keys = self._word_keys(lowered)
-        self._add_words(text, lowered, keys, out)
-        self._add_chars(lowered, keys, out)
-        self._add_author(record, out)
-        stats = record_stats(record)
+        weights: dict[str, float] = {}
+        text, stats, hosts = content_and_stats(record)
+        # The word and char vectorizers lower-case alike; content_text has already made
+        # every whitespace run one space, so split() gives the words both analyzers see.
+        words = self._char_preprocess(text).split()
+        entry = self._entry
+        entries = [entry(word) for word in words]
+        keys = [e[0] for e in entries]
+        if hosts and LINK_MARK in text:
+            # A link is one reason: its mark and its host both count for "a link to
+            # host", named by the host as written (the text has its digits as 0s). The
+            # marks are the links in order; a text that spells "xurl" itself keeps the
+            # normalised host.
+            marks = [i for i in range(len(words) - 1) if words[i] == LINK_MARK]
+            shown = hosts if len(marks) == len(hosts) else [words[i + 1] for i in marks]
+            for i, host in zip(marks, shown, strict=True):
+                keys[i] = keys[i + 1] = f"link:{host}"
+        totals = [0.0] * len(words)
+        self._add_words(entries, totals, weights)
+        self._add_chars(entries, totals)
+        for key, total in zip(keys, totals, strict=True):
+            if total:
+                weights[key] = weights.get(key, 0.0) + total
+        site = self._add_author(record, weights)
         for name, stat, w, mean in zip(
             STAT_NAMES, stats, self._stat_weights, self._stat_means, strict=True
         ):
             contribution = w * (stat.value - mean)
             if contribution:
-                out.add(f"stat:{name}", partial(describe_stat, name, stat), contribution)
-        return out
-
-    def _word_keys(self, lowered: str) -> list[tuple[str, str]]:
-        """(feature key, phrase) per whitespace word of the lower-cased text; the word
-        after a link mark is the link's host."""
-        keys: list[tuple[str, str]] = []
-        previous = ""
-        cache = self._key_cache
-        for word in lowered.split():
-            if previous == LINK_MARK:
-                keys.append((f"link:{word}", f"a link to {word}"))
-            else:
-                key = cache.get(word)
-                if key is None:
-                    shown = _display(word)
-                    key = (f"word:{shown}", _word_phrase(shown))
-                    if len(cache) >= _GRAM_CACHE_SIZE:
-                        cache.clear()
-                    cache[word] = key
-                keys.append(key)
-            previous = word
-        return keys
+                key = _stat_key(name, stat, site if record.author_url else None)
+                weights[key] = weights.get(key, 0.0) + contribution
+        return _Contributions(weights, stats)
 
     def _add_words(
-        self, text: str, lowered: str, keys: list[tuple[str, str]], out: _Contributions
+        self, entries: list[_Word], totals: list[float], weights: dict[str, float]
     ) -> None:
-        counts = Counter(self._word_analyzer(text))
+        """Word unigrams and bigrams (sklearn's analyzer: tokens of ``token_pattern``,
+        which never cross whitespace, so the text's tokens are its words' tokens in
+        order). A unigram's weight is shared among its occurrences, each credited to the
+        whitespace word it sits in, so "bit.ly" gathers "bit" and "ly"; a bigram is a
+        reason of its own, except that a link mark's bigram belongs to the link."""
+        tokens = [token for e in entries for token in e[1]]
+        if not tokens:
+            return
+        bigrams = [f"{a} {b}" for a, b in pairwise(tokens)]
         table = self._word
-        found: list[tuple[str, float]] = []
+        found: list[tuple[str, int, float]] = []
         square = 0.0
-        for term, count in counts.items():
-            entry = table.get(term)
-            if entry is None:
+        for term, count in Counter(tokens + bigrams).items():
+            hit = table.get(term)
+            if hit is None:
                 continue
-            value = (1.0 + math.log(count)) * entry[0]
+            value = (1.0 + math.log(count)) * hit[0]
             square += value * value
-            found.append((term, value * entry[1]))
+            found.append((term, count, value * hit[1]))
         if not found:
             return
         norm = math.sqrt(square)
-        per_token: dict[str, float] = {}
-        for term, contribution in found:
-            if " " in term:
-                out.add(f"phrase:{term}", _phrase_phrase(term), contribution / norm)
+        shares: dict[str, float] = {}
+        link_bigrams = False
+        for term, count, contribution in found:
+            if " " not in term:
+                shares[term] = contribution / norm / count
+            elif term.startswith(_LINK_BIGRAM):
+                shares[term] = contribution / norm / count
+                link_bigrams = True
             else:
-                # A unigram's weight is shared among its occurrences, each credited to the
-                # whitespace word it sits in, so "bit.ly" gathers "bit" and "ly".
-                per_token[term] = contribution / norm / counts[term]
-        if not per_token:
+                key = f"phrase:{term}"
+                weights[key] = weights.get(key, 0.0) + contribution / norm
+        if not shares:
             return
-        tokens_of = self._tokens_of
-        for word, (key, phrase) in zip(lowered.split(), keys, strict=True):
-            total = 0.0
-            for token in tokens_of(word):
-                share = per_token.get(token)
+        get = shares.get
+        for i, e in enumerate(entries):
+            for token in e[1]:
+                share = get(token)
                 if share is not None:
-                    total += share
-            if total:
-                out.add(key, phrase, total)
+                    totals[i] += share
+        if link_bigrams:
+            # Each occurrence of "xurl <token>" is credited to its link mark's word.
+            mark = -1
+            for i, e in enumerate(entries):
+                for token in e[1]:
+                    if mark >= 0:
+                        share = get(f"{LINK_MARK} {token}")
+                        if share is not None:
+                            totals[mark] += share
+                    mark = i if token == LINK_MARK else -1
 
-    def _tokens_of(self, word: str) -> tuple[str, ...]:
-        """The word analyzer's tokens inside one whitespace word (cached per word)."""
-        tokens = self._token_cache.get(word)
-        if tokens is None:
-            tokens = tuple(self._word_token.findall(word))
-            if len(self._token_cache) >= _GRAM_CACHE_SIZE:
-                self._token_cache.clear()
-            self._token_cache[word] = tokens
-        return tokens
-
-    def _add_chars(self, lowered: str, keys: list[tuple[str, str]], out: _Contributions) -> None:
-        cache = self._gram_cache
-        columns: list[np.ndarray[Any, np.dtype[np.intp]]] = []
-        for word in lowered.split():
-            cols = cache.get(word)
-            if cols is None:
-                cols = self._char_columns(word)
-                if len(cache) >= _GRAM_CACHE_SIZE:
-                    cache.clear()
-                cache[word] = cols
-            columns.append(cols)
-        if not columns:
+    def _add_chars(self, entries: list[_Word], totals: list[float]) -> None:
+        sizes = [e[2].size for e in entries]
+        if not any(sizes):
             return
-        sizes = np.fromiter((c.size for c in columns), dtype=np.intp, count=len(columns))
-        if not sizes.any():
-            return
-        every = np.concatenate(columns)
-        unique, inverse, counts = np.unique(every, return_inverse=True, return_counts=True)
-        values = (1.0 + np.log(counts)) * self._char_idf[unique]
-        norm = math.sqrt(float(np.dot(values, values)))
+        every = np.concatenate([e[2] for e in entries])
+        # Each occurrence's count within the comment, through a per-thread scratch array
+        # of counts (zero between calls), which is cheaper than sorting for np.unique.
+        scratch = self._scratch.__dict__.get("counts")
+        if scratch is None:
+            scratch = self._scratch.counts = np.zeros(self._char_idf.size, dtype=np.float64)
+        np.add.at(scratch, every, 1.0)
+        counts = scratch[every]
+        scratch[every] = 0.0
+        values = (1.0 + np.log(counts)) * self._char_idf[every]
+        # The L2 norm over distinct n-grams: an n-gram seen k times adds k * value**2 / k.
+        norm = math.sqrt(float(np.dot(values, values / counts)))
         # Each n-gram's contribution is shared among its occurrences, each credited to
         # the word it lies in (char_wb n-grams never cross words).
-        shares = (values * self._char_coef[unique] / counts / norm)[inverse]
-        owner = np.repeat(np.arange(sizes.size), sizes)
-        totals = np.bincount(owner, weights=shares, minlength=sizes.size)
-        for size, total, (key, phrase) in zip(sizes.tolist(), totals.tolist(), keys, strict=True):
-            if size:
-                out.add(key, phrase, total)
+        shares = values * self._char_coef[every] / counts / norm
+        owner = np.repeat(np.arange(len(sizes)), sizes)
+        sums = np.bincount(owner, weights=shares, minlength=len(sizes)).tolist()
+        for i, total in enumerate(sums):
+            if total:
+                totals[i] += total
 
     def _char_columns(self, word: str) -> np.ndarray[Any, np.dtype[np.intp]]:
         """The column indices of the in-vocabulary n-grams of sklearn's char_wb analyzer
@@ -398,8 +501,28 @@ class Classifier:
                 break
         return np.array(found, dtype=np.intp)
 
-    def _add_author(self, record: CommentRecord, out: _Contributions) -> None:
+    def _add_author(self, record: CommentRecord, weights: dict[str, float]) -> str | None:
+        """Adds the author tokens' contributions; returns the author website's host, if
+        any, whose reason the dense "author gave a website" feature joins. Authors recur,
+        so each distinct (name, email, website) is worked out once."""
+        identity = (record.author_name, record.author_email, record.author_url)
+        cache = self._author_cache
+        known = cache.get(identity)
+        if known is None:
+            known = self._author_contributions(record)
+            if len(cache) >= _GRAM_CACHE_SIZE:
+                cache.clear()
+            cache[identity] = known
+        contributions, site = known
+        for key, contribution in contributions:
+            weights[key] = weights.get(key, 0.0) + contribution
+        return site
+
+    def _author_contributions(
+        self, record: CommentRecord
+    ) -> tuple[tuple[tuple[str, float], ...], str | None]:
         counts = Counter(self._author_analyzer(author_text(record)))
+        site = next((t[5:] for t in counts if t.startswith("site:")), None)
         found: list[tuple[str, float]] = []
         square = 0.0
         for token, count in counts.items():
@@ -409,10 +532,10 @@ class Classifier:
             value = (1.0 + math.log(count)) * entry[0]
             square += value * value
             found.append((token, value * entry[1]))
-        if found:
-            norm = math.sqrt(square)
-            for token, contribution in found:
-                out.add(f"author:{token}", _author_phrase(token), contribution / norm)
+        if not found:
+            return (), site
+        norm = math.sqrt(square)
+        return tuple((f"author:{token}", c / norm) for token, c in found), site
 
 
 # --- training -------------------------------------------------------------------------

@@ -133,3 +133,80 @@ def test_artifact_round_trip(classifier: Classifier, tmp_path: Path) -> None:
 def test_a_hold_band_exists(classifier: Classifier) -> None:
     t = classifier.thresholds
     assert 0.2 <= t.hold < t.spam
+
+
+def _varied_records() -> list[CommentRecord]:
+    corpus = generate_corpus(300, seed=11).records
+    texts = SPAM[:8] + HAM[:8] + EDGE
+    texts += [
+        "Check out my channel http://bit.ly/abc and www.youtube.com/watch?v=1 !!!",
+        "[url=http://traffic-buy-coin.shop]buy youtube views[/url]",
+        "call 555-0100 now, http://192.168.0.1/x and http://bit.ly/y",
+        "xurl is not a link but http://example.org is",
+        "ok",
+    ]
+    people = [
+        CommentRecord(t, author_name="Jo Smith", author_url="http://jo.example.com") for t in texts
+    ]
+    return corpus + [CommentRecord(t) for t in texts] + people
+
+
+def test_score_many_equals_score(classifier: Classifier) -> None:
+    records = _varied_records()
+    batch = classifier.score_many(records)
+    fresh = Classifier(classifier.pipeline, classifier.metadata)  # cold caches
+    one_by_one = [fresh.score(r) for r in records]
+    assert len(batch) == len(one_by_one) == len(records)
+    for got, want in zip(batch, one_by_one, strict=True):
+        assert got.probability == pytest.approx(want.probability, abs=1e-9)
+        assert [r.phrase for r in got.reasons] == [r.phrase for r in want.reasons]
+        assert got == want
+
+
+def test_scoring_from_threads_is_safe(classifier: Classifier) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    records = _varied_records()
+    expected = classifier.score_many(records)
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(classifier.score, records * 3))
+    assert got == expected * 3
+
+
+def test_each_fact_is_one_reason(classifier: Classifier) -> None:
+    merged_away = {
+        "no linked domains",
+        "no URL shortener",
+        "no IP-address link",
+        "not a very short text",
+        "the author gave a website",
+    }
+    for record in _varied_records():
+        reasons = classifier.score(record).reasons
+        phrases = [r.phrase for r in reasons]
+        assert len(set(phrases)) == len(phrases), phrases
+        assert not merged_away & set(phrases), phrases
+        assert sum(p.startswith("no links") for p in phrases) <= 1
+        if record.author_url:
+            assert not any(p == "no author website" for p in phrases)
+
+
+def test_link_reasons_name_the_host_as_written(classifier: Classifier) -> None:
+    record = CommentRecord("win big at http://bet182.xyz/go now http://bet182.xyz/b")
+    score = classifier.score(record)
+    features = {r.feature for r in score.reasons}
+    assert "link:bet000.xyz" not in features
+    link = [r for r in score.reasons if r.feature.startswith("link:")]
+    assert link
+    assert all(r.phrase == "a link to bet182.xyz" for r in link)
+    # The link mark itself is no separate reason.
+    assert not any(r.phrase == "a link" for r in score.reasons)
+
+
+def test_odd_tokens_read_as_text(classifier: Classifier) -> None:
+    from service.classifier.model import _display, _word_phrase
+
+    assert _word_phrase(_display("views[/url]")) == "the text 'views[/url]'"
+    assert _word_phrase(_display("hello!")) == "the word 'hello'"
+    assert _word_phrase(_display("c'est")) == "the word 'c'est'"
+    assert _word_phrase("x" * 50).endswith("…'")
