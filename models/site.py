@@ -23,3 +23,9 @@ class Site(Timestamped, Base):
     audiences: Mapped[list[str]] = mapped_column(default=list)
     #: Thresholds and rules; its shape is ``service.moderation.policy.SitePolicy``.
     policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: RFC 7662 token introspection for opaque tokens: the endpoint, and the client
+    #: credentials (client_secret_basic) this service authenticates to it with. All three
+    #: set, or none (opaque tokens are then refused).
+    introspection_endpoint: Mapped[str | None] = mapped_column(Text)
+    introspection_client_id: Mapped[str | None] = mapped_column(String(255))
+    introspection_client_secret: Mapped[str | None] = mapped_column(Text)

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.api import comments, health
 from service.api.context import EXTENSION, Services
+from service.auth.introspection import Introspector
 from service.auth.tokens import TokenVerifier
 from service.db import make_engine, make_sessionmaker
 from service.errors import register_error_handlers
@@ -35,6 +36,7 @@ def create_app(
         settings=settings,
         sessions=sessions or make_sessionmaker(make_engine(settings)),
         verifier=TokenVerifier(settings),
+        introspector=Introspector(timeout=settings.dependency_timeout_seconds),
         queue=TaskQueue(make_celery(settings)),
         classifier=ClassifierProvider(settings.classifier_path),
         sites=SiteDirectory(),

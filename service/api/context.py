@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from flask import current_app, request
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.auth.introspection import Introspector, looks_like_jwt
 from service.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
 from service.moderation.errors import ServiceUnavailable
 from service.moderation.sites import SiteDirectory, SiteInfo
@@ -48,6 +49,7 @@ class Services:
     settings: Settings
     sessions: sessionmaker[Session]
     verifier: Verifier
+    introspector: Introspector
     queue: Queue
     classifier: ClassifierStatus
     sites: SiteDirectory
@@ -103,7 +105,16 @@ def require_broker() -> None:
 
 
 def authenticate(site: SiteInfo, token: str) -> Identity:
-    """The caller's identity, proven by a token from an issuer ``site`` trusts."""
+    """The caller's identity, proven by a token from an issuer ``site`` trusts: a JWT
+    checked against its issuer's keys, or, where the site configures introspection, an
+    opaque token checked at its introspection endpoint."""
+    if site.introspection is not None and not looks_like_jwt(token):
+        return services().introspector.introspect(
+            token,
+            client=site.introspection,
+            trusted_issuers=site.trusted_issuers,
+            audiences=site.audiences,
+        )
     return services().verifier.verify(
         token,
         trusted_issuers=site.trusted_issuers,

@@ -6,7 +6,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,23 +21,49 @@ _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
 
 @dataclass(frozen=True, slots=True)
+class IntrospectionClient:
+    """Where a site's opaque tokens are checked (RFC 7662), and the client credentials
+    this service authenticates with there (client_secret_basic)."""
+
+    endpoint: str
+    client_id: str
+    client_secret: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class SiteInfo:
-    """What accepting and classifying a comment need of a site, detached from any session."""
+    """What accepting and classifying a comment need of a site, detached from any session.
+
+    ``introspection`` is None when the site accepts no opaque tokens.
+    """
 
     id: int
     slug: str
     trusted_issuers: tuple[str, ...]
     audiences: tuple[str, ...]
     policy: SitePolicy
+    introspection: IntrospectionClient | None = None
 
     @classmethod
     def of(cls, site: Site) -> SiteInfo:
+        introspection = None
+        if (
+            site.introspection_endpoint
+            and site.introspection_client_id
+            and site.introspection_client_secret
+        ):
+            introspection = IntrospectionClient(
+                site.introspection_endpoint,
+                site.introspection_client_id,
+                site.introspection_client_secret,
+            )
         return cls(
             id=site.id,
             slug=site.slug,
             trusted_issuers=tuple(site.trusted_issuers or ()),
             audiences=tuple(site.audiences or ()),
             policy=site_policy_of(site),
+            introspection=introspection,
         )
 
 
@@ -89,8 +115,13 @@ def create_site(
     issuers: Sequence[str] = (),
     audiences: Sequence[str] = (),
     policy: SitePolicy | None = None,
+    introspection: IntrospectionClient | None = None,
 ) -> Site:
-    """Add a site. ``Conflict`` if the slug is taken, ``InvalidInput`` for a bad slug."""
+    """Add a site. ``Conflict`` if the slug is taken, ``InvalidInput`` for a bad slug.
+
+    ``introspection``, when given, lets the site's readers use opaque tokens, checked at
+    that RFC 7662 endpoint.
+    """
     if not _SLUG.match(slug):
         raise InvalidInput(
             "invalid site",
@@ -105,6 +136,9 @@ def create_site(
         trusted_issuers=list(issuers),
         audiences=list(audiences),
         policy=(policy or SitePolicy()).model_dump(),
+        introspection_endpoint=introspection.endpoint if introspection else None,
+        introspection_client_id=introspection.client_id if introspection else None,
+        introspection_client_secret=introspection.client_secret if introspection else None,
     )
     session.add(site)
     session.flush()

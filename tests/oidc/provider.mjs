@@ -8,7 +8,7 @@
 // * Resource indicators (RFC 8707): a token requested for `resource=<RESOURCE_JWT>` (or any
 //   https://*.commentguard.test resource) is an RFC 9068 JWT access token (`typ: at+jwt`,
 //   RS256) whose `aud` is that resource; one for a resource whose host starts with
-//   `opaque.` is an opaque token, to be checked by introspection.
+//   `opaque` is an opaque token, to be checked by introspection.
 // * `cg-backend` / `cg-backend-secret`: a confidential client for client credentials and
 //   for introspection (client_secret_basic). Any scope of RESOURCE_SCOPES may be asked
 //   for, including the role scopes `commentguard:<site>:<role>`.
@@ -17,7 +17,8 @@
 //   any password; access tokens carry the account's name and email.
 // * Key rotation: `POST /_test/rotate` makes a new RS256 key, signs with it from then on
 //   and publishes it first, followed by the previous key. `GET /_test/stats` tells how
-//   often `/jwks` was fetched and the kids published, newest first.
+//   often `/jwks` was fetched, how many introspection requests were made, and the
+//   kids published, newest first.
 // * Forgery: `POST /_test/sign` with `{"header": {...}, "payload": {...}}` answers
 //   `{"token": ...}`, the JWS signed RS256 with the current signing key. The header is
 //   used as given (no kid is added), so tests can build tokens the provider itself would
@@ -117,7 +118,7 @@ function configuration(keys) {
           if (!isResource(indicator)) {
             throw new Provider.errors.InvalidTarget();
           }
-          const opaque = new URL(indicator).hostname.startsWith('opaque.');
+          const opaque = new URL(indicator).hostname.startsWith('opaque');
           return {
             scope: RESOURCE_SCOPES,
             audience: indicator,
@@ -145,6 +146,7 @@ function configuration(keys) {
 let keys = [newSigningKey()];
 let handler = new Provider(issuer, configuration(keys)).callback();
 let jwksFetches = 0;
+let introspections = 0;
 
 function b64url(value) {
   return Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
@@ -193,11 +195,17 @@ const server = createServer((req, res) => {
     return;
   }
   if (path === '/_test/stats') {
-    json(res, 200, { jwks_fetches: jwksFetches, kids: keys.map((k) => k.kid) });
+    json(res, 200, {
+      jwks_fetches: jwksFetches,
+      introspections,
+      kids: keys.map((k) => k.kid),
+    });
     return;
   }
   if (path === '/jwks') {
     jwksFetches += 1;
+  } else if (path === '/token/introspection') {
+    introspections += 1;
   }
   handler(req, res);
 });
