@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     #: (so a stranger's tokens cannot turn the service into a flood of requests).
     jwks_min_refresh_seconds: float = 30.0
 
+    #: The token claim roles are read from (``service/auth/roles.py``): ``scope``,
+    #: ``roles`` or ``groups``; its values ``<roles_prefix>:<site>:<role>`` grant a role.
+    roles_claim: Literal["scope", "roles", "groups"] = "roles"
+    roles_prefix: str = "commentguard"
+
     #: Upper bound on waiting for the database or the broker before answering 503.
     dependency_timeout_seconds: float = 3.0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from flask import current_app, request
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.auth.introspection import Introspector, looks_like_jwt
+from service.auth.roles import Role, require_role, site_roles
 from service.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
 from service.moderation.errors import ServiceUnavailable
 from service.moderation.sites import SiteDirectory, SiteInfo
@@ -107,17 +109,38 @@ def require_broker() -> None:
 def authenticate(site: SiteInfo, token: str) -> Identity:
     """The caller's identity, proven by a token from an issuer ``site`` trusts: a JWT
     checked against its issuer's keys, or, where the site configures introspection, an
-    opaque token checked at its introspection endpoint."""
+    opaque token checked at its introspection endpoint.
+
+    The identity's ``roles`` are those its claims grant at ``site`` (see
+    ``service/auth/roles.py``), and no others.
+    """
+    found = services()
     if site.introspection is not None and not looks_like_jwt(token):
-        return services().introspector.introspect(
+        identity = found.introspector.introspect(
             token,
             client=site.introspection,
             trusted_issuers=site.trusted_issuers,
             audiences=site.audiences,
         )
-    return services().verifier.verify(
-        token,
-        trusted_issuers=site.trusted_issuers,
-        audiences=site.audiences,
+    else:
+        identity = found.verifier.verify(
+            token,
+            trusted_issuers=site.trusted_issuers,
+            audiences=site.audiences,
+            site_slug=site.slug,
+        )
+    roles = site_roles(
+        identity.claims,
+        claim=found.settings.roles_claim,
         site_slug=site.slug,
+        prefix=found.settings.roles_prefix,
     )
+    return dataclasses.replace(identity, roles=roles)
+
+
+def authorize(site: SiteInfo, token: str, *, role: Role) -> Identity:
+    """The caller's identity when its token is valid for ``site`` and grants ``role``
+    there: 401 for a bad token (as :func:`authenticate`), 403 with
+    ``WWW-Authenticate: Bearer error="insufficient_scope"`` for a missing role. The check
+    every view that needs more than a commenter uses."""
+    return require_role(authenticate(site, token), role, site_slug=site.slug)

@@ -12,6 +12,9 @@ from models import Author, Comment, Site, Verdict
 from service.moderation.errors import NotFound
 from service.moderation.types import Identity
 
+#: The role (``Identity.roles``) that may read every comment of its site.
+MODERATOR = "moderator"
+
 
 @dataclass(frozen=True, slots=True)
 class CommentView:
@@ -35,12 +38,15 @@ def read_comment(
 ) -> CommentView:
     """The comment with its latest verdict, if ``reader`` may see it.
 
-    The comment's author may. Anyone else gets ``NotFound``, as if it did not exist, so
-    that ids cannot be probed (moderators are added by the roles of the auth issue).
+    The comment's author may, and so may a moderator of the comment's site (``reader``
+    must have been authenticated for that site: its ``roles`` are the roles it holds
+    there). Anyone else gets ``NotFound``, as if it did not exist, so that ids cannot be
+    probed.
     """
-    author = session.get_one(Author, comment.author_id)
-    if (author.issuer, author.subject) != (reader.issuer, reader.subject):
-        raise NotFound(f"no comment {comment.id}")
+    if MODERATOR not in reader.roles:
+        author = session.get_one(Author, comment.author_id)
+        if (author.issuer, author.subject) != (reader.issuer, reader.subject):
+            raise NotFound(f"no comment {comment.id}")
     verdict = session.scalar(
         select(Verdict)
         .where(Verdict.comment_id == comment.id)
