@@ -130,12 +130,17 @@ def choose_thresholds(
     floor: float = 0.5,
     hold_margin: float = 0.25,
     hold_floor: float = 0.2,
+    groups: Sequence[str] | None = None,
 ) -> Thresholds:
     """Thresholds from scored training data (use out-of-fold scores, never the scores of
     the data a model was fitted on, which are overconfident).
 
     ``spam`` is the lowest threshold at which at most ``max_fpr`` of the ham scores reach
-    it, but never below ``floor`` (a comment more likely ham than spam is not spam);
+    it, but never below ``floor`` (a comment more likely ham than spam is not spam). With
+    ``groups`` (the source of each score: a site, a data set), ``spam`` is also high
+    enough that at most ``max_fpr`` of each source's ham reaches it, for every source
+    with at least ``1 / max_fpr`` ham (fewer cannot measure that rate): false positives
+    are felt per site, and a pooled rate can hide one site's much higher rate.
     ``discard`` likewise for ``discard_fpr``, never below ``spam``.
 
     ``hold`` opens the band of comments a moderator should look at. It is the lower of
@@ -156,7 +161,16 @@ def choose_thresholds(
     if y.shape != p.shape or not (np.any(y == 1) and np.any(y == 0)):
         raise ValueError("thresholds need scored spam and ham")
     ham, spam = p[y == 0], p[y == 1]
-    spam_t = min(max(_above(ham, max_fpr), floor), 1.0)
+    spam_t = max(_above(ham, max_fpr), floor)
+    if groups is not None:
+        source = np.asarray(list(groups), dtype=object)
+        if source.shape != y.shape:
+            raise ValueError(f"{source.shape} groups but {y.shape} labels")
+        for name in sorted(set(source.tolist())):
+            own = p[(source == name) & (y == 0)]
+            if own.size * max_fpr >= 1.0 - 1e-9:
+                spam_t = max(spam_t, _above(own, max_fpr))
+    spam_t = min(spam_t, 1.0)
     discard_t = min(max(_above(ham, discard_fpr), spam_t), 1.0)
     missed = float(np.sort(spam)[math.floor((1.0 - hold_recall) * spam.size + 1e-9)])
     hold_t = min(max(min(missed, spam_t - hold_margin), hold_floor), spam_t)

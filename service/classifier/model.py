@@ -31,6 +31,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold, StratifiedKFold, cross_val_predict
+from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from service.classifier.artifacts import ArtifactMetadata, load_artifact, save_artifact
@@ -82,7 +83,9 @@ class ModelConfig:
     ``folds`` the cross-validation folds for calibration and thresholds; ``max_fpr`` the
     false-positive rate the spam threshold targets on out-of-fold scores; ``hold_recall``,
     ``hold_margin`` and ``hold_floor`` place the hold threshold (see
-    :func:`~service.classifier.evaluation.choose_thresholds`). From ``large``
+    :func:`~service.classifier.evaluation.choose_thresholds`); ``nb_blend`` stacks a
+    multinomial naive Bayes (smoothing ``nb_alpha``) with the logistic regression (see
+    :func:`train`). From ``large``
     comments on, ``large_folds`` folds suffice (the calibration has two parameters and
     plenty of out-of-fold scores), which keeps training on 100,000 comments within a
     minute. ``n_jobs`` parallelises the folds (None: one core); results do not depend on
@@ -97,6 +100,8 @@ class ModelConfig:
     hold_floor: float = 0.2
     discard_fpr: float = 0.001
     max_iter: int = 3000
+    nb_blend: bool = True
+    nb_alpha: float = 1.0
     large: int = 50_000
     large_folds: int = 3
     n_jobs: int | None = None
@@ -552,10 +557,21 @@ def _folds(labels: np.ndarray, groups: Sequence[str] | None, n_folds: int, seed:
     return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(labels, labels))
 
 
-def _platt(decisions: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """(a, b) such that expit(a * d + b) is calibrated on these out-of-fold decisions."""
-    fit = LogisticRegression(C=1e6, max_iter=1000).fit(decisions.reshape(-1, 1), labels)
-    return float(fit.coef_[0, 0]), float(fit.intercept_[0])
+def _calibrate(decisions: np.ndarray, labels: np.ndarray) -> tuple[list[float], float]:
+    """Weights ``a`` and intercept ``b`` such that ``expit(decisions @ a + b)`` is
+    calibrated on these out-of-fold decisions (one column: Platt scaling; two: a stacked
+    blend of the models, calibrated at once)."""
+    fit = LogisticRegression(C=1e6, max_iter=1000).fit(decisions, labels)
+    return [float(v) for v in fit.coef_[0]], float(fit.intercept_[0])
+
+
+def _nb_log_odds(nb: MultinomialNB) -> tuple[np.ndarray, float]:
+    """A fitted naive Bayes' log-odds of spam as a linear function: (weights, intercept).
+    Exact: log P(spam|x) - log P(ham|x) = x . (log theta_spam - log theta_ham) + prior."""
+    weights = nb.feature_log_prob_[1] - nb.feature_log_prob_[0]
+    return np.asarray(weights, dtype=np.float64), float(
+        nb.class_log_prior_[1] - nb.class_log_prior_[0]
+    )
 
 
 def train(
@@ -564,6 +580,7 @@ def train(
     *,
     seed: int = 0,
     groups: Sequence[str] | None = None,
+    sources: Sequence[str] | None = None,
     config: ModelConfig | None = None,
     progress: Progress | None = None,
 ) -> Classifier:
@@ -576,12 +593,22 @@ def train(
     measured on data the final model was fitted on. The vocabulary and idf are fitted on
     all the data before the folds; they use no labels. Raises ``ValueError`` unless both
     classes are present.
+
+    With ``config.nb_blend`` the model is a calibrated stack of the logistic regression
+    and a multinomial naive Bayes on the n-gram blocks: both are linear in the features,
+    so the blend ``a1 * lr + a2 * nb + b`` (weights fitted on their out-of-fold log-odds)
+    is folded into one coefficient vector, and every reason stays an exact share of the
+    log-odds. ``sources`` (one name per record, e.g. the data set or site it came from)
+    makes the spam threshold meet ``max_fpr`` on each source's out-of-fold ham, not only
+    on the pooled ham (see :func:`~service.classifier.evaluation.choose_thresholds`).
     """
     cfg = config or ModelConfig()
     say = progress or (lambda _message: None)
     y = np.asarray(labels, dtype=np.int64)
     if len(records) != y.size:
         raise ValueError(f"{len(records)} records but {y.size} labels")
+    if sources is not None and len(sources) != y.size:
+        raise ValueError(f"{len(sources)} sources but {y.size} labels")
     if not (np.any(y == 1) and np.any(y == 0)):
         raise ValueError("training needs both spam and ham")
     started = time.perf_counter()
@@ -591,15 +618,28 @@ def train(
         features_cfg = FeatureConfig(**{**_fields(features_cfg), "min_df": 1})
     union = build_features(features_cfg)
     say(f"extracting features from {y.size} comments")
-    matrix = union.fit_transform(list(records))
+    matrix = union.fit_transform(list(records)).tocsr()
+    # The dense block comes last; naive Bayes reads the non-negative n-gram blocks.
+    text_columns = matrix.shape[1] - len(STAT_NAMES)
     say(f"{matrix.shape[1]} features; cross-validating")
     folds = _folds(y, groups, cfg.folds if y.size < cfg.large else cfg.large_folds, seed)
     linear = LogisticRegression(C=cfg.c, max_iter=cfg.max_iter)
-    decisions = cross_val_predict(
-        linear, matrix, y, cv=folds, method="decision_function", n_jobs=cfg.n_jobs
-    )
-    a, b = _platt(np.asarray(decisions), y)
-    oof = 1.0 / (1.0 + np.exp(-(a * decisions + b)))
+    columns = [
+        np.asarray(
+            cross_val_predict(
+                linear, matrix, y, cv=folds, method="decision_function", n_jobs=cfg.n_jobs
+            )
+        )
+    ]
+    nb = MultinomialNB(alpha=cfg.nb_alpha)
+    if cfg.nb_blend:
+        log_proba = cross_val_predict(
+            nb, matrix[:, :text_columns], y, cv=folds, method="predict_log_proba"
+        )
+        columns.append(np.asarray(log_proba[:, 1] - log_proba[:, 0]))
+    decisions = np.column_stack(columns)
+    a, b = _calibrate(decisions, y)
+    oof = 1.0 / (1.0 + np.exp(-(decisions @ np.asarray(a) + b)))
     thresholds = choose_thresholds(
         y,
         oof,
@@ -608,12 +648,20 @@ def train(
         hold_margin=cfg.hold_margin,
         hold_floor=cfg.hold_floor,
         discard_fpr=cfg.discard_fpr,
+        groups=sources,
     )
     metrics = compute_metrics(y, oof, thresholds.spam)
     say("fitting the final model")
     linear.fit(matrix, y)
-    linear.coef_ = linear.coef_ * a
-    linear.intercept_ = linear.intercept_ * a + b
+    coef = linear.coef_ * a[0]
+    intercept = linear.intercept_ * a[0] + b
+    if cfg.nb_blend:
+        nb.fit(matrix[:, :text_columns], y)
+        nb_weights, nb_intercept = _nb_log_odds(nb)
+        coef[0, :text_columns] += a[1] * nb_weights
+        intercept = intercept + a[1] * nb_intercept
+    linear.coef_ = coef
+    linear.intercept_ = intercept
     pipeline = Pipeline([("features", union), ("linear", linear)])
     metadata: dict[str, Any] = {
         "thresholds": thresholds.to_dict(),
@@ -626,7 +674,9 @@ def train(
             "grouped_folds": groups is not None and len(set(groups)) >= 3,
             "features": int(matrix.shape[1]),
             "c": cfg.c,
-            "platt": [a, b],
+            "calibration": {"weights": a, "intercept": b},
+            "nb_blend": cfg.nb_blend,
+            "per_source_thresholds": sources is not None,
             "train_seconds": round(time.perf_counter() - started, 3),
         },
     }

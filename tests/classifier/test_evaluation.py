@@ -82,3 +82,28 @@ def test_hold_never_drops_below_its_floor() -> None:
     t = choose_thresholds(labels, ham + spam, hold_floor=0.1, hold_margin=0.3)
     assert t.hold == pytest.approx(0.1)
     assert t.hold <= t.spam <= t.discard
+
+
+def test_spam_threshold_meets_the_target_on_each_source() -> None:
+    # Pooled, 1% of 400 ham may reach the threshold; source "b" alone has all four high
+    # ham, a 4% rate there. Per source, the threshold rises above them.
+    ham_a = [0.01] * 200
+    ham_b = [0.01] * 196 + [0.7, 0.72, 0.74, 0.76]
+    spam = [0.95] * 100
+    labels = [0] * 400 + [1] * 100
+    scores = ham_a + ham_b + spam
+    groups = ["a"] * 200 + ["b"] * 200 + ["a"] * 50 + ["b"] * 50
+    pooled = choose_thresholds(labels, scores)
+    assert sum(h >= pooled.spam for h in ham_b) == 4
+    per_source = choose_thresholds(labels, scores, groups=groups)
+    assert sum(h >= per_source.spam for h in ham_b) <= 2
+    assert per_source.spam > pooled.spam
+    assert per_source.hold <= per_source.spam <= per_source.discard
+
+
+def test_a_source_too_small_to_measure_is_ignored() -> None:
+    labels = [0] * 200 + [0] * 10 + [1] * 50
+    scores = [0.01] * 200 + [0.9] * 10 + [0.95] * 50
+    groups = ["big"] * 200 + ["tiny"] * 10 + ["big"] * 50
+    t = choose_thresholds(labels, scores, max_fpr=0.05, groups=groups)
+    assert t.spam == choose_thresholds(labels, scores, max_fpr=0.05).spam

@@ -210,3 +210,24 @@ def test_odd_tokens_read_as_text(classifier: Classifier) -> None:
     assert _word_phrase(_display("hello!")) == "the word 'hello'"
     assert _word_phrase(_display("c'est")) == "the word 'c'est'"
     assert _word_phrase("x" * 50).endswith("…'")
+
+
+def test_naive_bayes_blend_is_folded_into_one_linear_model(classifier: Classifier) -> None:
+    notes = classifier.metadata["notes"]
+    assert notes["nb_blend"] is True
+    assert len(notes["calibration"]["weights"]) == 2
+    # One linear model: the reasons and the intercept add up to the score.
+    record = CommentRecord("subscribe to my channel http://bit.ly/x", author_name="Al")
+    contributions = classifier._contributions(record)
+    logit = classifier._intercept + contributions.total
+    assert classifier.score(record).probability == pytest.approx(
+        1 / (1 + np.exp(-logit)), abs=1e-12
+    )
+    np.testing.assert_allclose(
+        classifier.probabilities([record]), classifier.sklearn_probabilities([record]), atol=1e-9
+    )
+
+
+def test_sources_must_match_the_records() -> None:
+    with pytest.raises(ValueError, match="sources"):
+        train([CommentRecord("a"), CommentRecord("b")], [1, 0], sources=["x"])
