@@ -1,5 +1,6 @@
 """SQLAlchemy tables. Importing this package registers every table on ``Base.metadata``."""
 
+from models.api_key import ApiKey
 from models.author import Author, Trust
 from models.base import Base
 from models.comment import Comment, Status
@@ -7,4 +8,14 @@ from models.outbox import OutboxTask
 from models.site import Site
 from models.verdict import Verdict
 
-__all__ = ["Author", "Base", "Comment", "OutboxTask", "Site", "Status", "Trust", "Verdict"]
+__all__ = [
+    "ApiKey",
+    "Author",
+    "Base",
+    "Comment",
+    "OutboxTask",
+    "Site",
+    "Status",
+    "Trust",
+    "Verdict",
+]

@@ -318,6 +318,69 @@ def site_policy(
     click.echo(json.dumps(policy.model_dump(), indent=2))
 
 
+@site.group("key")
+def site_key() -> None:
+    """API keys: a site's credentials for server-to-server calls."""
+
+
+@site_key.command("create")
+@click.argument("slug")
+@click.option("--name", required=True, help="What the key is for, e.g. 'WordPress backend'.")
+def site_key_create(slug: str, name: str) -> None:
+    """Make an API key for site SLUG and print it. It is shown this once: only a hash of
+    it is kept."""
+    from service.auth.api_keys import create_api_key
+
+    with _transaction(load_settings()) as session:
+        info, key = create_api_key(session, site_slug=slug, name=name)
+    click.echo(f"created key {info.prefix} ({info.name}) for site {slug}; it is shown only now:")
+    click.echo(key)
+
+
+@site_key.command("list")
+@click.argument("slug")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
+def site_key_list(slug: str, as_json: bool) -> None:
+    """List the API keys of site SLUG (never the keys themselves)."""
+    from service.auth.api_keys import list_api_keys
+
+    with _transaction(load_settings()) as session:
+        keys = list_api_keys(session, site_slug=slug)
+    rows = [
+        {
+            "prefix": k.prefix,
+            "name": k.name,
+            "created_at": k.created_at.isoformat(),
+            "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
+            "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+        }
+        for k in keys
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
+        click.echo(
+            f"{row['prefix']}  {row['name']:<30} created {row['created_at']}  "
+            f"last used {row['last_used_at'] or 'never'}  {state}"
+        )
+
+
+@site_key.command("revoke")
+@click.argument("slug")
+@click.argument("prefix")
+def site_key_revoke(slug: str, prefix: str) -> None:
+    """Revoke the API key PREFIX of site SLUG: it is refused from then on."""
+    import datetime as dt
+
+    from service.auth.api_keys import revoke_api_key
+
+    with _transaction(load_settings()) as session:
+        info = revoke_api_key(session, site_slug=slug, prefix=prefix, now=dt.datetime.now(dt.UTC))
+    click.echo(f"revoked key {info.prefix} ({info.name}) of site {slug}")
+
+
 @main.group()
 def dev() -> None:
     """Development helpers; each refuses to run unless COMMENTGUARD_DEV_ISSUER is on."""

@@ -15,13 +15,13 @@ from pydantic import ValidationError
 from service.api.context import (
     authenticate,
     check_text_size,
+    credentials,
     json_body,
     require_broker,
     services,
     transaction,
 )
 from service.api.schemas import CommentIn, CommentOut, ReasonOut, VerdictOut
-from service.auth.tokens import bearer_token
 from service.moderation.comments import CommentView, find_comment, read_comment
 from service.moderation.errors import FieldError, InvalidInput, NotFound
 from service.moderation.sites import SiteInfo
@@ -38,7 +38,7 @@ IDEMPOTENCY_KEY_MAX = 255
 def post_comment() -> Response:
     """Accept a comment for classification: ``202`` with the comment and a ``Location``."""
     settings = services().settings
-    token = bearer_token(request.headers.get("Authorization"))
+    token = credentials()
     body = json_body()
     check_text_size(body, "content", settings.max_content_bytes)
     data = _parse(body)
@@ -47,7 +47,7 @@ def post_comment() -> Response:
 
     with transaction() as session:
         site = services().sites.get(session, slug=data.site)
-        identity = authenticate(site, token)
+        identity = authenticate(session, site, token)
         accepted = submit_comment(
             session,
             site=site,
@@ -74,11 +74,11 @@ def post_comment() -> Response:
 @bp.get("/<comment_id>")
 def get_comment(comment_id: str) -> Response:
     """The comment's status, discard flag and latest verdict, for its author."""
-    token = bearer_token(request.headers.get("Authorization"))
+    token = credentials()
     cid = _uuid_or_404(comment_id)
     with transaction() as session:
         comment, site = find_comment(session, comment_id=cid)
-        reader = authenticate(SiteInfo.of(site), token)
+        reader = authenticate(session, SiteInfo.of(site), token)
         view = read_comment(session, comment=comment, site=site, reader=reader)
         out = _render(view)
     return Response(json.dumps(out.body()), status=200, mimetype="application/json")

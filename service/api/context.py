@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -12,15 +13,20 @@ from typing import Any, Protocol
 from flask import current_app, request
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.auth.api_keys import check_api_key, is_api_key
 from service.auth.introspection import Introspector, looks_like_jwt
 from service.auth.roles import Role, require_role, site_roles
+from service.auth.tokens import bearer_token
 from service.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
-from service.moderation.errors import ServiceUnavailable
+from service.moderation.errors import ServiceUnavailable, Unauthorized
 from service.moderation.sites import SiteDirectory, SiteInfo
 from service.moderation.types import Identity
 from service.settings import Settings
 
 EXTENSION = "commentguard"
+
+#: Where a blog backend may send its API key instead of ``Authorization: Bearer``.
+API_KEY_HEADER = "X-API-Key"
 
 
 class Verifier(Protocol):
@@ -106,15 +112,30 @@ def require_broker() -> None:
         raise ServiceUnavailable("the task broker is unavailable; try again shortly")
 
 
-def authenticate(site: SiteInfo, token: str) -> Identity:
-    """The caller's identity, proven by a token from an issuer ``site`` trusts: a JWT
-    checked against its issuer's keys, or, where the site configures introspection, an
-    opaque token checked at its introspection endpoint.
+def credentials() -> str:
+    """The request's credential: the ``X-API-Key`` header when present, else the token of
+    ``Authorization: Bearer`` (401 without either, as :func:`bearer_token` says)."""
+    api_key = request.headers.get(API_KEY_HEADER)
+    if api_key is not None:
+        api_key = api_key.strip()
+        if not is_api_key(api_key):
+            raise Unauthorized(f"the {API_KEY_HEADER} header holds no API key (cg_...)")
+        return api_key
+    return bearer_token(request.headers.get("Authorization"))
+
+
+def authenticate(session: Session, site: SiteInfo, token: str) -> Identity:
+    """The caller's identity at ``site``, proven by ``token`` (from :func:`credentials`):
+    an API key of the site (``cg_...``); a JWT from an issuer the site trusts, checked
+    against the issuer's keys; or, where the site configures introspection, an opaque
+    token checked at its introspection endpoint.
 
     The identity's ``roles`` are those its claims grant at ``site`` (see
-    ``service/auth/roles.py``), and no others.
+    ``service/auth/roles.py``), and no others; an API key grants none.
     """
     found = services()
+    if is_api_key(token):
+        return check_api_key(session, site_id=site.id, key=token, now=dt.datetime.now(dt.UTC))
     if site.introspection is not None and not looks_like_jwt(token):
         identity = found.introspector.introspect(
             token,
@@ -138,9 +159,9 @@ def authenticate(site: SiteInfo, token: str) -> Identity:
     return dataclasses.replace(identity, roles=roles)
 
 
-def authorize(site: SiteInfo, token: str, *, role: Role) -> Identity:
+def authorize(session: Session, site: SiteInfo, token: str, *, role: Role) -> Identity:
     """The caller's identity when its token is valid for ``site`` and grants ``role``
     there: 401 for a bad token (as :func:`authenticate`), 403 with
     ``WWW-Authenticate: Bearer error="insufficient_scope"`` for a missing role. The check
     every view that needs more than a commenter uses."""
-    return require_role(authenticate(site, token), role, site_slug=site.slug)
+    return require_role(authenticate(session, site, token), role, site_slug=site.slug)

@@ -7,15 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from flask import Flask, Response, request
+from flask import Flask, Response
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import Site
-from service.api.context import authorize, services, transaction
+from service.api.context import authorize, credentials, services, transaction
 from service.app import create_app
 from service.auth.roles import Role, site_roles
-from service.auth.tokens import bearer_token
 from service.moderation.sites import create_site
 from service.settings import Settings
 from tests.api.conftest import TokenFactory
@@ -54,10 +53,10 @@ def _guarded(app: Flask) -> None:
     """A view needing the operator role, as the next issue's views will use ``authorize``."""
 
     def operator_only(slug: str) -> Response:
-        token = bearer_token(request.headers.get("Authorization"))
+        token = credentials()
         with transaction() as session:
             site = services().sites.get(session, slug=slug)
-            identity = authorize(site, token, role=Role.operator)
+            identity = authorize(session, site, token, role=Role.operator)
         return Response(identity.subject, status=200)
 
     app.add_url_rule("/test/operator/<slug>", view_func=operator_only)

@@ -1,0 +1,137 @@
+"""API keys: per-site credentials for server-to-server calls (a blog's backend, later the
+Akismet-compatible API).
+
+A key reads ``cg_<prefix>_<secret>``: ``prefix`` (16 hex digits) names the key and finds
+its row, ``secret`` (32 random bytes, base64url) proves it. Only HMAC-SHA256 of the whole
+key under a random per-key salt is stored, so a leaked table gives no usable key, and
+keys do not depend on ``SECRET_KEY`` (rotating it leaves them valid). A key is shown
+once, when made; it can be revoked; its last use is recorded to the minute.
+
+It is sent as ``Authorization: Bearer cg_...`` or ``X-API-Key: cg_...``. The caller it
+proves is the key itself: :data:`API_KEY_ISSUER` with the key's prefix as subject, no
+roles, valid only at its own site.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from models import ApiKey
+from service.moderation.errors import FieldError, InvalidInput, NotFound, Unauthorized
+from service.moderation.sites import get_site
+from service.moderation.types import Identity
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "cg_"
+
+#: The ``issuer`` of identities proven by an API key (never a URL an issuer could have).
+API_KEY_ISSUER = "urn:commentguard:api-key"
+
+#: ``last_used_at`` is written at most this often per key.
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+_KEY = re.compile(r"^cg_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """A key as listed: never its secret."""
+
+    prefix: str
+    name: str
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, row: ApiKey) -> KeyInfo:
+        return cls(row.prefix, row.name, row.created_at, row.last_used_at, row.revoked_at)
+
+
+def is_api_key(credential: str) -> bool:
+    """Whether ``credential`` is meant as an API key (it starts with ``cg_``)."""
+    return credential.startswith(KEY_PREFIX)
+
+
+def _digest(salt: str, key: str) -> str:
+    return hmac.new(bytes.fromhex(salt), key.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def create_api_key(session: Session, *, site_slug: str, name: str) -> tuple[KeyInfo, str]:
+    """Make a key for the site: its listing and the key itself, which is not stored and
+    cannot be shown again. ``NotFound`` for an unknown site, ``InvalidInput`` for an
+    empty or over-long name."""
+    if not name.strip() or len(name) > 200:
+        raise InvalidInput("invalid key", [FieldError("name", "1 to 200 characters")])
+    site = get_site(session, slug=site_slug)
+    prefix = secrets.token_hex(8)
+    key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    salt = secrets.token_hex(16)
+    row = ApiKey(site_id=site.id, prefix=prefix, name=name, salt=salt, digest=_digest(salt, key))
+    session.add(row)
+    session.flush()
+    session.refresh(row)
+    return KeyInfo.of(row), key
+
+
+def list_api_keys(session: Session, *, site_slug: str) -> list[KeyInfo]:
+    """The site's keys, revoked ones included, oldest first."""
+    site = get_site(session, slug=site_slug)
+    rows = session.scalars(
+        select(ApiKey).where(ApiKey.site_id == site.id).order_by(ApiKey.created_at, ApiKey.id)
+    )
+    return [KeyInfo.of(row) for row in rows]
+
+
+def revoke_api_key(session: Session, *, site_slug: str, prefix: str, now: dt.datetime) -> KeyInfo:
+    """Revoke the site's key ``prefix`` (from then on it is refused); revoking a revoked
+    key changes nothing. ``NotFound`` when the site has no such key."""
+    site = get_site(session, slug=site_slug)
+    row = session.scalar(
+        select(ApiKey).where(ApiKey.site_id == site.id, ApiKey.prefix == prefix.strip())
+    )
+    if row is None:
+        raise NotFound(f"site '{site_slug}' has no key {prefix}")
+    if row.revoked_at is None:
+        row.revoked_at = now
+        session.flush()
+    return KeyInfo.of(row)
+
+
+def check_api_key(session: Session, *, site_id: int, key: str, now: dt.datetime) -> Identity:
+    """The identity ``key`` proves at site ``site_id``, recording its use.
+
+    Raises ``Unauthorized`` (``invalid_token``) when the key is malformed, unknown,
+    revoked, belongs to another site, or does not match; the reasons a caller is told
+    are the same for all but the malformed, so keys cannot be probed.
+    """
+    found = _KEY.match(key)
+    if found is None:
+        raise Unauthorized("the API key is malformed")
+    prefix = found.group(1)
+    row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    # Computed even for an unknown prefix, so that timing does not tell which exist.
+    salt = row.salt if row is not None else "00" * 16
+    matches = hmac.compare_digest(_digest(salt, key), row.digest if row is not None else "")
+    if row is None or not matches or row.site_id != site_id or row.revoked_at is not None:
+        log.info("API key %s refused at site %s", prefix, site_id)
+        raise Unauthorized("the API key is not valid for this site")
+    session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.id == row.id,
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_RESOLUTION),
+        )
+        .values(last_used_at=now)
+    )
+    return Identity(issuer=API_KEY_ISSUER, subject=prefix, claims={"api_key": prefix})
