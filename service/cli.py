@@ -235,15 +235,52 @@ def site() -> None:
 @click.option("--url", required=True, help="The blog's address.")
 @click.option("--issuer", "issuers", multiple=True, help="A token issuer to trust (repeatable).")
 @click.option("--audience", "audiences", multiple=True, help="An accepted 'aud' (repeatable).")
+@click.option(
+    "--introspection-endpoint",
+    default=None,
+    help="RFC 7662 endpoint where the site's opaque tokens are checked.",
+)
+@click.option("--introspection-client-id", default=None, help="This service's client id there.")
+@click.option(
+    "--introspection-client-secret",
+    default=None,
+    help="Its client secret (prompted for, hidden, when an endpoint is given without it).",
+)
 def site_create(
-    slug: str, name: str, url: str, issuers: tuple[str, ...], audiences: tuple[str, ...]
+    slug: str,
+    name: str,
+    url: str,
+    issuers: tuple[str, ...],
+    audiences: tuple[str, ...],
+    introspection_endpoint: str | None,
+    introspection_client_id: str | None,
+    introspection_client_secret: str | None,
 ) -> None:
     """Create a site."""
-    from service.moderation.sites import create_site
+    from service.moderation.sites import IntrospectionClient, create_site
 
+    introspection = None
+    if introspection_endpoint is not None:
+        if not introspection_client_id:
+            raise click.UsageError("--introspection-endpoint needs --introspection-client-id")
+        if introspection_client_secret is None:
+            introspection_client_secret = click.prompt(
+                "introspection client secret", hide_input=True
+            )
+        introspection = IntrospectionClient(
+            introspection_endpoint, introspection_client_id, introspection_client_secret
+        )
+    elif introspection_client_id or introspection_client_secret:
+        raise click.UsageError("the introspection client needs --introspection-endpoint")
     with _transaction(load_settings()) as session:
         created = create_site(
-            session, slug=slug, name=name, url=url, issuers=issuers, audiences=audiences
+            session,
+            slug=slug,
+            name=name,
+            url=url,
+            issuers=issuers,
+            audiences=audiences,
+            introspection=introspection,
         )
         click.echo(f"created site {created.slug} ({created.name}, {created.url})")
 

@@ -4,20 +4,25 @@ life and at most 60 s, refusals answered 401."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
 import pytest
 import requests
+from click.testing import CliRunner
 from flask.testing import FlaskClient
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.test import TestResponse
 
 from models import Site
 from service.auth.introspection import MAX_CACHE_SECONDS, Introspector, looks_like_jwt
+from service.cli import main
 from service.moderation.errors import ServiceUnavailable, Unauthorized
-from service.moderation.sites import IntrospectionClient, create_site
+from service.moderation.sites import IntrospectionClient, SiteInfo, create_site, get_site
 from service.moderation.types import Identity
+from service.settings import Settings
+from tests.support.env import settings_env
 from tests.support.oidc import BACKEND_CLIENT, OPAQUE_RESOURCE, RESOURCE, OidcProvider
 
 
@@ -173,3 +178,24 @@ def test_wrong_client_credentials_are_a_503_not_the_readers_fault(
             trusted_issuers=[oidc_provider.issuer],
             audiences=[OPAQUE_RESOURCE],
         )
+
+
+def test_site_create_configures_introspection(
+    settings: Settings, committed: sessionmaker[Session], oidc_provider: OidcProvider
+) -> None:
+    env = {**os.environ, **settings_env(settings)}
+    endpoint = oidc_provider.url("/token/introspection")
+    args = ["site", "create", "--slug", "opaque", "--name", "O", "--url", "https://o.example"]
+    args += ["--issuer", oidc_provider.issuer, "--audience", OPAQUE_RESOURCE]
+    args += ["--introspection-endpoint", endpoint, "--introspection-client-id", "cg-backend"]
+    # The secret is prompted for, not echoed, when not given on the command line.
+    result = CliRunner().invoke(main, args, env=env, input=f"{BACKEND_CLIENT[1]}\n")
+    assert result.exit_code == 0, result.output
+    assert BACKEND_CLIENT[1] not in result.output
+    with committed.begin() as session:
+        info = SiteInfo.of(get_site(session, slug="opaque"))
+    assert info.introspection == IntrospectionClient(endpoint, *BACKEND_CLIENT)
+
+    half = CliRunner().invoke(main, [*args[:12], "--introspection-client-id", "x"], env=env)
+    assert half.exit_code == 2
+    assert "needs --introspection-endpoint" in half.output
