@@ -30,6 +30,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from bench.bars import conclude
 from service.classifier.corpus import generate_corpus
 from service.classifier.datasets import Dataset, read_dataset
 from service.classifier.evaluation import Metrics, compute_metrics
@@ -267,15 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     results = run(args.data_dir, args.seed, args.bootstrap)
     print(f"({time.perf_counter() - started:.1f} s)\n")
-    missed = report(results)
-    print()
-    if missed:
-        print("BARS MISSED:")
-        for line in missed:
-            print(f"  - {line}")
-        return 1
-    print("all bars met")
-    return 0
+    return conclude(report(results))
 
 
 if __name__ == "__main__":

@@ -20,9 +20,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from bench.bars import conclude
 from service.classifier.corpus import generate_corpus
 from service.classifier.model import Classifier, load_classifier, save_classifier, train
-from service.classifier.types import CommentRecord
 
 
 def _latencies(fn: Callable[[int], object], n: int) -> list[float]:
@@ -131,16 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         missed.append(f"artifact load {max(loads):.3f} s > 0.5 s")
     if size_mb > 20:
         missed.append(f"artifact {size_mb:.1f} MB > 20 MB")
-    record = CommentRecord("x")
-    classifier.score(record)
-    print()
-    if missed:
-        print("BARS MISSED:")
-        for line in missed:
-            print(f"  - {line}")
-        return 1
-    print("all bars met")
-    return 0
+    return conclude(missed)
 
 
 if __name__ == "__main__":
