@@ -1,18 +1,24 @@
 """SQLAlchemy tables. Importing this package registers every table on ``Base.metadata``."""
 
 from models.api_key import ApiKey
+from models.audit import AuditEntry
 from models.author import Author, Trust
 from models.base import Base
 from models.comment import Comment, Status
+from models.label import Label, LabelSource, LabelValue
 from models.outbox import OutboxTask
 from models.site import Site
 from models.verdict import Verdict
 
 __all__ = [
     "ApiKey",
+    "AuditEntry",
     "Author",
     "Base",
     "Comment",
+    "Label",
+    "LabelSource",
+    "LabelValue",
     "OutboxTask",
     "Site",
     "Status",

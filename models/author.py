@@ -32,6 +32,8 @@ class Author(Timestamped, Base):
         default=Trust.normal,
         server_default=Trust.normal.value,
     )
+    #: A ban's end; empty while ``trust`` is banned means banned until lifted.
+    banned_until: Mapped[dt.datetime | None]
     approved_count: Mapped[int] = mapped_column(default=0, server_default="0")
     spam_count: Mapped[int] = mapped_column(default=0, server_default="0")
     updated_at: Mapped[dt.datetime] = mapped_column(server_default=func.now(), onupdate=func.now())

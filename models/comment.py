@@ -39,7 +39,17 @@ class Comment(Timestamped, Base):
         UniqueConstraint("author_id", "idempotency_key"),
         Index("ix_comments_site_status_score", "site_id", "status", "score", "id"),
         Index("ix_comments_site_status_created", "site_id", "status", "created_at", "id"),
-        Index("ix_comments_site_thread_created", "site_id", "thread", "created_at"),
+        # The public thread view: one thread's approved comments in order.
+        Index(
+            "ix_comments_site_thread_status_created",
+            "site_id",
+            "thread",
+            "status",
+            "created_at",
+            "id",
+        ),
+        # A moderator's "other recent comments from the same IP".
+        Index("ix_comments_site_ip_created", "site_id", "user_ip", "created_at"),
         Index("ix_comments_author_created", "author_id", "created_at"),
     )
 
