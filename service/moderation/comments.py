@@ -16,6 +16,15 @@ from service.moderation.types import Identity
 MODERATOR = "moderator"
 
 
+def comment_etag(version: int) -> str:
+    """The strong ETag of a comment at ``version`` (``Comment.version``): ``"v<version>"``.
+
+    ``GET /v1/comments/{id}`` sends it and the moderation actions compare ``If-Match``
+    against it, so both must build it here.
+    """
+    return f'"v{version}"'
+
+
 @dataclass(frozen=True, slots=True)
 class CommentView:
     comment: Comment
