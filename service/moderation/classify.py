@@ -14,7 +14,12 @@ from sqlalchemy.orm import Session
 from models import Author, Comment, OutboxTask, Site, Status, Trust, Verdict
 from service.classifier import CommentRecord, Score
 from service.classifier.evaluation import Thresholds
-from service.moderation.policy import SitePolicy, decide, effective_thresholds
+from service.moderation.policy import (
+    SitePolicy,
+    decide,
+    effective_thresholds,
+    effective_trust,
+)
 from service.moderation.submit import CLASSIFY_TASK
 
 log = logging.getLogger(__name__)
@@ -62,6 +67,7 @@ _LOCK_COMMENT = (
         Comment.lang,
         Author.id.label("author_id"),
         Author.trust,
+        Author.banned_until,
         Author.approved_count,
         Author.spam_count,
         Site.policy,
@@ -139,10 +145,19 @@ def classify_comment(
         return None
 
     policy = SitePolicy.model_validate(row.policy or {})
-    trust = Trust(row.trust)
+    trust = effective_trust(Trust(row.trust), row.banned_until, now)
     score = classifier.score(record_of(row))
     thresholds = effective_thresholds(policy, classifier.thresholds)
-    decision = decide(policy, thresholds, score=score.probability, text=row.content, trust=trust)
+    decision = decide(
+        policy,
+        thresholds,
+        score=score.probability,
+        text=row.content,
+        trust=trust,
+        # approved_count counts the author's comments that are approved now (see
+        # service/moderation/actions.py), so a comment a moderator took back counts no more.
+        known_author=row.approved_count > 0,
+    )
 
     reasons: list[dict[str, Any]] = [
         {"phrase": r.phrase, "weight": round(r.weight, 4), "feature": r.feature}

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from models import Status, Trust
 from service.classifier.evaluation import Thresholds
+from service.moderation.patterns import MAX_PATTERNS, check_pattern, find_patterns
 
 _URL = re.compile(r"(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
 
@@ -32,10 +35,20 @@ class SitePolicy(BaseModel):
     blocked_words: list[str] = Field(default_factory=list, max_length=1000)
     #: Words or phrases that send a comment to the queue for a human look.
     moderation_words: list[str] = Field(default_factory=list, max_length=1000)
+    #: Regular expressions (case-insensitive, searched anywhere) that hold a comment, each
+    #: checked by ``service.moderation.patterns.check_pattern`` (length, compiles, cannot
+    #: backtrack catastrophically) and run on the comment's first 8,000 characters.
+    moderation_patterns: list[Annotated[str, AfterValidator(check_pattern)]] = Field(
+        default_factory=list, max_length=MAX_PATTERNS
+    )
     #: More links than this holds the comment (WordPress's default is 2).
     max_links: int = Field(default=2, ge=0, le=1000)
     #: At most this many comments per author per minute; 0 turns flood control off.
     flood_limit_per_minute: int = Field(default=10, ge=0, le=10_000)
+    #: Approve, like a trusted author's, the comments of authors who have an approved
+    #: comment already (WordPress's "previously approved comment"): the hold band is
+    #: skipped, the spam band and the rules still apply.
+    approve_known_authors: bool = False
 
     @model_validator(mode="after")
     def _ordered(self) -> SitePolicy:
@@ -103,6 +116,17 @@ def count_links(text: str) -> int:
     return len(_URL.findall(text))
 
 
+def effective_trust(trust: Trust, banned_until: dt.datetime | None, now: dt.datetime) -> Trust:
+    """The trust that counts at ``now``: a ban whose end has passed counts as normal."""
+    if trust is Trust.banned and banned_until is not None:
+        if banned_until.tzinfo is None:
+            # SQLite hands back naive timestamps; they are UTC.
+            banned_until = banned_until.replace(tzinfo=dt.UTC)
+        if banned_until <= now:
+            return Trust.normal
+    return trust
+
+
 def decide(
     policy: SitePolicy,
     thresholds: Thresholds,
@@ -110,13 +134,16 @@ def decide(
     score: float,
     text: str,
     trust: Trust,
+    known_author: bool = False,
 ) -> Decision:
     """Apply the site's thresholds and rules to one scored comment.
 
     Precedence, strongest first: a banned author and blocked words make spam; then the
-    score bands; then moderation words and too many links hold what would be approved.
-    A trusted author skips the hold band (a score between hold and spam is approved) but
-    not the rules.
+    score bands; then moderation words, moderation patterns and too many links hold what
+    would be approved. A trusted author skips the hold band (a score between hold and
+    spam is approved) but not the rules; so does a ``known_author`` (one with an approved
+    comment already) where the site sets ``approve_known_authors``. ``trust`` is the
+    effective trust (see :func:`effective_trust`).
     """
     if trust is Trust.banned:
         return Decision(Status.spam, False, (RuleReason("the author is banned", "rule:banned"),))
@@ -138,10 +165,17 @@ def decide(
     if score >= thresholds.hold:
         if trust is Trust.trusted:
             rules.append(RuleReason("trusted author: hold band skipped", "rule:trusted"))
+        elif known_author and policy.approve_known_authors:
+            rules.append(
+                RuleReason("author with an approved comment: hold band skipped", "rule:known")
+            )
         else:
             status = Status.held
     for word in find_words(policy.moderation_words, text):
         rules.append(RuleReason(f"moderation word '{word}'", f"rule:moderation:{word}"))
+        status = Status.held
+    for pattern in find_patterns(policy.moderation_patterns, text):
+        rules.append(RuleReason(f"moderation pattern /{pattern}/", f"rule:pattern:{pattern}"))
         status = Status.held
     links = count_links(text)
     if links > policy.max_links:
