@@ -24,6 +24,7 @@ from service.moderation.errors import (
     InvalidInput,
     NotFound,
     PreconditionFailed,
+    PreconditionRequired,
     RateLimited,
     ServiceUnavailable,
     Unauthorized,
@@ -50,6 +51,7 @@ DOMAIN_PROBLEMS: dict[type[DomainError], ProblemType] = {
     NotFound: ProblemType(404, "not-found", "Not found"),
     Conflict: ProblemType(409, "conflict", "Conflict with the current state"),
     PreconditionFailed: ProblemType(412, "precondition-failed", "The resource has changed"),
+    PreconditionRequired: ProblemType(428, "precondition-required", "If-Match is required"),
     RateLimited: ProblemType(429, "rate-limited", "Too many requests"),
     ServiceUnavailable: ProblemType(503, "unavailable", "Service unavailable"),
 }
@@ -128,6 +130,8 @@ def _domain_problem(exc: DomainError) -> Response:
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, Forbidden):
         headers["WWW-Authenticate"] = 'Bearer error="insufficient_scope"'
+    if isinstance(exc, PreconditionFailed) and exc.etag is not None:
+        headers["ETag"] = exc.etag
     errors = exc.errors if isinstance(exc, InvalidInput) else ()
     return problem(kind.status, kind.slug, kind.title, exc.detail, errors=errors, headers=headers)
 

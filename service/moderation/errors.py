@@ -24,7 +24,16 @@ class Conflict(DomainError):
 
 
 class PreconditionFailed(DomainError):
-    """An ``If-Match`` version is stale: someone else changed the resource first."""
+    """An ``If-Match`` version is stale: someone else changed the resource first.
+    ``etag`` is the resource's current ETag, sent back so the client can re-read."""
+
+    def __init__(self, detail: str, *, etag: str | None = None) -> None:
+        super().__init__(detail)
+        self.etag = etag
+
+
+class PreconditionRequired(DomainError):
+    """A write that must be conditional came without ``If-Match`` (RFC 6585, 428)."""
 
 
 class RateLimited(DomainError):
