@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     #: No issuer's keys are fetched more often than this, whatever ``kid`` tokens name
     #: (so a stranger's tokens cannot turn the service into a flood of requests).
     jwks_min_refresh_seconds: float = 30.0
+    #: A verified JWT is accepted again without re-checking its signature for at most
+    #: this long (and never past its ``exp``); 0 checks every token every time.
+    token_cache_seconds: float = 60.0
 
     #: The token claim roles are read from (``service/auth/roles.py``): ``scope``,
     #: ``roles`` or ``groups``; its values ``<roles_prefix>:<site>:<role>`` grant a role.

@@ -9,11 +9,14 @@ token.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
@@ -47,6 +50,9 @@ REQUIRED_CLAIMS = ("exp", "iat", "sub", "iss", "aud")
 
 #: Longer than any token a real issuer sends; refused before any parsing.
 MAX_TOKEN_LENGTH = 16 * 1024
+
+#: Distinct verified tokens remembered per process; the least recently used go first.
+TOKEN_CACHE_ENTRIES = 10_000
 
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -89,6 +95,17 @@ class TokenVerifier:
     ``clock`` (monotonic seconds) drives only that cache; token lifetimes are checked
     against the wall clock.
 
+    A token it accepted is accepted again, without parsing or checking its signature,
+    until its ``exp`` or ``token_cache_seconds`` (default ``settings.token_cache_seconds``;
+    0 turns this off) after it was checked, whichever comes first, when presented with
+    the same trusted issuers, audiences, site and required type; with any other, it is
+    checked afresh. At most ``token_cache_entries`` tokens are remembered (the least
+    recently used go first), under their SHA-256, never as themselves. A refused token is
+    never remembered. JWTs cannot be revoked one by one; what this changes is that a
+    signing key its issuer withdraws stops being accepted within ``jwks_max_age`` plus
+    ``token_cache_seconds`` rather than ``jwks_max_age``. ``wall_clock`` (seconds since
+    the epoch) drives this cache.
+
     With ``settings.dev_issuer`` on, :data:`~service.auth.dev_issuer.DEV_ISSUER` is
     trusted by every site, with the development key as its key set (no network).
     """
@@ -101,6 +118,9 @@ class TokenVerifier:
         jwks_max_age: float | None = None,
         jwks_min_refresh: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        token_cache_seconds: float | None = None,
+        token_cache_entries: int = TOKEN_CACHE_ENTRIES,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
         self._timeout = (
@@ -113,6 +133,13 @@ class TokenVerifier:
         self._clock = clock
         self._issuers: dict[str, IssuerKeys] = {}
         self._lock = threading.Lock()
+        self._cache_seconds = (
+            settings.token_cache_seconds if token_cache_seconds is None else token_cache_seconds
+        )
+        self._cache_entries = token_cache_entries
+        self._wall_clock = wall_clock
+        self._verified: OrderedDict[tuple[Any, ...], _Verified] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     def verify(
         self,
@@ -151,6 +178,43 @@ class TokenVerifier:
         Every refusal is logged at info with its reason and the site, never with the
         token (a refused token may still be someone's valid credential elsewhere).
         """
+        if self._cache_seconds <= 0 or not isinstance(token, str):
+            return self._checked(token, trusted_issuers, audiences, site_slug, token_type)
+        # The context is part of the key: a token accepted for one site's issuers and
+        # audiences proves nothing about another's.
+        key = (
+            hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest(),
+            tuple(trusted_issuers),
+            tuple(audiences),
+            site_slug,
+            token_type,
+        )
+        now = self._wall_clock()
+        with self._cache_lock:
+            hit = self._verified.get(key)
+            if hit is not None:
+                if now < hit.until:
+                    self._verified.move_to_end(key)
+                    return hit.identity
+                del self._verified[key]
+        identity = self._checked(token, trusted_issuers, audiences, site_slug, token_type)
+        until = min(float(identity.claims["exp"]), now + self._cache_seconds)
+        if until > now:
+            with self._cache_lock:
+                self._verified[key] = _Verified(until, identity)
+                self._verified.move_to_end(key)
+                while len(self._verified) > self._cache_entries:
+                    self._verified.popitem(last=False)
+        return identity
+
+    def _checked(
+        self,
+        token: str,
+        trusted_issuers: Sequence[str],
+        audiences: Sequence[str],
+        site_slug: str | None,
+        token_type: str | None,
+    ) -> Identity:
         try:
             return self._verify(token, trusted_issuers, audiences, site_slug, token_type)
         except Unauthorized as exc:
@@ -295,6 +359,14 @@ class TokenVerifier:
             # Not only InvalidTokenError: a weak key raises InvalidKeyError, a sibling.
             raise Unauthorized(_refusal(exc)) from None
         return claims
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A token that passed every check, and until when (wall clock) that stands."""
+
+    until: float
+    identity: Identity
 
 
 def _refusal(exc: jwt.PyJWTError) -> str:

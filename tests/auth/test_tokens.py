@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from jwt.warnings import InsecureKeyLengthWarning
 
+from service.auth.dev_issuer import mint_dev_token
 from service.auth.tokens import LEEWAY_SECONDS, TokenVerifier, bearer_token
 from service.moderation.errors import ServiceUnavailable, Unauthorized
 from service.settings import Settings
@@ -197,12 +198,16 @@ def make_settings(tmp_path: Path, *, dev_issuer: bool = False) -> Settings:
 
 @pytest.fixture
 def verifier(tmp_path: Path, clock: Clock) -> TokenVerifier:
+    # Every check of every token, each time: these tests are about the checks and the key
+    # cache (several re-sign the same claims within a second, which gives the same token);
+    # the cache of verified tokens has its own tests at the end.
     return TokenVerifier(
         make_settings(tmp_path),
         http_timeout=2.0,
         jwks_max_age=MAX_AGE,
         jwks_min_refresh=MIN_REFRESH,
         clock=clock,
+        token_cache_seconds=0,
     )
 
 
@@ -632,3 +637,138 @@ def test_a_malformed_bearer_header_is_an_invalid_request(header: str) -> None:
     with pytest.raises(Unauthorized) as caught:
         bearer_token(header)
     assert caught.value.error == "invalid_request"
+
+
+# --- the cache of verified tokens -------------------------------------------------------
+
+
+class WallClock:
+    """The wall clock of the verified-token cache, moved by hand (PyJWT keeps the real one
+    for ``exp``, so tokens here stay valid to it)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def wall() -> WallClock:
+    return WallClock()
+
+
+CACHE_SECONDS = 60.0
+
+
+def caching_verifier(
+    tmp_path: Path, clock: Clock, wall: WallClock, *, entries: int = 100
+) -> TokenVerifier:
+    return TokenVerifier(
+        make_settings(tmp_path),
+        http_timeout=2.0,
+        jwks_max_age=MAX_AGE,
+        jwks_min_refresh=MIN_REFRESH,
+        clock=clock,
+        token_cache_seconds=CACHE_SECONDS,
+        token_cache_entries=entries,
+        wall_clock=wall,
+    )
+
+
+def withdraw_keys(issuer: Issuer, clock: Clock) -> None:
+    """The issuer stops publishing every key, and the verifier's key cache learns it: from
+    then on a token is accepted only from the cache of verified tokens."""
+    issuer.published = []
+    clock.advance(MAX_AGE)
+
+
+def test_a_verified_token_is_accepted_from_the_cache_until_the_cache_time(
+    tmp_path: Path, issuer: Issuer, keys: Keys, clock: Clock, wall: WallClock
+) -> None:
+    verifier = caching_verifier(tmp_path, clock, wall)
+    token = sign(keys.ec, claims(issuer))
+    assert verify(verifier, issuer, token).subject == "user-42"
+    withdraw_keys(issuer, clock)
+
+    wall.now += CACHE_SECONDS - 1
+    identity = verify(verifier, issuer, token)
+    assert (identity.subject, identity.name) == ("user-42", "Alice Example")
+    assert issuer.jwks_count == 1
+    wall.now += 1
+    assert "is not one its issuer publishes" in refused(verifier, issuer, token).detail
+    assert issuer.jwks_count == 2
+
+
+def test_a_cached_token_is_not_accepted_past_its_exp(
+    tmp_path: Path, issuer: Issuer, keys: Keys, clock: Clock, wall: WallClock
+) -> None:
+    verifier = caching_verifier(tmp_path, clock, wall)
+    now = int(wall.now)
+    token = sign(keys.ec, claims(issuer, exp=now + 20))
+    verify(verifier, issuer, token)
+    withdraw_keys(issuer, clock)
+
+    wall.now = now + 19
+    assert verify(verifier, issuer, token).subject == "user-42"
+    wall.now = now + 20
+    refused(verifier, issuer, token)
+
+
+def test_a_cached_token_is_checked_afresh_for_other_audiences_issuers_or_sites(
+    tmp_path: Path, issuer: Issuer, keys: Keys, clock: Clock, wall: WallClock
+) -> None:
+    verifier = caching_verifier(tmp_path, clock, wall)
+    token = sign(keys.ec, claims(issuer))
+    verify(verifier, issuer, token)
+
+    detail = refused(verifier, issuer, token, audiences=["https://other.example"]).detail
+    assert "not meant for this site" in detail
+    assert "not trusted" in refused(verifier, issuer, token, trusted_issuers=["https://x"]).detail
+    assert "not 'at+jwt'" in refused(verifier, issuer, token, token_type="at+jwt").detail
+    # The context it was accepted in still finds it.
+    withdraw_keys(issuer, clock)
+    assert verify(verifier, issuer, token).subject == "user-42"
+
+
+def test_a_dev_token_cached_for_one_site_is_refused_for_another(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, dev_issuer=True)
+    verifier = TokenVerifier(settings, token_cache_seconds=CACHE_SECONDS)
+    token = mint_dev_token(settings, subject="alice", site="blog-a")
+    mine = verifier.verify(token, trusted_issuers=[], audiences=[], site_slug="blog-a")
+    assert mine.subject == "alice"
+    with pytest.raises(Unauthorized, match="not meant for this site"):
+        verifier.verify(token, trusted_issuers=[], audiences=[], site_slug="blog-b")
+
+
+def test_a_refused_token_is_never_cached(
+    tmp_path: Path, issuer: Issuer, keys: Keys, clock: Clock, wall: WallClock
+) -> None:
+    verifier = caching_verifier(tmp_path, clock, wall)
+    token = sign(keys.rsa_new, claims(issuer))
+    assert "is not one its issuer publishes" in refused(verifier, issuer, token).detail
+
+    # The issuer starts publishing the key: the same token is checked again, and passes.
+    issuer.published = [keys.rsa, keys.rsa_new]
+    clock.advance(MIN_REFRESH)
+    assert verify(verifier, issuer, token).subject == "user-42"
+
+    forged = sign(keys.rogue, claims(issuer))
+    for _ in range(2):
+        assert "signature does not verify" in refused(verifier, issuer, forged).detail
+
+
+def test_the_cache_keeps_the_most_recently_used_tokens_up_to_its_size(
+    tmp_path: Path, issuer: Issuer, keys: Keys, clock: Clock, wall: WallClock
+) -> None:
+    verifier = caching_verifier(tmp_path, clock, wall, entries=2)
+    first, second, third = (sign(keys.ec, claims(issuer, sub=f"user-{i}")) for i in range(3))
+    verify(verifier, issuer, first)
+    verify(verifier, issuer, second)
+    verify(verifier, issuer, first)  # used again: now the most recent
+    verify(verifier, issuer, third)  # the cache is full: the least recently used goes
+    withdraw_keys(issuer, clock)
+
+    assert verify(verifier, issuer, first).subject == "user-0"
+    assert verify(verifier, issuer, third).subject == "user-2"
+    refused(verifier, issuer, second)
