@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 CLASSIFY_COMMENT = "commentguard.classify_comment"
 SWEEP_OUTBOX = "commentguard.sweep_outbox"
+RETRAIN = "commentguard.retrain"
+RESCORE = "commentguard.rescore"
+SCHEDULED_RETRAIN = "commentguard.scheduled_retrain"
 
 #: A message header carrying the id of the HTTP request that enqueued a task, so that the
 #: worker's log lines for it can be matched with the API's.
@@ -49,7 +52,9 @@ def make_celery(settings: Settings, *, name: str = "commentguard") -> Celery:
     * A broker outage surfaces within ``settings.dependency_timeout_seconds`` (connects,
       socket reads, one quick publish retry) instead of hanging a request.
     * Beat sends ``SWEEP_OUTBOX`` every ``settings.sweep_interval_seconds``; a sweep not
-      started within one interval expires, so an outage does not pile them up.
+      started within one interval expires, so an outage does not pile them up. With
+      ``settings.retrain_interval_seconds`` it also sends ``SCHEDULED_RETRAIN`` (likewise
+      expiring).
 
     Works with Redis (``redis://``) and with kombu's server-less SQLAlchemy transport
     (``sqla+sqlite:///var/broker.sqlite``) for development.
@@ -99,6 +104,12 @@ def make_celery(settings: Settings, *, name: str = "commentguard") -> Celery:
             }
         },
     )
+    if settings.retrain_interval_seconds > 0:
+        app.conf.beat_schedule["scheduled-retrain"] = {
+            "task": SCHEDULED_RETRAIN,
+            "schedule": settings.retrain_interval_seconds,
+            "options": {"expires": settings.retrain_interval_seconds},
+        }
     return app
 
 
@@ -125,7 +136,9 @@ class TaskQueue:
     def ping(self) -> bool:
         """Whether the broker accepts a connection, answered within about
         ``dependency_timeout_seconds`` and then cached for ``ping_cache_seconds``, so that
-        it can be asked on every request."""
+        it can be asked on every request. A task sent successfully is an answer too (the
+        broker took a message), so a busy API never probes; a failed send forgets the
+        last answer, so the next ping probes."""
         with self._lock:
             last = self._last_ping
         now = time.monotonic()
@@ -154,4 +167,12 @@ class TaskQueue:
     ) -> None:
         request_id = request_id_var.get()
         headers = {REQUEST_ID_HEADER: request_id} if request_id else None
-        self._celery.send_task(task, args=args, kwargs=kwargs, headers=headers)
+        try:
+            self._celery.send_task(task, args=args, kwargs=kwargs, headers=headers)
+        except BaseException:
+            with self._lock:
+                self._last_ping = None
+            raise
+        answer = (time.monotonic(), True)
+        with self._lock:
+            self._last_ping = answer

@@ -7,7 +7,9 @@ import json
 import time
 import uuid
 
+import pytest
 import redis
+from kombu.exceptions import OperationalError
 
 from service.queue import CLASSIFY_COMMENT, SWEEP_OUTBOX, TaskQueue, make_celery
 from service.settings import Settings
@@ -59,3 +61,30 @@ def test_ping_answers_quickly_and_caches_its_answer(settings: Settings) -> None:
     started = time.monotonic()
     assert queue.ping() is False
     assert time.monotonic() - started < 0.01
+
+
+class ProbeCountingQueue(TaskQueue):
+    """A TaskQueue that counts its broker probes (each still a real connection)."""
+
+    probes = 0
+
+    def _probe(self) -> bool:
+        self.probes += 1
+        return super()._probe()
+
+
+def test_a_task_sent_answers_the_ping_and_a_failed_send_forgets_it(settings: Settings) -> None:
+    app = make_celery(settings)
+    app.conf.task_default_queue = f"inspect-{uuid.uuid4().hex}"
+    queue = ProbeCountingQueue(app, ping_cache_seconds=60)
+    queue.enqueue_classification(uuid.uuid4())
+    assert queue.ping() is True
+    assert queue.probes == 0
+
+    down = settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
+    broken = ProbeCountingQueue(make_celery(down), ping_cache_seconds=60)
+    assert broken.ping() is False
+    with pytest.raises((OperationalError, OSError)):
+        broken.enqueue_classification(uuid.uuid4())
+    assert broken.ping() is False
+    assert broken.probes == 2
