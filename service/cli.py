@@ -167,7 +167,15 @@ def _echo_metrics(values: dict[str, Any]) -> None:
     help="A data set file or a directory of them (repeatable).",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
-def classifier_evaluate(model: Path | None, data: tuple[Path, ...], as_json: bool) -> None:
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write an evaluation report (index.html, report.json, PNG plots) here.",
+)
+def classifier_evaluate(
+    model: Path | None, data: tuple[Path, ...], as_json: bool, report_dir: Path | None
+) -> None:
     """Measure a classifier (the bundled one by default) on labelled data, at its spam
     threshold."""
     from service.classifier.evaluation import compute_metrics
@@ -181,6 +189,41 @@ def classifier_evaluate(model: Path | None, data: tuple[Path, ...], as_json: boo
         click.echo(json.dumps({key: metrics[key] for key in keys}))
     else:
         _echo_metrics(metrics)
+    if report_dir is not None:
+        _write_evaluation_report(report_dir, loaded, dataset, scores)
+
+
+def _write_evaluation_report(out: Path, loaded: Any, dataset: Any, scores: list[float]) -> None:
+    from service.classifier.report import write_report
+
+    meta = loaded.metadata
+    try:
+        files = write_report(
+            out,
+            title=f"Classifier {meta['version']} on {dataset.source}",
+            labels=dataset.labels,
+            scores=scores,
+            thresholds=loaded.thresholds,
+            name=str(meta["version"]),
+            extra_metrics=meta.get("metrics"),
+            meta={
+                "version": meta["version"],
+                "created": meta.get("created_at"),
+                "training": {
+                    "size": meta.get("training_size"),
+                    "fingerprint": meta.get("training_fingerprint"),
+                },
+                "evaluated on": {
+                    "source": dataset.source,
+                    "format": dataset.format,
+                    "fingerprint": dataset.fingerprint,
+                },
+            },
+        )
+    except ValueError as exc:
+        raise click.ClickException(f"report: {exc}") from None
+    # On stderr, so that --json output stays one JSON object.
+    click.echo(f"report written to {files.html}", err=True)
 
 
 @classifier.command("score")

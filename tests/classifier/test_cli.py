@@ -77,3 +77,51 @@ def test_missing_model_is_a_clean_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["classifier", "score", "--model", str(bogus), "hi"])
     assert result.exit_code == 1
     assert "not a classifier artifact" in result.output
+
+
+def test_evaluate_writes_a_report(tmp_path: Path) -> None:
+    from service.classifier.corpus import generate_corpus
+
+    held_out = generate_corpus(400, seed=5)
+    path = tmp_path / "held_out.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["content", "label"])
+        writer.writerows(zip([r.content for r in held_out.records], held_out.labels, strict=True))
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        main, ["classifier", "evaluate", "--data", str(path), "--json", "--report", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert f"report written to {out / 'index.html'}" in result.stderr
+    assert {p.name for p in out.iterdir()} == {
+        "index.html",
+        "report.json",
+        "precision_recall.png",
+        "roc.png",
+        "histogram.png",
+        "confusion.png",
+        "calibration.png",
+    }
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    series = report["series"][0]
+    # The report measures what the command printed, on the same data.
+    assert series["n"] == printed["n"] == 400
+    assert series["metrics"]["roc_auc"] == printed["roc_auc"]
+    assert series["metrics"]["f1"] == printed["f1"]
+    assert report["meta"]["evaluated on"]["fingerprint"] == held_out.fingerprint
+    assert report["meta"]["version"] == series["name"]
+    assert "cv_f1" in report["extra_metrics"]
+
+
+def test_evaluate_report_of_one_class_data(tmp_path: Path) -> None:
+    path = tmp_path / "ham.csv"
+    path.write_text("content,label\nlovely song,ham\nwhat a voice,ham\n", encoding="utf-8")
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        main, ["classifier", "evaluate", "--data", str(path), "--report", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert not (out / "roc.png").exists()
+    assert "hold ham only" in (out / "index.html").read_text(encoding="utf-8")
