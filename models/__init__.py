@@ -4,6 +4,7 @@ from models.api_key import ApiKey
 from models.audit import AuditEntry
 from models.author import Author, Trust
 from models.base import Base
+from models.classifier_version import ClassifierVersion, JobState, RetrainJob, VersionStatus
 from models.comment import Comment, Status
 from models.label import Label, LabelSource, LabelValue
 from models.outbox import OutboxTask
@@ -15,13 +16,17 @@ __all__ = [
     "AuditEntry",
     "Author",
     "Base",
+    "ClassifierVersion",
     "Comment",
+    "JobState",
     "Label",
     "LabelSource",
     "LabelValue",
     "OutboxTask",
+    "RetrainJob",
     "Site",
     "Status",
     "Trust",
     "Verdict",
+    "VersionStatus",
 ]

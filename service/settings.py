@@ -85,6 +85,34 @@ class Settings(BaseSettings):
     #: Upper bound on waiting for the database or the broker before answering 503.
     dependency_timeout_seconds: float = 3.0
 
+    #: The site whose operators (or admins) may retrain, promote and roll back the global
+    #: classifier versions; empty: only site-scoped versions can be managed by API.
+    operations_site: str | None = None
+    #: How often a process asks the registry which classifier version is active.
+    classifier_poll_seconds: float = 5.0
+    #: Share of the labels held out to measure the candidate and the active version.
+    retrain_holdout: float = 0.2
+    #: Sample weight of a moderator's label, and of an imported one (bootstrap: 0.5).
+    retrain_moderator_weight: float = 3.0
+    retrain_import_weight: float = 1.0
+    #: Synthetic bootstrap comments added to the training split (0: none).
+    retrain_bootstrap: int = 0
+    #: Fewer labels than this (after the latest-label-wins rule) fail a retrain.
+    retrain_min_labels: int = 50
+    #: The quality gate: a candidate is activated automatically only when its F1 is at
+    #: most ``gate_max_f1_drop`` below the active version's, and its false-positive rate
+    #: at most ``gate_max_fpr_rise`` above it, on the same held-out labels.
+    gate_max_f1_drop: float = 0.01
+    gate_max_fpr_rise: float = 0.005
+    #: Re-score pending and held comments after each promotion.
+    rescore_after_promotion: bool = False
+    #: Comments per re-scoring batch.
+    rescore_batch_size: int = 500
+    #: Scheduled retraining (global): seconds between runs (0: off), and the new labels
+    #: since the last version below which a run is skipped.
+    retrain_interval_seconds: float = 0.0
+    retrain_min_new_labels: int = 100
+
     log_level: str = "INFO"
     log_json: bool = False
 

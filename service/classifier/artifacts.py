@@ -63,7 +63,9 @@ __all__ = [
     "SignatureError",
     "TamperedArtifactError",
     "UntrustedTypeError",
+    "dump_artifact",
     "load_artifact",
+    "load_artifact_bytes",
     "new_version_id",
     "save_artifact",
 ]
@@ -285,6 +287,14 @@ def save_artifact(
     scikit-learn or skops than the running ones (the estimator was fitted here) or the key
     is empty, and ``TypeError`` when skops cannot serialise the estimator.
     """
+    _write_atomically(Path(path), dump_artifact(estimator, metadata, signing_key=signing_key))
+
+
+def dump_artifact(
+    estimator: Any, metadata: ArtifactMetadata, *, signing_key: bytes | None = None
+) -> bytes:
+    """The bytes :func:`save_artifact` writes (for a database column, say); raises as it
+    does."""
     if signing_key is not None and not signing_key:
         raise ValueError("signing_key must not be empty")
     if (metadata.sklearn_version, metadata.skops_version) != (
@@ -316,7 +326,7 @@ def save_artifact(
         if signing_key is not None:
             signature = _sign(signing_key, meta_bytes, payload)
             _write_member(archive, _SIGNATURE_MEMBER, signature.encode())
-    _write_atomically(Path(path), buffer.getvalue())
+    return buffer.getvalue()
 
 
 def load_artifact(
@@ -333,7 +343,19 @@ def load_artifact(
     :class:`IncompatibleArtifactError` or :class:`UntrustedTypeError`.
     """
     path = Path(path)
-    meta_bytes, payload, signature = _read_members(path)
+    return _load(path, _read_file(path), signing_key)
+
+
+def load_artifact_bytes(
+    data: bytes, *, name: str = "<artifact>", signing_key: bytes | None = None
+) -> tuple[Any, ArtifactMetadata]:
+    """:func:`load_artifact` for an artifact held in memory (a database column); ``name``
+    is what error messages call it. Same checks, same errors."""
+    return _load(Path(name), data, signing_key)
+
+
+def _load(path: Path, data: bytes, signing_key: bytes | None) -> tuple[Any, ArtifactMetadata]:
+    meta_bytes, payload, signature = _read_members(path, data)
     _check_signature(path, meta_bytes, payload, signature, signing_key)
     envelope = _parse_envelope(path, meta_bytes)
     if not hmac.compare_digest(str(envelope.get("payload_sha256")), _sha256(payload)):
@@ -354,13 +376,16 @@ def load_artifact(
 # --- reading -------------------------------------------------------------------------
 
 
-def _read_members(path: Path) -> tuple[bytes, bytes, bytes | None]:
+def _read_file(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise NotAnArtifactError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise NotAnArtifactError(f"{path}: is a directory, not an artifact file") from None
+
+
+def _read_members(path: Path, data: bytes) -> tuple[bytes, bytes, bytes | None]:
     # save_artifact always writes metadata.json first, so its name sits in the first local
     # header. Checking that, rather than only parsing the archive, tells a damaged artifact
     # from another file, even when truncation leaves the skops zip inside to be found.

@@ -34,7 +34,13 @@ from sklearn.model_selection import GroupKFold, StratifiedKFold, cross_val_predi
 from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from service.classifier.artifacts import ArtifactMetadata, load_artifact, save_artifact
+from service.classifier.artifacts import (
+    ArtifactMetadata,
+    dump_artifact,
+    load_artifact,
+    load_artifact_bytes,
+    save_artifact,
+)
 from service.classifier.datasets import dataset_fingerprint
 from service.classifier.evaluation import Thresholds, choose_thresholds, compute_metrics
 from service.classifier.features import (
@@ -54,7 +60,9 @@ __all__ = [
     "BUNDLED_PATH",
     "Classifier",
     "ModelConfig",
+    "classifier_bytes",
     "load_classifier",
+    "load_classifier_bytes",
     "save_classifier",
     "train",
 ]
@@ -557,11 +565,13 @@ def _folds(labels: np.ndarray, groups: Sequence[str] | None, n_folds: int, seed:
     return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(labels, labels))
 
 
-def _calibrate(decisions: np.ndarray, labels: np.ndarray) -> tuple[list[float], float]:
+def _calibrate(
+    decisions: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[list[float], float]:
     """Weights ``a`` and intercept ``b`` such that ``expit(decisions @ a + b)`` is
     calibrated on these out-of-fold decisions (one column: Platt scaling; two: a stacked
     blend of the models, calibrated at once)."""
-    fit = LogisticRegression(C=1e6, max_iter=1000).fit(decisions, labels)
+    fit = LogisticRegression(C=1e6, max_iter=1000).fit(decisions, labels, sample_weight=weights)
     return [float(v) for v in fit.coef_[0]], float(fit.intercept_[0])
 
 
@@ -583,6 +593,7 @@ def train(
     sources: Sequence[str] | None = None,
     config: ModelConfig | None = None,
     progress: Progress | None = None,
+    sample_weight: Sequence[float] | None = None,
 ) -> Classifier:
     """Fit a classifier on ``records`` and ``labels`` (1 spam, 0 ham).
 
@@ -601,6 +612,11 @@ def train(
     log-odds. ``sources`` (one name per record, e.g. the data set or site it came from)
     makes the spam threshold meet ``max_fpr`` on each source's out-of-fold ham, not only
     on the pooled ham (see :func:`~service.classifier.evaluation.choose_thresholds`).
+
+    ``sample_weight`` (one positive number per record) weighs each record in every fit
+    (the folds, the blend's calibration, the final model), e.g. so that a moderator's
+    label counts more than an imported one; thresholds and metrics count records
+    unweighted, since they are rates of comments.
     """
     cfg = config or ModelConfig()
     say = progress or (lambda _message: None)
@@ -611,6 +627,10 @@ def train(
         raise ValueError(f"{len(sources)} sources but {y.size} labels")
     if not (np.any(y == 1) and np.any(y == 0)):
         raise ValueError("training needs both spam and ham")
+    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if weights is not None and (weights.shape != y.shape or not np.all(weights > 0)):
+        raise ValueError("sample_weight needs one positive weight per record")
+    fit_params = {} if weights is None else {"sample_weight": weights}
     started = time.perf_counter()
     features_cfg = cfg.features
     if y.size < 50 * features_cfg.min_df:
@@ -627,18 +647,24 @@ def train(
     columns = [
         np.asarray(
             cross_val_predict(
-                linear, matrix, y, cv=folds, method="decision_function", n_jobs=cfg.n_jobs
+                linear,
+                matrix,
+                y,
+                cv=folds,
+                method="decision_function",
+                n_jobs=cfg.n_jobs,
+                params=fit_params,
             )
         )
     ]
     nb = MultinomialNB(alpha=cfg.nb_alpha)
     if cfg.nb_blend:
         log_proba = cross_val_predict(
-            nb, matrix[:, :text_columns], y, cv=folds, method="predict_log_proba"
+            nb, matrix[:, :text_columns], y, cv=folds, method="predict_log_proba", params=fit_params
         )
         columns.append(np.asarray(log_proba[:, 1] - log_proba[:, 0]))
     decisions = np.column_stack(columns)
-    a, b = _calibrate(decisions, y)
+    a, b = _calibrate(decisions, y, weights)
     oof = 1.0 / (1.0 + np.exp(-(decisions @ np.asarray(a) + b)))
     thresholds = choose_thresholds(
         y,
@@ -652,11 +678,11 @@ def train(
     )
     metrics = compute_metrics(y, oof, thresholds.spam)
     say("fitting the final model")
-    linear.fit(matrix, y)
+    linear.fit(matrix, y, **fit_params)
     coef = linear.coef_ * a[0]
     intercept = linear.intercept_ * a[0] + b
     if cfg.nb_blend:
-        nb.fit(matrix[:, :text_columns], y)
+        nb.fit(matrix[:, :text_columns], y, **fit_params)
         nb_weights, nb_intercept = _nb_log_odds(nb)
         coef[0, :text_columns] += a[1] * nb_weights
         intercept = intercept + a[1] * nb_intercept
@@ -677,6 +703,7 @@ def train(
             "calibration": {"weights": a, "intercept": b},
             "nb_blend": cfg.nb_blend,
             "per_source_thresholds": sources is not None,
+            "weighted": weights is not None,
             "train_seconds": round(time.perf_counter() - started, 3),
         },
     }
@@ -694,21 +721,41 @@ BUNDLED_PATH: Final = Path(__file__).with_name("bundled") / "classifier.skops"
 """The classifier shipped with Commentguard, built by ``make classifier``."""
 
 
-def save_classifier(
-    classifier: Classifier, path: Path | str, *, signing_key: bytes | None = None
-) -> ArtifactMetadata:
-    """Write ``classifier`` as an artifact (pipeline + metadata); returns the metadata
-    written, whose ``version`` is new."""
+def _new_metadata(classifier: Classifier) -> ArtifactMetadata:
     meta = classifier.metadata
-    metadata = ArtifactMetadata.create(
+    return ArtifactMetadata.create(
         training_size=int(meta["training_size"]),
         training_fingerprint=str(meta["training_fingerprint"]),
         metrics=meta["metrics"],
         thresholds=meta["thresholds"],
         notes=meta.get("notes", {}),
     )
+
+
+def save_classifier(
+    classifier: Classifier, path: Path | str, *, signing_key: bytes | None = None
+) -> ArtifactMetadata:
+    """Write ``classifier`` as an artifact (pipeline + metadata); returns the metadata
+    written, whose ``version`` is new."""
+    metadata = _new_metadata(classifier)
     save_artifact(path, classifier.pipeline, metadata, signing_key=signing_key)
     return metadata
+
+
+def classifier_bytes(
+    classifier: Classifier, *, signing_key: bytes | None = None
+) -> tuple[bytes, ArtifactMetadata]:
+    """:func:`save_classifier` into memory: the artifact's bytes and its (new) metadata."""
+    metadata = _new_metadata(classifier)
+    return dump_artifact(classifier.pipeline, metadata, signing_key=signing_key), metadata
+
+
+def load_classifier_bytes(
+    data: bytes, *, name: str = "<artifact>", signing_key: bytes | None = None
+) -> Classifier:
+    """:func:`load_classifier` for an artifact held in memory (a registry row)."""
+    estimator, metadata = load_artifact_bytes(data, name=name, signing_key=signing_key)
+    return Classifier(estimator, metadata.to_dict())
 
 
 def load_classifier(
