@@ -454,6 +454,15 @@ def _draw_roc(data: Mapping[str, Any]) -> bytes | None:
     return _png(fig)
 
 
+def _log_counts(ax: Axes) -> None:
+    """A log scale for counts, labelled 1, 10, 100 rather than 10^0 or 9x10^-1."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def _threshold_lines(ax: Axes, thresholds: Mapping[str, float], label: bool) -> None:
     for key, (colour, style) in _THRESHOLD_STYLE.items():
         ax.axvline(
@@ -476,8 +485,8 @@ def _draw_histogram(data: Mapping[str, Any]) -> bytes:
         _threshold_lines(ax, s["thresholds"], label=cls == "ham")
         # Limits before the log scale: a class with no comments has no positive count to
         # autoscale a log axis from.
-        ax.set_ylim(bottom=0.8, top=max([*counts, 1]) * 2.0)
-        ax.set_yscale("log")
+        ax.set_ylim(bottom=0.8, top=max([*counts, 5]) * 2.0)
+        _log_counts(ax)
         if not s[cls]:
             ax.text(0.5, 0.5, f"no {cls}", transform=ax.transAxes, ha="center", va="center")
         ax.set_ylabel("comments (log scale)")
@@ -573,8 +582,9 @@ def _draw_calibration(data: Mapping[str, Any]) -> bytes:
     )
     curve.grid(alpha=0.3)
     curve.legend(loc="upper left", fontsize="small")
-    counts.set_yscale("log")
-    counts.set_ylim(bottom=0.8)
+    most = max(max(s["calibration"]["count"]) for s in series)
+    counts.set_ylim(bottom=0.8, top=max(most, 5) * 2.0)
+    _log_counts(counts)
     counts.set(xlabel="predicted spam probability (10 bins)", ylabel="comments per bin")
     counts.grid(alpha=0.3, axis="y")
     return _png(fig)
@@ -586,6 +596,14 @@ _DRAW: Final = {
     "histogram": _draw_histogram,
     "confusion": _draw_confusion,
     "calibration": _draw_calibration,
+}
+
+_TITLES: Final = {
+    "precision_recall": "Precision-recall curve",
+    "roc": "ROC curve",
+    "histogram": "Score histograms of spam and ham",
+    "confusion": "Confusion matrix and decisions by true class",
+    "calibration": "Calibration curve",
 }
 
 _CAPTIONS: Final = {
@@ -678,11 +696,24 @@ def _getter(path: str) -> Any:
 
 def _band_table(s: Mapping[str, Any]) -> str:
     head = "".join(f"<th>{_e(b)}</th>" for b in BANDS)
-    body = "".join(
-        f"<tr><th>true {_e(cls)}</th>{''.join(_cell(s['bands'][cls][b]) for b in BANDS)}</tr>"
-        for cls in CLASSES
+    rows = []
+    for cls in CLASSES:
+        counts = s["bands"][cls]
+        total = sum(counts.values())
+        cells = "".join(
+            f'<td class="num">{counts[b]} ({counts[b] / total:.1%})</td>'
+            if total
+            else '<td class="num">0</td>'
+            for b in BANDS
+        )
+        rows.append(f"<tr><th>true {_e(cls)}</th>{cells}</tr>")
+    held = sum(s["bands"][cls]["held"] for cls in CLASSES)
+    # What the thresholds cost the moderators: the share of all comments they must read.
+    rows.append(
+        f'<tr><th>held for moderators</th><td class="num" colspan="{len(BANDS)}">'
+        f"{held} of {s['n']} comments ({held / s['n']:.2%})</td></tr>"
     )
-    return f"<table><tr><th>{_e(s['name'])}</th>{head}</tr>{body}</table>"
+    return f"<table><tr><th>{_e(s['name'])}</th>{head}</tr>{''.join(rows)}</table>"
 
 
 def _page(data: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
@@ -723,7 +754,7 @@ def _page(data: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
         if name in images:
             encoded = base64.b64encode(images[name]).decode("ascii")
             parts.append(
-                f'<figure><img src="data:image/png;base64,{encoded}" alt="{_e(name)} plot">'
+                f'<figure><img src="data:image/png;base64,{encoded}" alt="{_e(_TITLES[name])}">'
                 f"<figcaption>{_e(_CAPTIONS[name])}</figcaption></figure>"
             )
     parts.append("</body></html>\n")
