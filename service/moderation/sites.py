@@ -92,6 +92,12 @@ class SiteDirectory:
             self._sites[slug] = (now, info)
         return info
 
+    def forget(self, slug: str) -> None:
+        """Drop the cached site, so that this process sees a change it made at once (other
+        processes see it within ``ttl`` seconds)."""
+        with self._lock:
+            self._sites.pop(slug, None)
+
 
 def get_site(session: Session, *, slug: str) -> Site:
     """The site with this slug, or ``NotFound``."""

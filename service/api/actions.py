@@ -1,0 +1,183 @@
+"""Moderators' actions: ``POST /v1/comments/{id}/actions`` (one comment, conditional on
+its ETag), ``POST /v1/sites/{site}/actions`` (up to 500 at once, per-item results) and
+``GET /v1/sites/{site}/audit`` (the trail they leave)."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections import Counter
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, request, url_for
+
+from service.api.context import (
+    authenticate,
+    authorize,
+    credentials,
+    json_body,
+    services,
+    transaction,
+)
+from service.api.moderation_schemas import ActionIn, AuditOut, BulkActionIn, ItemOut, parse
+from service.auth.roles import Role
+from service.moderation.actions import Item, act_on_comment, act_on_comments, require_moderator
+from service.moderation.audit import list_audit
+from service.moderation.comments import comment_etag, find_comment
+from service.moderation.errors import (
+    FieldError,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+)
+from service.moderation.sites import SiteInfo
+
+bp = Blueprint("actions", __name__)
+
+_ETAG = re.compile(r'^"v([1-9][0-9]{0,17})"$')
+
+
+@bp.post("/v1/comments/<comment_id>/actions")
+def act(comment_id: str) -> Response:
+    """One action on one comment, if it is still at the version ``If-Match`` names:
+    200 with the comment's new state and ``ETag``; 428 without ``If-Match``, 412 with the
+    current ``ETag`` when stale, 409 when the action is not allowed from its status."""
+    token = credentials()
+    cid = _uuid(comment_id)
+    version = _if_match_version()
+    data = parse(ActionIn, json_body(), "action")
+    with transaction() as session:
+        comment, site = find_comment(session, comment_id=cid)
+        actor = authenticate(session, SiteInfo.of(site), token)
+        require_moderator(session, comment=comment, actor=actor)
+        out: dict[str, Any] = {
+            "id": str(comment.id),
+            "site": site.slug,
+            "thread": comment.thread,
+            "parent": str(comment.parent_id) if comment.parent_id else None,
+            "author_name": comment.author_name,
+            "content": comment.content,
+            "created_at": comment.created_at.isoformat(),
+        }
+        done = act_on_comment(
+            session,
+            site_id=site.id,
+            comment_id=cid,
+            version=version,
+            actor=actor,
+            action=data.action,
+            note=data.note,
+        )
+    assert done.status is not None
+    assert done.version is not None
+    assert done.from_status is not None
+    out.update(
+        status=done.status.value,
+        discard=done.discard,
+        version=done.version,
+        action={
+            "action": data.action.value,
+            "from": done.from_status.value,
+            "to": done.status.value,
+            "note": data.note,
+            "audit_id": done.audit_id,
+            "label": done.label.value if done.label else None,
+        },
+        links={"self": url_for("comments.get_comment", comment_id=str(cid))},
+    )
+    response = Response(json.dumps(out), status=200, mimetype="application/json")
+    response.headers["ETag"] = comment_etag(done.version)
+    return response
+
+
+@bp.post("/v1/sites/<slug>/actions")
+def act_in_bulk(slug: str) -> Response:
+    """One action on up to 500 comments of the site: 200 with one result per comment
+    (``ok``, ``not_found``, ``conflict``, ``invalid_transition``) and their counts."""
+    token = credentials()
+    data = parse(BulkActionIn, json_body(), "bulk action")
+    if data.items is not None:
+        items = [Item(i.id, i.version) for i in data.items]
+    else:
+        items = [Item(i) for i in data.ids or ()]
+    with transaction() as session:
+        site = services().sites.get(session, slug=slug)
+        actor = authorize(session, site, token, role=Role.moderator)
+        results = act_on_comments(
+            session, site_id=site.id, items=items, actor=actor, action=data.action, note=data.note
+        )
+    body = {
+        "action": data.action.value,
+        "counts": dict(Counter(r.outcome.value for r in results)),
+        "results": [ItemOut.of(r).model_dump(mode="json", exclude_none=True) for r in results],
+    }
+    return Response(json.dumps(body), status=200, mimetype="application/json")
+
+
+@bp.get("/v1/sites/<slug>/audit")
+def audit_trail(slug: str) -> Response:
+    """The site's audit trail, newest first: ``?cursor=&limit=&action=&actor=&comment=``."""
+    token = credentials()
+    args = request.args
+    limit = _int_arg("limit", 50)
+    comment = args.get("comment")
+    with transaction() as session:
+        site = services().sites.get(session, slug=slug)
+        authorize(session, site, token, role=Role.moderator)
+        page = list_audit(
+            session,
+            site_id=site.id,
+            limit=limit,
+            cursor=args.get("cursor") or None,
+            action=args.get("action") or None,
+            actor_subject=args.get("actor") or None,
+            comment_id=_uuid_arg("comment", comment) if comment else None,
+        )
+        entries = [AuditOut.of(e).model_dump(mode="json") for e in page.entries]
+    links = {"self": request.full_path.rstrip("?")}
+    if page.next_cursor:
+        query = urlencode({**args.to_dict(), "cursor": page.next_cursor})
+        links["next"] = url_for("actions.audit_trail", slug=slug) + "?" + query
+    body = {"entries": entries, "next_cursor": page.next_cursor, "links": links}
+    return Response(json.dumps(body), status=200, mimetype="application/json")
+
+
+def _if_match_version() -> int:
+    """The version named by ``If-Match: "v<version>"``: 428 without the header; 412 when
+    it cannot name a version of a comment (``*``, a weak or a foreign ETag, a list)."""
+    value = request.headers.get("If-Match")
+    if value is None:
+        raise PreconditionRequired(
+            "send If-Match with the comment's ETag (from GET /v1/comments/{id})"
+        )
+    match = _ETAG.match(value.strip())
+    if match is None:
+        raise PreconditionFailed(f'If-Match must be one strong ETag "v<version>", not {value!r}')
+    return int(match.group(1))
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound(f"no comment {value}") from None
+
+
+def _uuid_arg(name: str, value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidInput(f"invalid {name}", [FieldError(name, "must be a UUID")]) from None
+
+
+def _int_arg(name: str, default: int) -> int:
+    value = request.args.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInput(f"invalid {name}", [FieldError(name, "must be an integer")]) from None
