@@ -6,6 +6,7 @@ from models.author import Author, Trust
 from models.base import Base
 from models.classifier_version import ClassifierVersion, JobState, RetrainJob, VersionStatus
 from models.comment import Comment, Status
+from models.comment_count import CommentCount
 from models.label import Label, LabelSource, LabelValue
 from models.outbox import OutboxTask
 from models.site import Site
@@ -18,6 +19,7 @@ __all__ = [
     "Base",
     "ClassifierVersion",
     "Comment",
+    "CommentCount",
     "JobState",
     "Label",
     "LabelSource",

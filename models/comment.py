@@ -18,6 +18,7 @@ from sqlalchemy import (
     Uuid,
     false,
     func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -90,3 +91,13 @@ class Comment(Timestamped, Base):
     # eager_defaults: read created_at/updated_at back with RETURNING at insert, so the API can
     # answer from the object after its session has closed.
     __mapper_args__ = {"version_id_col": version, "eager_defaults": True}  # noqa: RUF012
+
+
+#: The queue's text search (``q``) on PostgreSQL: words of the content, in the ``simple``
+#: configuration (lower-cased, no stemming and no stop words, so that it treats every
+#: language alike). The queue's query repeats this expression exactly, so that the planner
+#: can use the index. SQLite has no such index; the queue falls back to LIKE there.
+CONTENT_SEARCH_VECTOR = func.to_tsvector(text("'simple'::regconfig"), Comment.__table__.c.content)
+Index("ix_comments_content_fts", CONTENT_SEARCH_VECTOR, postgresql_using="gin").ddl_if(
+    dialect="postgresql"
+)
