@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.api import actions, authors, comments, health, rules
+from service.api import actions, authors, comments, health, queue, rules, threads
 from service.api.context import EXTENSION, Services
 from service.auth.introspection import Introspector
 from service.auth.tokens import TokenVerifier
@@ -46,6 +46,8 @@ def create_app(
     register_error_handlers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(comments.bp)
+    app.register_blueprint(queue.bp)
+    app.register_blueprint(threads.bp)
     app.register_blueprint(actions.bp)
     app.register_blueprint(authors.bp)
     app.register_blueprint(rules.bp)

@@ -1,0 +1,94 @@
+"""``GET /v1/sites/{site}/threads/{thread}/comments``: what a blog renders under a post.
+
+Public: no token, approved comments only, no private field (email, IP, user agent,
+referrer). The thread key is one path segment that may itself contain ``/``: send it
+percent-encoded (``encodeURIComponent``: ``/posts/1`` as ``%2Fposts%2F1``); since servers
+decode the path before routing, raw slashes work the same, as long as the key does not
+contain ``?``, ``#`` or ``%``, which must be encoded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from flask import Blueprint, Response, request
+from flask.blueprints import BlueprintSetupState
+from werkzeug.routing import BaseConverter
+
+from service.api.context import services, transaction
+from service.moderation.cursors import cursor_key
+from service.moderation.threads import ThreadComment, ThreadPage, thread_limit, thread_page
+
+bp = Blueprint("threads", __name__, url_prefix="/v1/sites")
+
+#: Shared caches and browsers may reuse a page this long, then revalidate with its ETag.
+CACHE_CONTROL = "public, max-age=15"
+
+
+class ThreadKeyConverter(BaseConverter):
+    """Any thread key, slashes (leading, doubled, trailing) included."""
+
+    regex = ".+?"
+    part_isolating = False
+
+
+def _register_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters.setdefault("thread_key", ThreadKeyConverter)
+
+
+# Recorded before the route, so the converter exists when the route is added.
+bp.record_once(_register_converter)
+
+
+@bp.get("/<slug>/threads/<thread_key:thread>/comments", merge_slashes=False)
+def get_thread(slug: str, thread: str) -> Response:
+    """A page of the thread's approved comments with a strong ETag; 304 when it matches."""
+    limit = thread_limit(request.args.get("limit"))
+    cursor = request.args.get("cursor")
+    key = cursor_key(services().settings.secret_key.get_secret_value())
+    with transaction() as session:
+        site = services().sites.get(session, slug=slug)
+        page = thread_page(
+            session, site_id=site.id, thread=thread, limit=limit, cursor=cursor, cursor_key=key
+        )
+    body = json.dumps(_render(slug, thread, limit, page)).encode()
+    response = Response(body, status=200, mimetype="application/json")
+    response.set_etag(hashlib.sha256(body).hexdigest()[:32])
+    response.headers["Cache-Control"] = CACHE_CONTROL
+    # 304 without a body when If-None-Match names this ETag (make_conditional changes
+    # the response in place).
+    response.make_conditional(request)
+    return response
+
+
+def _render(slug: str, thread: str, limit: int, page: ThreadPage) -> dict[str, Any]:
+    path = f"/v1/sites/{quote(slug, safe='')}/threads/{quote(thread, safe='')}/comments"
+    links = {"self": request.full_path.rstrip("?")}
+    if page.next_cursor is not None:
+        links["next"] = f"{path}?{urlencode({'limit': limit, 'cursor': page.next_cursor})}"
+    return {
+        "site": slug,
+        "thread": thread,
+        "total": page.total,
+        "comments": [_comment(c) for c in page.comments],
+        "next_cursor": page.next_cursor,
+        "links": links,
+    }
+
+
+def _comment(comment: ThreadComment) -> dict[str, Any]:
+    created = comment.created_at
+    return {
+        "id": str(comment.id),
+        "parent": None if comment.parent_id is None else str(comment.parent_id),
+        "author_name": comment.author_name,
+        "author_url": comment.author_url,
+        "content": comment.content,
+        # SQLite hands timestamps back without a zone; the database clock is UTC.
+        "created_at": (created if created.tzinfo else created.replace(tzinfo=dt.UTC)).isoformat(),
+        "replies": [_comment(r) for r in comment.replies],
+    }
