@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, Response, request, url_for
 from pydantic import ValidationError
 
+from service.api.comment_detail import moderation_body
 from service.api.context import (
     authenticate,
     check_text_size,
@@ -22,7 +23,7 @@ from service.api.context import (
     transaction,
 )
 from service.api.schemas import CommentIn, CommentOut, ReasonOut, VerdictOut
-from service.moderation.comments import CommentView, find_comment, read_comment
+from service.moderation.comments import CommentView, comment_etag, find_comment, read_comment
 from service.moderation.errors import FieldError, InvalidInput, NotFound
 from service.moderation.sites import SiteInfo
 from service.moderation.submit import Accepted, CommentInput, submit_comment
@@ -73,15 +74,20 @@ def post_comment() -> Response:
 
 @bp.get("/<comment_id>")
 def get_comment(comment_id: str) -> Response:
-    """The comment's status, discard flag and latest verdict, for its author."""
+    """The comment's status, discard flag and latest verdict, for its author; for a
+    moderator of its site also its ``moderation`` detail. ``ETag``: its version."""
     token = credentials()
     cid = _uuid_or_404(comment_id)
     with transaction() as session:
         comment, site = find_comment(session, comment_id=cid)
         reader = authenticate(session, SiteInfo.of(site), token)
         view = read_comment(session, comment=comment, site=site, reader=reader)
-        out = _render(view)
-    return Response(json.dumps(out.body()), status=200, mimetype="application/json")
+        body = _render(view).body()
+        if view.detail is not None:
+            body["moderation"] = moderation_body(comment, view.detail)
+    response = Response(json.dumps(body), status=200, mimetype="application/json")
+    response.headers["ETag"] = comment_etag(comment.version)
+    return response
 
 
 def _parse(body: dict[str, Any]) -> CommentIn:
