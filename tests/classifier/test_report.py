@@ -8,8 +8,10 @@ curves and errors are far from perfect).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +150,11 @@ def test_write_report_files(held_out: HeldOut, tmp_path: Path) -> None:
         name=held_out.version,
         compare={"content only": Scored(held_out.labels, held_out.weak, THRESHOLDS)},
         extra_metrics={"cv_f1": 0.99},
-        meta={"version": held_out.version, "training": {"moderator": 10, "import": 5}},
+        meta={
+            "version": held_out.version,
+            "created": dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC),
+            "training": {"moderator": 10, "import": 5},
+        },
     )
     assert files.html == tmp_path / "report" / "index.html"
     assert set(files.plots) == set(PLOTS)
@@ -166,6 +172,7 @@ def test_write_report_files(held_out: HeldOut, tmp_path: Path) -> None:
     assert _series(stored, "content only")["thresholds"] == THRESHOLDS.to_dict()
     assert _series(stored, held_out.version)["thresholds"] == held_out.thresholds.to_dict()
     assert stored["meta"]["training"] == {"moderator": 10, "import": 5}
+    assert stored["meta"]["created"] == "2026-11-25T15:00:00+00:00"
     page = files.html.read_text(encoding="utf-8")
     assert page.count('<img src="data:image/png;base64,') == len(PLOTS)
     assert "content only" in page
@@ -212,6 +219,25 @@ def test_same_input_same_bytes(held_out: HeldOut, tmp_path: Path) -> None:
     assert first == second
     for name in PLOTS:
         assert b"Software" not in first[f"{name}.png"]
+
+
+def test_threads_draw_the_same_bytes(held_out: HeldOut, tmp_path: Path) -> None:
+    """Reports drawn at once from threads of one process (as API requests would) neither
+    fail nor disturb each other: each equals the report drawn alone."""
+    data = report_data(
+        title="t",
+        labels=held_out.labels,
+        scores=held_out.weak,
+        thresholds=THRESHOLDS,
+        compare={"bundled": Scored(held_out.labels, held_out.scores)},
+    )
+    alone = render_report(tmp_path / "alone", data)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda i: render_report(tmp_path / str(i), data), range(3)))
+    for files in results:
+        assert files.html.read_bytes() == alone.html.read_bytes()
+        for name, path in files.plots.items():
+            assert path.read_bytes() == alone.plots[name].read_bytes()
 
 
 def test_redrawn_from_stored_json(held_out: HeldOut, tmp_path: Path) -> None:
