@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from flask import Flask, Response
 from flask.testing import FlaskClient
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import Site
+from models import Comment, Site, Status
 from service.api.context import authorize, credentials, services, transaction
 from service.app import create_app
 from service.auth.roles import Role, site_roles
@@ -175,3 +176,65 @@ def test_a_moderator_scope_from_the_provider_reads_any_comment_of_its_site(
     elsewhere = oidc_provider.client_credentials(scope="comments commentguard:other:moderator")
     assert client.get(posted.headers["Location"], headers=bearer(moderator)).status_code == 200
     assert client.get(posted.headers["Location"], headers=bearer(elsewhere)).status_code == 404
+
+
+# --- the moderation write side (actions, audit, authors, rules) ------------------------------
+
+#: caller -> (act on alice's comment, bulk action, audit, read author, trust author,
+#: read rules, change rules). Not a moderator of the comment's site: 404 as for reading,
+#: but 403 for its author, who may read it.
+WRITE_MATRIX: dict[str, tuple[int, int, int, int, int, int, int]] = {
+    "author": (403, 403, 403, 403, 403, 403, 403),
+    "commenter": (404, 403, 403, 403, 403, 403, 403),
+    "moderator": (200, 200, 200, 200, 200, 200, 403),
+    "operator": (404, 403, 403, 403, 403, 403, 403),
+    "admin": (200, 200, 200, 200, 200, 200, 200),
+    "moderator of another site": (404, 403, 403, 403, 403, 403, 403),
+}
+
+
+@pytest.mark.parametrize("caller", list(WRITE_MATRIX))
+def test_role_by_moderation_write_endpoint_matrix(
+    client: FlaskClient,
+    site: Site,
+    other_site: Site,
+    db_session: Session,
+    token: TokenFactory,
+    caller: str,
+) -> None:
+    posted = post(client, token("alice"), "Alice's comment, for the write matrix.")
+    assert posted.status_code == 202
+    comment_id = posted.get_json()["id"]
+    # As the worker would leave it: held, version 2.
+    db_session.execute(
+        update(Comment).where(Comment.id == comment_id).values(status=Status.held, version=2)
+    )
+    author_id = db_session.scalar(select(Comment.author_id).where(Comment.id == comment_id))
+    subject, roles = CALLERS[caller]
+    headers = bearer(token(subject, roles=roles))
+    rules_etag = client.get(
+        "/v1/sites/blog/rules", headers=bearer(token("boss", roles=CALLERS["admin"][1]))
+    ).headers["ETag"]
+
+    got = (
+        client.post(
+            f"/v1/comments/{comment_id}/actions",
+            json={"action": "approve"},
+            headers={**headers, "If-Match": '"v2"'},
+        ).status_code,
+        client.post(
+            "/v1/sites/blog/actions", json={"action": "spam", "ids": [comment_id]}, headers=headers
+        ).status_code,
+        client.get("/v1/sites/blog/audit", headers=headers).status_code,
+        client.get(f"/v1/sites/blog/authors/{author_id}", headers=headers).status_code,
+        client.post(
+            f"/v1/sites/blog/authors/{author_id}/trust", json={"trust": "trusted"}, headers=headers
+        ).status_code,
+        client.get("/v1/sites/blog/rules", headers=headers).status_code,
+        client.patch(
+            "/v1/sites/blog/rules",
+            json={"max_links": 3},
+            headers={**headers, "If-Match": rules_etag},
+        ).status_code,
+    )
+    assert got == WRITE_MATRIX[caller]
