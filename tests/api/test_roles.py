@@ -238,3 +238,35 @@ def test_role_by_moderation_write_endpoint_matrix(
         ).status_code,
     )
     assert got == WRITE_MATRIX[caller]
+
+
+# --- the moderation read side (queue, moderator detail, public thread view) ------------------
+
+#: caller -> (queue, a moderator's detail present in GET /v1/comments/{alice's}, public
+#: thread view without a token, the thread view with the caller's token).
+READ_MATRIX: dict[str, tuple[int, bool, int, int]] = {
+    "author": (403, False, 200, 200),
+    "commenter": (403, False, 200, 200),
+    "moderator": (200, True, 200, 200),
+    "operator": (403, False, 200, 200),
+    "admin": (200, True, 200, 200),
+    "moderator of another site": (403, False, 200, 200),
+}
+
+
+@pytest.mark.parametrize("caller", list(READ_MATRIX))
+def test_role_by_moderation_read_endpoint_matrix(
+    client: FlaskClient, site: Site, other_site: Site, token: TokenFactory, caller: str
+) -> None:
+    posted = post(client, token("alice"), "Alice's comment, for the read matrix.")
+    assert posted.status_code == 202
+    subject, roles = CALLERS[caller]
+    headers = bearer(token(subject, roles=roles))
+    read = client.get(posted.headers["Location"], headers=headers)
+    got = (
+        client.get("/v1/sites/blog/queue", headers=headers).status_code,
+        read.status_code == 200 and "moderation" in read.get_json(),
+        client.get("/v1/sites/blog/threads/%2Ft/comments").status_code,
+        client.get("/v1/sites/blog/threads/%2Ft/comments", headers=headers).status_code,
+    )
+    assert got == READ_MATRIX[caller]
