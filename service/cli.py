@@ -365,6 +365,19 @@ def site_list(as_json: bool) -> None:
 @click.option(
     "--moderation-word", "moderation", multiple=True, help="Replaces the moderation words."
 )
+@click.option(
+    "--moderation-pattern",
+    "patterns",
+    multiple=True,
+    help="Replaces the moderation patterns (regular expressions; unsafe ones are refused).",
+)
+@click.option(
+    "--approve-known-authors/--no-approve-known-authors",
+    "approve_known",
+    default=None,
+    help="Approve authors with an approved comment unless rules say otherwise.",
+)
+@click.option("--note", help="Why (kept in the audit trail).")
 def site_policy(
     slug: str,
     hold: float | None,
@@ -374,9 +387,18 @@ def site_policy(
     flood_limit: int | None,
     blocked: tuple[str, ...],
     moderation: tuple[str, ...],
+    patterns: tuple[str, ...],
+    approve_known: bool | None,
+    note: str | None,
 ) -> None:
-    """Show a site's policy, or change the parts given."""
-    from service.moderation.sites import update_policy
+    """Show a site's policy, or change the parts given (audited, as the API's rules
+    endpoints, with the actor ``cli`` and the OS user; API processes see the change within
+    their site cache's 5 s)."""
+    import getpass
+
+    from service.moderation.rules import change_rules, read_rules
+    from service.moderation.sites import get_site
+    from service.moderation.types import Identity
 
     changes: dict[str, Any] = {
         key: value
@@ -386,6 +408,7 @@ def site_policy(
             "discard_threshold": discard,
             "max_links": max_links,
             "flood_limit_per_minute": flood_limit,
+            "approve_known_authors": approve_known,
         }.items()
         if value is not None
     }
@@ -393,9 +416,24 @@ def site_policy(
         changes["blocked_words"] = list(blocked)
     if moderation:
         changes["moderation_words"] = list(moderation)
+    if patterns:
+        changes["moderation_patterns"] = list(patterns)
+    actor = Identity(issuer="cli", subject=getpass.getuser())
     with _transaction(load_settings()) as session:
-        policy = update_policy(session, slug=slug, changes=changes)
-    click.echo(json.dumps(policy.model_dump(), indent=2))
+        site_id = get_site(session, slug=slug).id
+        if changes:
+            rules = change_rules(
+                session,
+                site_id=site_id,
+                changes=changes,
+                replace=False,
+                actor=actor,
+                expected_etag=None,
+                note=note,
+            )
+        else:
+            rules = read_rules(session, site_id=site_id)
+    click.echo(json.dumps(rules.policy.model_dump(mode="json"), indent=2))
 
 
 @site.group("key")

@@ -4,17 +4,23 @@ validation) through the API, each change audited."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from flask.testing import FlaskClient
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from models import AuditEntry, Author, Site, Trust
+from service.cli import main
 from service.moderation.sites import create_site
+from service.settings import Settings
 from tests.api.conftest import TokenFactory
 from tests.api.test_actions import MODERATOR, bearer, make_comment
+from tests.support.env import settings_env
 
 ADMIN = ["commentguard:blog:admin"]
 
@@ -196,3 +202,32 @@ def test_only_admins_change_rules_and_only_moderators_read_them(
     assert rules_call(client, "GET", token("bob")).status_code == 403
     operator = token("op", roles=["commentguard:blog:operator"])
     assert rules_call(client, "GET", operator).status_code == 403
+
+
+def test_the_cli_changes_the_same_rules_validated_and_audited(
+    settings: Settings, committed: sessionmaker[Session]
+) -> None:
+    runner = CliRunner()
+    env = {**os.environ, **settings_env(settings)}
+
+    def run(*args: str) -> Any:
+        return runner.invoke(main, list(args), env=env)
+
+    created = run("site", "create", "--slug", "ruled", "--name", "R", "--url", "https://r.example")
+    assert created.exit_code == 0, created.output
+    changed = run(
+        "site", "policy", "ruled", "--moderation-pattern", r"bit\.ly/\w+",
+        "--approve-known-authors", "--note", "from the shell",
+    )  # fmt: skip
+    assert changed.exit_code == 0, changed.output
+    assert json.loads(changed.output)["approve_known_authors"] is True
+    refused = run("site", "policy", "ruled", "--moderation-pattern", "(a+)+")
+    assert refused.exit_code == 1
+    assert "moderation_patterns.0" in refused.output
+    assert "nests a quantifier" in refused.output
+    shown = run("site", "policy", "ruled")
+    assert json.loads(shown.output)["moderation_patterns"] == [r"bit\.ly/\w+"]
+    with committed() as session:
+        (entry,) = session.scalars(select(AuditEntry).where(AuditEntry.action == "rules")).all()
+    assert (entry.actor_issuer, entry.note, entry.target_id) == ("cli", "from the shell", "ruled")
+    assert entry.details["after"]["moderation_patterns"] == [r"bit\.ly/\w+"]
