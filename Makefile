@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install services test lint fmt classifier run bench-quality bench-speed bench-pipeline
+.PHONY: help install services test lint fmt classifier run bench-quality bench-speed bench-pipeline bench-queue
 
 help:
 	@echo "make install     create $(VENV) and install the service with its dev tools"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench-quality   classifier quality vs bogofilter and baselines (YouTube data)"
 	@echo "make bench-speed     classifier latency, batch rate, training time, artifact"
 	@echo "make bench-pipeline  API + workers on PostgreSQL and Redis vs the machine's ceiling"
+	@echo "make bench-queue     queue and thread view latency on 1,000,000 comments vs a ceiling"
 
 install: $(INSTALLED)
 
@@ -70,3 +71,6 @@ bench-speed: install
 
 bench-pipeline: install services
 	$(BIN)/python -m bench.pipeline
+
+bench-queue: install services
+	$(BIN)/python -m bench.queue
