@@ -96,6 +96,9 @@ class ClassifierVersion(Timestamped, Base):
     #: candidate and the active version on the same held-out labels.
     report: Mapped[dict[str, Any] | None] = mapped_column(JSONType, deferred=True)
     notes: Mapped[str | None] = mapped_column(Text)
+    #: The version this one replaced when it was last activated by a promotion (None:
+    #: the implicit one, or for a site the global one): where a rollback returns to.
+    replaced_id: Mapped[str | None] = mapped_column(String(64))
     activated_at: Mapped[dt.datetime | None]
     retired_at: Mapped[dt.datetime | None]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.api import actions, authors, comments, health, queue, rules, threads
+from service.api import actions, authors, classifier, comments, health, queue, rules, threads
 from service.api.context import EXTENSION, Services
 from service.auth.introspection import Introspector
 from service.auth.tokens import TokenVerifier
@@ -32,13 +32,18 @@ def create_app(
         SECRET_KEY=settings.secret_key.get_secret_value(),
         JSON_SORT_KEYS=False,
     )
+    sessions = sessions or make_sessionmaker(make_engine(settings))
     app.extensions[EXTENSION] = Services(
         settings=settings,
-        sessions=sessions or make_sessionmaker(make_engine(settings)),
+        sessions=sessions,
         verifier=TokenVerifier(settings),
         introspector=Introspector(timeout=settings.dependency_timeout_seconds),
         queue=TaskQueue(make_celery(settings)),
-        classifier=ClassifierProvider(settings.classifier_path),
+        classifier=ClassifierProvider(
+            settings.classifier_path,
+            sessions=sessions,
+            poll_seconds=settings.classifier_poll_seconds,
+        ),
         sites=SiteDirectory(),
     )
 
@@ -46,6 +51,7 @@ def create_app(
     register_error_handlers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(comments.bp)
+    app.register_blueprint(classifier.bp)
     app.register_blueprint(queue.bp)
     app.register_blueprint(threads.bp)
     app.register_blueprint(actions.bp)

@@ -12,6 +12,7 @@ import click
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from service.cli_operators import register as register_operator_commands
 from service.settings import Settings, SettingsError
 
 MIGRATIONS_INI = Path(__file__).resolve().parent.parent / "migrations" / "alembic.ini"
@@ -52,7 +53,11 @@ def main() -> None:
 
 @main.group()
 def classifier() -> None:
-    """Train, evaluate and try the spam classifier."""
+    """Train, evaluate and try the spam classifier; import labels, retrain, promote and
+    roll back versions (the operators' commands are in ``service/cli_operators.py``)."""
+
+
+register_operator_commands(classifier)
 
 
 def _load_classifier_or_fail(model: Path | None) -> Any:

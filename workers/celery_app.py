@@ -32,7 +32,6 @@ from service.logs import (
     task_id_var,
 )
 from service.moderation.active import ClassifierProvider
-from service.moderation.classify import ScoringClassifier
 from service.queue import REQUEST_ID_HEADER, TaskQueue, make_celery
 from service.settings import Settings
 from workers.tasks import register_tasks
@@ -63,9 +62,9 @@ class WorkerProcess:
         sessions, _ = self._current()
         return sessions
 
-    def classifier(self) -> ScoringClassifier:
+    def classifier(self) -> ClassifierProvider:
         _, provider = self._current()
-        return provider.get()
+        return provider
 
     def queue(self) -> TaskQueue:
         return self._queue
@@ -98,7 +97,11 @@ class WorkerProcess:
                     self._engine.dispose(close=False)
                 self._engine = make_engine(self._settings)
                 self._sessions = make_sessionmaker(self._engine)
-                self._classifier = ClassifierProvider(self._settings.classifier_path)
+                self._classifier = ClassifierProvider(
+                    self._settings.classifier_path,
+                    sessions=self._sessions,
+                    poll_seconds=self._settings.classifier_poll_seconds,
+                )
                 self._pid = os.getpid()
             return self._sessions, self._classifier
 

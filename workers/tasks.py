@@ -9,6 +9,7 @@ import time.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import random
@@ -19,9 +20,28 @@ from celery import Celery
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.moderation.classify import ScoringClassifier, classify_comment
+from service.classifier.model import Classifier
+from service.moderation.active import ClassifierProvider
+from service.moderation.classify import classify_comment
+from service.moderation.errors import NotFound
 from service.moderation.outbox import claim_due
-from service.queue import CLASSIFY_COMMENT, SWEEP_OUTBOX, TaskQueue
+from service.moderation.registry import create_job, get_job
+from service.moderation.rescore import rescore_batch
+from service.moderation.retrain import (
+    RetrainFailed,
+    RetrainOptions,
+    RetrainResult,
+    new_labels_since_last_version,
+    run_retrain,
+)
+from service.queue import (
+    CLASSIFY_COMMENT,
+    RESCORE,
+    RETRAIN,
+    SCHEDULED_RETRAIN,
+    SWEEP_OUTBOX,
+    TaskQueue,
+)
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,7 +62,7 @@ class TaskResources(Protocol):
 
     def sessions(self) -> sessionmaker[Session]: ...
 
-    def classifier(self) -> ScoringClassifier: ...
+    def classifier(self) -> ClassifierProvider: ...
 
     def queue(self) -> TaskQueue: ...
 
@@ -117,8 +137,103 @@ def sweep(resources: TaskResources, *, now: dt.datetime | None = None) -> int:
     return sent
 
 
+def retrain_options(settings: Settings, options: dict[str, Any]) -> RetrainOptions:
+    """A job's options (``bootstrap``, ``promote``) over the settings' defaults."""
+    return RetrainOptions(
+        holdout=settings.retrain_holdout,
+        moderator_weight=settings.retrain_moderator_weight,
+        import_weight=settings.retrain_import_weight,
+        bootstrap=int(options.get("bootstrap", settings.retrain_bootstrap)),
+        min_labels=settings.retrain_min_labels,
+        max_f1_drop=settings.gate_max_f1_drop,
+        max_fpr_rise=settings.gate_max_fpr_rise,
+        promote=bool(options.get("promote", True)),
+    )
+
+
+def retrain(resources: TaskResources, job_id: str) -> RetrainResult | None:
+    """Run one retraining job (see :func:`service.moderation.retrain.run_retrain`); after
+    an activation, make this process serve it at once and, when the job or the settings
+    ask for it, enqueue a re-score. None when the job was finished already."""
+    provider = resources.classifier()
+
+    def active(_session: Session, site_id: int | None) -> tuple[str, Classifier]:
+        loaded = provider.for_site(site_id)
+        return loaded.version, loaded.classifier
+
+    sessions = resources.sessions()
+    with sessions() as session:
+        try:
+            job = get_job(session, job_id=uuid.UUID(job_id))
+        except NotFound:
+            # Its transaction never committed (or the job was deleted): nothing to run.
+            log.warning("retrain: no job %s; nothing to do", job_id)
+            return None
+        options, site_id = dict(job.options), job.site_id
+    result = run_retrain(
+        sessions,
+        job_id=uuid.UUID(job_id),
+        options=retrain_options(resources.settings, options),
+        active_loader=active,
+    )
+    if result is not None and result.activated:
+        provider.check_now()
+        if options.get("rescore", resources.settings.rescore_after_promotion):
+            resources.queue().enqueue(RESCORE, {"site_id": site_id})
+    return result
+
+
+def rescore(resources: TaskResources, site_id: int | None) -> int:
+    """Re-score the pending and held comments (of ``site_id``, or of every site) with the
+    versions active now, one committed batch of ``rescore_batch_size`` at a time; how
+    many got a new verdict."""
+    provider = resources.classifier()
+    provider.check_now()
+    after: uuid.UUID | None = None
+    total = 0
+    while True:
+        with resources.sessions().begin() as session:
+            batch = rescore_batch(
+                session,
+                classifier=provider,
+                site_id=site_id,
+                after=after,
+                size=resources.settings.rescore_batch_size,
+            )
+        total += batch.rescored
+        if batch.last_id is None:
+            break
+        after = batch.last_id
+    log.info("rescore: %d comments got a new verdict", total)
+    return total
+
+
+def scheduled_retrain(resources: TaskResources) -> str | None:
+    """Beat's retraining of the global classifier: skipped (with a log line) when fewer
+    than ``retrain_min_new_labels`` labels came since the last global version; else a job
+    is made and run here. The job id, or None when skipped."""
+    settings = resources.settings
+    with resources.sessions().begin() as session:
+        fresh = new_labels_since_last_version(session, site_id=None)
+        if fresh < settings.retrain_min_new_labels:
+            log.info(
+                "scheduled retrain skipped: %d new labels since the last version (needs %d)",
+                fresh,
+                settings.retrain_min_new_labels,
+            )
+            return None
+        job = create_job(session, site_id=None, requested_by="schedule beat", kind="schedule")
+        job_id = str(job.id)
+    log.info("scheduled retrain: %d new labels; job %s", fresh, job_id)
+    # A failure is recorded on the job; a schedule has nobody to raise it to.
+    with contextlib.suppress(RetrainFailed):
+        retrain(resources, job_id)
+    return job_id
+
+
 def register_tasks(app: Celery, resources: TaskResources) -> None:
-    """Register ``CLASSIFY_COMMENT`` and ``SWEEP_OUTBOX`` on ``app``, run with ``resources``."""
+    """Register ``CLASSIFY_COMMENT``, ``SWEEP_OUTBOX``, ``RETRAIN``, ``RESCORE`` and
+    ``SCHEDULED_RETRAIN`` on ``app``, run with ``resources``."""
 
     def classify_comment_task(task: Any, comment_id: str) -> str:
         try:
@@ -149,3 +264,20 @@ def register_tasks(app: Celery, resources: TaskResources) -> None:
         ignore_result=True,
     )(classify_comment_task)
     app.task(name=SWEEP_OUTBOX, acks_late=True, ignore_result=True)(sweep_outbox_task)
+
+    def retrain_task(job_id: str) -> str | None:
+        try:
+            result = retrain(resources, job_id)
+        except RetrainFailed:
+            return None
+        return result.version_id if result is not None else None
+
+    def rescore_task(site_id: int | None = None) -> int:
+        return rescore(resources, site_id)
+
+    def scheduled_retrain_task() -> str | None:
+        return scheduled_retrain(resources)
+
+    app.task(name=RETRAIN, acks_late=True, ignore_result=True)(retrain_task)
+    app.task(name=RESCORE, acks_late=True, ignore_result=True)(rescore_task)
+    app.task(name=SCHEDULED_RETRAIN, acks_late=True, ignore_result=True)(scheduled_retrain_task)

@@ -117,6 +117,7 @@ def upgrade() -> None:
             nullable=True,
         ),
         sa.Column("notes", sa.Text(), nullable=True),
+        sa.Column("replaced_id", sa.String(length=64), nullable=True),
         sa.Column("activated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("retired_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(

@@ -37,6 +37,13 @@ class ScoringClassifier(Protocol):
     def score(self, record: CommentRecord) -> Score: ...
 
 
+class ClassifierChoice(Protocol):
+    """The classifier for a site: its own active version, else the global one (see
+    ``service.moderation.active``); a loaded classifier serves every site itself."""
+
+    def for_site(self, site_id: int | None) -> ScoringClassifier: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Decided:
     """What classification decided for one comment (the verdict row, as written)."""
@@ -54,6 +61,7 @@ class Decided:
 _LOCK_COMMENT = (
     select(
         Comment.id,
+        Comment.site_id,
         Comment.status,
         Comment.created_at,
         Comment.content,
@@ -126,28 +134,33 @@ def classify_comment(
     session: Session,
     *,
     comment_id: uuid.UUID,
-    classifier: ScoringClassifier,
+    classifier: ClassifierChoice,
     now: dt.datetime | None = None,
+    statuses: frozenset[Status] = frozenset({Status.pending}),
 ) -> Decided | None:
     """Score a pending comment, decide by the site's policy, and record it all.
 
     Guarantees: the comment row is locked for the duration, so two deliveries of the same
     task cannot both write a verdict; a comment that is no longer ``pending`` (or no longer
     exists) gets nothing new and ``None`` is returned. Either way the comment's outbox row
-    is marked done. The author's approved or spam count moves in SQL (``count + 1``), so
-    concurrent workers lose no increment. Executes statements; the caller commits once.
+    is marked done. The comment is scored by ``classifier.for_site(its site)``, whose
+    version the verdict records; re-scoring after a promotion passes ``statuses``
+    (pending and held) to decide held comments again. The author's approved or spam
+    count moves in SQL (``count + 1``), so concurrent workers lose no increment.
+    Executes statements; the caller commits once.
     """
     now = now or dt.datetime.now(dt.UTC)
     connection = session.connection()
     row = connection.execute(_LOCK_COMMENT, {"comment_id": comment_id}).one_or_none()
-    if row is None or Status(row.status) is not Status.pending:
+    if row is None or Status(row.status) not in statuses:
         connection.execute(_MARK_DONE, {"o_key": str(comment_id), "o_now": now})
         return None
 
     policy = SitePolicy.model_validate(row.policy or {})
     trust = effective_trust(Trust(row.trust), row.banned_until, now)
-    score = classifier.score(record_of(row))
-    thresholds = effective_thresholds(policy, classifier.thresholds)
+    chosen = classifier.for_site(row.site_id)
+    score = chosen.score(record_of(row))
+    thresholds = effective_thresholds(policy, chosen.thresholds)
     decision = decide(
         policy,
         thresholds,
@@ -171,7 +184,7 @@ def classify_comment(
         decision=decision.status,
         discard=decision.discard,
         score=score.probability,
-        classifier_version=classifier.version,
+        classifier_version=chosen.version,
         reasons=reasons,
         latency_ms=_elapsed_ms(row.created_at, now),
     )

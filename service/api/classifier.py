@@ -1,0 +1,330 @@
+"""``/v1/classifier``: the operators' API: retraining jobs, versions, reports, promotion
+and rollback.
+
+Who may call: classifier versions have a scope, one site or every site (global). A
+site-scoped call names the ``site`` and needs the operator role there (or admin, which
+includes it). Global versions serve every site, so no one site's operator may change
+them: they need the operator role at the operations site named by
+``COMMENTGUARD_OPERATIONS_SITE`` (its tokens are checked by that site's issuers and
+audiences); with that setting empty, global versions can be managed by the CLI only.
+Calls about one version or job take their scope from it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any, Final
+
+from flask import Blueprint, Response, request, url_for
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import ClassifierVersion, RetrainJob, Site
+from service.api.context import authorize, credentials, json_body, services, transaction
+from service.auth.roles import Role
+from service.classifier.report import PLOTS, render_report
+from service.moderation.errors import FieldError, Forbidden, InvalidInput, NotFound
+from service.moderation.registry import (
+    Actor,
+    activate,
+    create_job,
+    fail_job,
+    get_job,
+    get_version,
+    list_versions,
+    rollback,
+)
+from service.moderation.types import Identity
+from service.queue import RESCORE, RETRAIN
+
+bp = Blueprint("classifier", __name__, url_prefix="/v1/classifier")
+
+NOTE_MAX: Final = 2000
+MAX_BOOTSTRAP: Final = 200_000
+
+
+def _authorize(session: Session, token: str, site_slug: str | None) -> tuple[Identity, int | None]:
+    """The caller, when an operator of the scope: ``site_slug``'s operators for a site's
+    versions, the operations site's for global ones. Returns the identity and the scope's
+    site id (None: global)."""
+    found = services()
+    if site_slug is not None:
+        site = found.sites.get(session, slug=site_slug)
+        return authorize(session, site, token, role=Role.operator), site.id
+    ops = found.settings.operations_site
+    if not ops:
+        raise Forbidden(
+            "global classifier versions are managed by the operators of the operations "
+            "site, and COMMENTGUARD_OPERATIONS_SITE is not set; use the CLI, or name a site"
+        )
+    site = found.sites.get(session, slug=ops)
+    return authorize(session, site, token, role=Role.operator), None
+
+
+def _slug_of(session: Session, site_id: int | None) -> str | None:
+    if site_id is None:
+        return None
+    return session.scalar(select(Site.slug).where(Site.id == site_id))
+
+
+def _site_param(value: Any, field: str = "site") -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise InvalidInput("invalid site", [FieldError(field, "a site's slug, or null")])
+    return value
+
+
+def _note(body: dict[str, Any]) -> str | None:
+    note = body.get("note")
+    if note is not None and (not isinstance(note, str) or len(note) > NOTE_MAX):
+        raise InvalidInput("invalid note", [FieldError("note", f"text of {NOTE_MAX} at most")])
+    return note
+
+
+def _flag(body: dict[str, Any], name: str) -> bool | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise InvalidInput(f"invalid {name}", [FieldError(name, "true or false")])
+    return value
+
+
+def _actor(identity: Identity) -> Actor:
+    return Actor(issuer=identity.issuer, subject=identity.subject)
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def job_body(job: RetrainJob, site: str | None) -> dict[str, Any]:
+    """A job as the API shows it."""
+    return {
+        "id": str(job.id),
+        "site": site,
+        "kind": job.kind,
+        "state": job.state.value,
+        "percent": job.percent,
+        "messages": job.messages,
+        "version": job.version_id,
+        "error": job.error,
+        "requested_by": job.requested_by,
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "links": {"self": url_for("classifier.get_job_view", job_id=str(job.id))},
+    }
+
+
+def version_body(version: ClassifierVersion, site: str | None) -> dict[str, Any]:
+    """A version as the API shows it (never the artifact)."""
+    links = {"self": url_for("classifier.get_version_view", version_id=version.id)}
+    if version.artifact_sha256 is not None:
+        links["report"] = url_for("classifier.report_json", version_id=version.id)
+        links["report_html"] = url_for("classifier.report_html", version_id=version.id)
+    return {
+        "id": version.id,
+        "site": site,
+        "status": version.status.value,
+        "created_at": _iso(version.created_at),
+        "created_by": version.created_by,
+        "activated_at": _iso(version.activated_at),
+        "retired_at": _iso(version.retired_at),
+        "artifact_sha256": version.artifact_sha256,
+        "training": version.training,
+        "metrics": version.metrics,
+        "thresholds": version.thresholds,
+        "gate": version.gate,
+        "notes": version.notes,
+        "links": links,
+    }
+
+
+@bp.post("/retrain")
+def retrain() -> Response:
+    """Queue a retraining job: ``202`` with the job and its ``Location``."""
+    token = credentials()
+    body = json_body()
+    site_slug = _site_param(body.get("site"))
+    bootstrap = body.get("bootstrap")
+    if bootstrap is not None and (
+        not isinstance(bootstrap, int)
+        or isinstance(bootstrap, bool)
+        or not 0 <= bootstrap <= MAX_BOOTSTRAP
+    ):
+        raise InvalidInput(
+            "invalid bootstrap", [FieldError("bootstrap", f"a whole number 0..{MAX_BOOTSTRAP}")]
+        )
+    options: dict[str, Any] = {}
+    if bootstrap is not None:
+        options["bootstrap"] = bootstrap
+    for name in ("promote", "rescore"):
+        flag = _flag(body, name)
+        if flag is not None:
+            options[name] = flag
+    with transaction() as session:
+        identity, site_id = _authorize(session, token, site_slug)
+        job = create_job(
+            session,
+            site_id=site_id,
+            requested_by=f"{identity.issuer} {identity.subject}",
+            options=options,
+        )
+        job_id = job.id
+    try:
+        services().queue.enqueue(RETRAIN, {"job_id": str(job_id)})
+    except Exception:
+        with transaction() as session:
+            fail_job(session, job_id=job_id, error="the task broker is unavailable", now=_now())
+        raise
+    with transaction() as session:
+        out = job_body(get_job(session, job_id=job_id), site_slug)
+    response = _json(out, 202)
+    response.headers["Location"] = out["links"]["self"]
+    return response
+
+
+@bp.get("/jobs/<job_id>")
+def get_job_view(job_id: str) -> Response:
+    """A retraining job's state, percent and messages."""
+    token = credentials()
+    with transaction() as session:
+        job = get_job(session, job_id=_uuid(job_id, "job"))
+        slug = _slug_of(session, job.site_id)
+        _authorize(session, token, slug)
+        out = job_body(job, slug)
+    return _json(out)
+
+
+@bp.get("/versions")
+def list_versions_view() -> Response:
+    """The versions of one scope (``?site=slug``; without it, the global ones), newest
+    first, with their metrics."""
+    token = credentials()
+    site_slug = _site_param(request.args.get("site"))
+    with transaction() as session:
+        _, site_id = _authorize(session, token, site_slug)
+        versions = list_versions(session, site_id=site_id)
+        out = {"versions": [version_body(v, site_slug) for v in versions]}
+    return _json(out)
+
+
+@bp.get("/versions/<version_id>")
+def get_version_view(version_id: str) -> Response:
+    """One version: status, training summary, metrics (candidate and active side by
+    side), thresholds and the gate's decision."""
+    token = credentials()
+    with transaction() as session:
+        version = get_version(session, version_id=version_id)
+        slug = _slug_of(session, version.site_id)
+        _authorize(session, token, slug)
+        out = version_body(version, slug)
+    return _json(out)
+
+
+def _report_of(version_id: str) -> dict[str, Any]:
+    token = credentials()
+    with transaction() as session:
+        version = get_version(session, version_id=version_id)
+        _authorize(session, token, _slug_of(session, version.site_id))
+        report = version.report
+    if report is None:
+        raise NotFound(f"version {version_id} has no evaluation report")
+    return report
+
+
+@bp.get("/versions/<version_id>/report")
+def report_json(version_id: str) -> Response:
+    """The evaluation report's numbers (``service.classifier.report.report_data``)."""
+    return _json(_report_of(version_id))
+
+
+@bp.get("/versions/<version_id>/report.html")
+def report_html(version_id: str) -> Response:
+    """The evaluation report as one HTML page, plots embedded."""
+    data = _report_of(version_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = render_report(Path(tmp), data)
+        page = files.html.read_text(encoding="utf-8")
+    response = Response(page, status=200, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+    )
+    return response
+
+
+@bp.get("/versions/<version_id>/report/<plot>.png")
+def report_plot(version_id: str, plot: str) -> Response:
+    """One plot of the report as PNG (``PLOTS`` names them)."""
+    if plot not in PLOTS:
+        raise NotFound(f"no plot '{plot}'; the plots are {', '.join(PLOTS)}")
+    data = _report_of(version_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = render_report(Path(tmp), data)
+        path = files.plots.get(plot)
+        if path is None:
+            raise NotFound(f"plot '{plot}' is not defined for this version's held-out labels")
+        png = path.read_bytes()
+    return Response(png, status=200, mimetype="image/png")
+
+
+@bp.post("/versions/<version_id>/promote")
+def promote(version_id: str) -> Response:
+    """Activate a candidate (or retired) version in its scope; audited. With
+    ``{"rescore": true}`` (or the setting) the pending and held comments are re-scored."""
+    token = credentials()
+    body = json_body()
+    note = _note(body)
+    rescore = _flag(body, "rescore")
+    with transaction() as session:
+        version = get_version(session, version_id=version_id)
+        slug = _slug_of(session, version.site_id)
+        identity, _ = _authorize(session, token, slug)
+        promoted = activate(
+            session, version_id=version_id, actor=_actor(identity), now=_now(), note=note
+        )
+        out = version_body(promoted, slug)
+        site_id = promoted.site_id
+    _maybe_rescore(rescore, site_id)
+    return _json(out)
+
+
+@bp.post("/rollback")
+def rollback_view() -> Response:
+    """Retire the scope's active version and reactivate the one before it; audited."""
+    token = credentials()
+    body = json_body()
+    site_slug = _site_param(body.get("site"))
+    note = _note(body)
+    rescore = _flag(body, "rescore")
+    with transaction() as session:
+        identity, site_id = _authorize(session, token, site_slug)
+        done = rollback(session, site_id=site_id, actor=_actor(identity), now=_now(), note=note)
+    _maybe_rescore(rescore, site_id)
+    return _json({"site": site_slug, "retired": done.retired, "active": done.active})
+
+
+def _maybe_rescore(flag: bool | None, site_id: int | None) -> None:
+    wanted = services().settings.rescore_after_promotion if flag is None else flag
+    if wanted:
+        # After the commit: the re-score must see the new active version.
+        services().queue.enqueue(RESCORE, {"site_id": site_id})
+
+
+def _uuid(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound(f"no {what} {value}") from None
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
