@@ -84,10 +84,20 @@ class ClassifierProvider:
         return self._implicit_classifier()
 
     def ready(self) -> tuple[bool, str]:
+        """``(True, "ok (<global version>; site <id>: <version> ...)")`` once a classifier
+        is loaded, naming what each scope is served with; ``(False, why)`` otherwise."""
         try:
-            return True, f"ok ({self.get().version})"
+            detail = self.get().version
         except Exception as exc:
             return False, str(exc)
+        sites = sorted(
+            (scope, loaded.version)
+            for scope, loaded in (self._serving or {}).items()
+            if scope is not None
+        )
+        if sites:
+            detail += "; " + ", ".join(f"site {scope}: {version}" for scope, version in sites)
+        return True, f"ok ({detail})"
 
     def check_now(self) -> None:
         """Ask the registry at the next use, whatever the interval (after a promotion made
