@@ -1,0 +1,84 @@
+"""The operators' CLI on a real database: import a data set (idempotently, malformed lines
+listed), retrain in process, list and show versions, write the report, promote and roll
+back (audited as ``cli``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from models import AuditEntry, ClassifierVersion, VersionStatus
+from service.classifier.corpus import generate_corpus
+from service.cli import main
+from service.settings import Settings
+from tests.support.env import settings_env
+
+
+def test_import_retrain_report_promote_and_rollback_from_the_shell(
+    settings: Settings, committed: sessionmaker[Session], tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    env = {**os.environ, **settings_env(settings)}
+
+    def run(*args: str) -> Any:
+        return runner.invoke(main, list(args), env=env, catch_exceptions=False)
+
+    assert run("site", "create", "--slug", "shop", "--name", "S", "--url", "https://s.example")
+    corpus = generate_corpus(300, seed=21)
+    data = tmp_path / "shop.csv"
+    rows = [
+        f'"{r.content.replace(chr(34), "")}",{label}'
+        for r, label in zip(corpus.records, corpus.labels, strict=True)
+    ]
+    data.write_text("content,label\n" + "\n".join(rows) + "\nbroken line,perhaps\n")
+
+    imported = run("classifier", "import", "--site", "shop", "--data", str(data))
+    assert imported.exit_code == 0, imported.output
+    assert "stored 300 labels" in imported.output
+    assert "skipped 1 malformed line(s)" in imported.output
+    assert "bad label 'perhaps'" in imported.output
+    again = run("classifier", "import", "--site", "shop", "--data", str(data))
+    assert "already imported (300 labels); nothing stored" in again.output
+
+    trained = run("classifier", "retrain", "--site", "shop", "--here", "--no-promote")
+    assert trained.exit_code == 0, trained.output
+    assert "candidate" in trained.output
+    assert "active version measured: cg-" in trained.output
+    with committed() as session:
+        (version,) = session.scalars(select(ClassifierVersion)).all()
+        assert version.status is VersionStatus.candidate
+        assert version.training["import"] == 300
+        assert version.training["train"] == 240
+        assert version.training["holdout"] == 60
+    listed = run("classifier", "versions", "--site", "shop")
+    assert version.id in listed.output
+
+    report = run("classifier", "report", version.id, "--out", str(tmp_path / "report"))
+    assert report.exit_code == 0, report.output
+    assert (tmp_path / "report" / "index.html").exists()
+    assert (tmp_path / "report" / "roc.png").exists()
+
+    promoted = run("classifier", "promote", version.id, "--note", "looks right")
+    assert promoted.exit_code == 0, promoted.output
+    assert run("classifier", "promote", version.id).exit_code == 1  # already active
+    rolled = run("classifier", "rollback", "--site", "shop")
+    assert rolled.exit_code == 0, rolled.output
+    assert f"retired {version.id}; now active: global" in rolled.output
+    with committed() as session:
+        audit = session.execute(
+            select(AuditEntry.action, AuditEntry.actor_issuer, AuditEntry.note)
+            .where(AuditEntry.target_type == "classifier")
+            .order_by(AuditEntry.id)
+        ).all()
+    assert [tuple(a) for a in audit] == [
+        ("promote", "cli", "looks right"),
+        ("rollback", "cli", None),
+    ]
+    unknown = run("classifier", "show", "cg-20200101-000000-00000000")
+    assert unknown.exit_code == 1
+    assert "no classifier version" in unknown.output
