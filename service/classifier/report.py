@@ -5,7 +5,8 @@ hold-band counts, precision-recall and ROC curves, score histograms, calibration
 JSON-ready dict, without drawing: the API can serve it as it is, and a registry can store
 it. :func:`render_report` draws that dict with matplotlib into a directory
 (``index.html``, ``report.json`` and one PNG per plot); :func:`write_report` is the two in
-one. Because the plots are drawn from the dict alone, a stored report can be redrawn
+one; :func:`render_html` and :func:`render_plot` draw the page or one plot in memory, for
+an endpoint. Because the plots are drawn from the dict alone, a stored report can be redrawn
 later without the scores.
 
 Several classifiers scored on the same labelled data (a candidate and the active version
@@ -45,6 +46,8 @@ __all__ = [
     "FORMAT",
     "ReportFiles",
     "Scored",
+    "render_html",
+    "render_plot",
     "render_report",
     "report_data",
     "write_report",
@@ -761,15 +764,39 @@ def _page(data: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
     return "\n".join(parts)
 
 
+def _check_format(data: Mapping[str, Any]) -> None:
+    if data.get("format") != FORMAT:
+        raise ValueError(f"not a {FORMAT} report: format {data.get('format')!r}")
+
+
+def render_plot(data: Mapping[str, Any], name: str) -> bytes | None:
+    """One plot of ``data`` (a dict from :func:`report_data`) as PNG bytes, or ``None``
+    when that plot is not defined for it (a curve of labels of one class). Draws only that
+    plot: what an endpoint serving one image needs. Raises ``ValueError`` for a plot name
+    not in :data:`PLOTS` or a dict of another format."""
+    _check_format(data)
+    if name not in _DRAW:
+        raise ValueError(f"no plot {name!r}; the plots are {', '.join(PLOTS)}")
+    return _DRAW[name](data)
+
+
+def render_html(data: Mapping[str, Any]) -> str:
+    """The report page of ``data`` (a dict from :func:`report_data`): one HTML document
+    with every defined plot embedded, loading nothing from elsewhere (its own
+    Content-Security-Policy says so) and escaping every string it shows. Raises
+    ``ValueError`` for a dict of another format."""
+    _check_format(data)
+    images = {name: png for name in PLOTS if (png := _DRAW[name](data)) is not None}
+    return _page(data, images)
+
+
 def render_report(out_dir: Path, data: Mapping[str, Any]) -> ReportFiles:
     """Draw ``data`` (a dict from :func:`report_data`, possibly stored and read back) into
     ``out_dir`` (created if missing; files of the same names are replaced):
     ``report.json`` (``data`` itself), ``<plot>.png`` for each plot of :data:`PLOTS` that is
-    defined, and ``index.html``, a page that loads nothing from elsewhere (the plots are
-    embedded) and escapes every string it shows. Raises ``ValueError`` for a dict of
-    another format."""
-    if data.get("format") != FORMAT:
-        raise ValueError(f"not a {FORMAT} report: format {data.get('format')!r}")
+    defined, and ``index.html``, the page of :func:`render_html` (the same plots,
+    embedded). Raises ``ValueError`` for a dict of another format."""
+    _check_format(data)
     out_dir.mkdir(parents=True, exist_ok=True)
     images: dict[str, bytes] = {}
     plots: dict[str, Path] = {}

@@ -34,6 +34,8 @@ from service.classifier.report import (
     MAX_CURVE_POINTS,
     PLOTS,
     Scored,
+    render_html,
+    render_plot,
     render_report,
     report_data,
     write_report,
@@ -253,6 +255,20 @@ def test_redrawn_from_stored_json(held_out: HeldOut, tmp_path: Path) -> None:
     assert again.html.read_bytes() == files.html.read_bytes()
     with pytest.raises(ValueError, match="format"):
         render_report(tmp_path / "c", {**stored, "format": "something/9"})
+
+
+def test_in_memory_page_and_plots_equal_the_files(held_out: HeldOut, tmp_path: Path) -> None:
+    data = report_data(
+        title="t", labels=held_out.labels, scores=held_out.weak, thresholds=THRESHOLDS
+    )
+    files = render_report(tmp_path, data)
+    assert render_html(data) == files.html.read_text(encoding="utf-8")
+    assert render_plot(data, "roc") == files.plots["roc"].read_bytes()
+    with pytest.raises(ValueError, match="no plot 'pie'"):
+        render_plot(data, "pie")
+    one_class = report_data(title="t", labels=[0, 0], scores=[0.1, 0.2], thresholds=THRESHOLDS)
+    assert render_plot(one_class, "roc") is None
+    assert render_plot(one_class, "histogram") is not None
 
 
 @pytest.mark.parametrize(("label", "other"), [(0, "ham"), (1, "spam")])
