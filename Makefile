@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install services test lint fmt classifier run bench-quality bench-speed bench-pipeline bench-queue
+.PHONY: help install services test lint fmt classifier run bench-quality bench-speed bench-pipeline bench-queue bench-retrain
 
 help:
 	@echo "make install     create $(VENV) and install the service with its dev tools"
@@ -25,6 +25,7 @@ help:
 	@echo "make bench-speed     classifier latency, batch rate, training time, artifact"
 	@echo "make bench-pipeline  API + workers on PostgreSQL and Redis vs the machine's ceiling"
 	@echo "make bench-queue     queue and thread view latency on 1,000,000 comments vs a ceiling"
+	@echo "make bench-retrain   retraining on 100,000 labels from PostgreSQL vs a bare train()"
 
 install: $(INSTALLED)
 
@@ -74,3 +75,6 @@ bench-pipeline: install services
 
 bench-queue: install services
 	$(BIN)/python -m bench.queue
+
+bench-retrain: install services
+	$(BIN)/python -m bench.retrain
