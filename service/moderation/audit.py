@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -86,11 +85,14 @@ def list_audit(
     if comment_id is not None:
         query = query.where(AuditEntry.comment_id == comment_id)
     if cursor is not None:
-        at, last_id = _decode(cursor)
+        last_id = _decode(cursor)
+        # The database compares its own timestamp of the last row seen: no round trip of a
+        # timestamp through text (SQLite keeps them as text, at whole seconds).
+        last_at = select(AuditEntry.created_at).where(AuditEntry.id == last_id).scalar_subquery()
         query = query.where(
             or_(
-                AuditEntry.created_at < at,
-                and_(AuditEntry.created_at == at, AuditEntry.id < last_id),
+                AuditEntry.created_at < last_at,
+                and_(AuditEntry.created_at == last_at, AuditEntry.id < last_id),
             )
         )
     rows = list(
@@ -104,14 +106,14 @@ def list_audit(
 
 
 def _encode(entry: AuditEntry) -> str:
-    raw = f"{entry.created_at.isoformat()}|{entry.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return base64.urlsafe_b64encode(f"a{entry.id}".encode()).decode().rstrip("=")
 
 
-def _decode(cursor: str) -> tuple[dt.datetime, int]:
+def _decode(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, last_id = raw.split("|")
-        return dt.datetime.fromisoformat(at), int(last_id)
+        if not raw.startswith("a"):
+            raise ValueError(raw)
+        return int(raw[1:])
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput("invalid cursor", [FieldError("cursor", "not a cursor")]) from None

@@ -1,4 +1,4 @@
-"""Sites: create, list, find, and change their policy."""
+"""Sites: create, list and find them (their rules change in ``moderation/rules.py``)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -153,22 +151,3 @@ def create_site(
 
 def list_sites(session: Session) -> list[Site]:
     return list(session.scalars(select(Site).order_by(Site.slug)))
-
-
-def update_policy(session: Session, *, slug: str, changes: dict[str, Any]) -> SitePolicy:
-    """Merge ``changes`` into the site's policy; the result must validate as a whole."""
-    site = get_site(session, slug=slug)
-    merged = {**(site.policy or {}), **changes}
-    try:
-        policy = SitePolicy.model_validate(merged)
-    except ValidationError as exc:
-        raise InvalidInput(
-            "invalid policy",
-            [
-                FieldError(".".join(str(p) for p in e["loc"]) or "policy", e["msg"])
-                for e in exc.errors()
-            ],
-        ) from exc
-    site.policy = policy.model_dump()
-    session.flush()
-    return policy
