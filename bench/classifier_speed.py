@@ -55,7 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("training (synthetic bootstrap corpus):")
     biggest: Classifier | None = None
     for size in sizes:
+        started = time.perf_counter()
         data = generate_corpus(size, seed=args.seed)
+        generated = time.perf_counter() - started
+        print(f"  {size:>7} comments generated (bootstrap corpus): {generated:.1f} s")
         started = time.perf_counter()
         biggest = train(data.records, data.labels, seed=args.seed)
         seconds = time.perf_counter() - started

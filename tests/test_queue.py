@@ -50,17 +50,17 @@ def test_enqueue_classification_sends_the_comment_id_by_task_name(settings: Sett
     assert (args, kwargs) == ([str(comment_id)], {})
 
 
-def test_ping_answers_quickly_and_caches_its_answer(settings: Settings) -> None:
+def test_ping_gives_up_after_its_timeout_and_caches_its_answer(settings: Settings) -> None:
     assert TaskQueue(make_celery(settings)).ping() is True
 
     down = settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
-    queue = TaskQueue(make_celery(down), ping_cache_seconds=60)
+    queue = ProbeCountingQueue(make_celery(down), ping_cache_seconds=60)
     started = time.monotonic()
     assert queue.ping() is False
+    # A bound on a timeout (the call must not hang), not a performance figure.
     assert time.monotonic() - started < settings.dependency_timeout_seconds + 1
-    started = time.monotonic()
     assert queue.ping() is False
-    assert time.monotonic() - started < 0.01
+    assert queue.probes == 1
 
 
 class ProbeCountingQueue(TaskQueue):

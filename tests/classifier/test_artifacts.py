@@ -7,7 +7,6 @@ import io
 import json
 import os
 import sys
-import time
 import types
 import zipfile
 from collections.abc import Callable, Iterator
@@ -519,11 +518,10 @@ def test_from_dict_refuses_unknown_and_missing_keys(metadata: ArtifactMetadata) 
 # --- speed ---------------------------------------------------------------------------
 
 
-def test_loading_a_few_megabytes_is_fast(tmp_path: Path, metadata: ArtifactMetadata) -> None:
-    """Array-heavy estimators (weights, scalers, hashed features) load in milliseconds.
+def test_a_few_megabytes_of_arrays_round_trip(tmp_path: Path, metadata: ArtifactMetadata) -> None:
+    """Array-heavy estimators (weights, scalers, hashed features) load back exactly.
 
-    skops builds one node per Python object, so an estimator holding a large dict (a
-    TfidfVectorizer vocabulary of 50k terms) loads in about a second whatever its size.
+    How fast the bundled artifact loads is measured by ``bench/classifier_speed.py``.
     """
     rng = np.random.default_rng(0)
     x = rng.normal(size=(20, 200_000))
@@ -531,9 +529,5 @@ def test_loading_a_few_megabytes_is_fast(tmp_path: Path, metadata: ArtifactMetad
     path = tmp_path / "big"
     save_artifact(path, model, metadata, signing_key=KEY)
     assert path.stat().st_size > 5_000_000
-    load_artifact(path, signing_key=KEY)  # warm imports
-    start = time.perf_counter()
     estimator, _ = load_artifact(path, signing_key=KEY)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 0.5, f"{elapsed:.2f} s for {path.stat().st_size} bytes"
     np.testing.assert_array_equal(estimator.predict_proba(x), model.predict_proba(x))
