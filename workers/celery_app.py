@@ -95,7 +95,10 @@ class WorkerProcess:
                     # Inherited from the parent: drop the pool without closing the parent's
                     # sockets.
                     self._engine.dispose(close=False)
-                self._engine = make_engine(self._settings)
+                # No ping on each checkout: it was a round trip per task, a tenth of a
+                # task's CPU. A connection that died since its last use fails its task
+                # with an OperationalError, which is retried (see workers/tasks.py).
+                self._engine = make_engine(self._settings, pool_pre_ping=False)
                 self._sessions = make_sessionmaker(self._engine)
                 self._classifier = ClassifierProvider(
                     self._settings.classifier_path,
