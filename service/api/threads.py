@@ -59,6 +59,9 @@ def get_thread(slug: str, thread: str) -> Response:
     response = Response(body, status=200, mimetype="application/json")
     response.set_etag(hashlib.sha256(body).hexdigest()[:32])
     response.headers["Cache-Control"] = CACHE_CONTROL
+    # Public data read by browser widgets on the blog's own origin, without credentials.
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Access-Control-Expose-Headers"] = "ETag"
     # 304 without a body when If-None-Match names this ETag (make_conditional changes
     # the response in place).
     response.make_conditional(request)

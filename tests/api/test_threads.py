@@ -142,6 +142,7 @@ def test_strong_etag_and_304_until_the_page_changes(
     assert etag.startswith('"')
     assert not etag.startswith("W/")
     assert first.headers["Cache-Control"] == "public, max-age=15"
+    assert first.headers["Access-Control-Allow-Origin"] == "*"
 
     again = client.get(URL, headers={"If-None-Match": etag})
     assert again.status_code == 304
