@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install services test lint fmt classifier run bench-quality bench-speed bench-pipeline bench-queue bench-retrain
+.PHONY: help install services test lint fmt classifier run bench-quality bench-speed bench-pipeline bench-queue bench-retrain bench-actions
 
 help:
 	@echo "make install     create $(VENV) and install the service with its dev tools"
@@ -26,6 +26,7 @@ help:
 	@echo "make bench-pipeline  API + workers on PostgreSQL and Redis vs the machine's ceiling"
 	@echo "make bench-queue     queue and thread view latency on 1,000,000 comments vs a ceiling"
 	@echo "make bench-retrain   retraining on 100,000 labels from PostgreSQL vs a bare train()"
+	@echo "make bench-actions   moderators' single and 500-comment bulk actions vs a bare UPDATE"
 
 install: $(INSTALLED)
 
@@ -78,3 +79,6 @@ bench-queue: install services
 
 bench-retrain: install services
 	$(BIN)/python -m bench.retrain
+
+bench-actions: install services
+	$(BIN)/python -m bench.actions
