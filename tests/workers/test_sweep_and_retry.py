@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import OutboxTask
-from service.moderation.classify import ScoringClassifier
+from service.moderation.active import ClassifierProvider
 from service.queue import TaskQueue, make_celery
 from service.settings import Settings
 from tests.support.comments import make_site, submit_comments
@@ -36,7 +36,7 @@ class Resources:
     def sessions(self) -> sessionmaker[Session]:
         return self.session_factory
 
-    def classifier(self) -> ScoringClassifier:
+    def classifier(self) -> ClassifierProvider:
         raise AssertionError("these tests never reach the classifier")
 
     def queue(self) -> TaskQueue:
