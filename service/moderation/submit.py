@@ -1,9 +1,11 @@
 """Accepting a comment: checks, then the comment and its outbox row in one transaction.
 
 This is the hot path of the API, so it speaks SQL Core on the session's connection with as
-few round trips as the guarantees allow: the author with the counts the duplicate and
-flood checks need (one SELECT; an INSERT and the SELECT again for a new author), then the
-comment and its outbox row (one INSERT on PostgreSQL, two elsewhere).
+few round trips as the guarantees allow. On PostgreSQL, without an idempotency key: one
+statement finds the author with the counts the duplicate and flood checks need and, when
+they pass, inserts the comment and its outbox row (a new author costs an INSERT and the
+statement again). Otherwise: the author and its counts (one SELECT), the replay lookup,
+then the comment and its outbox row (one INSERT on PostgreSQL, two elsewhere).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import Integer, and_, bindparam, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -89,42 +92,13 @@ def submit_comment(
     and writes nothing. Executes statements; never commits.
     """
     digest = content_hash(data.content)
-    author = _author_for(
-        session, site=site, identity=identity, digest=digest, thread=data.thread, now=now
-    )
-    author_id = author.id
-
-    if idempotency_key is not None:
-        earlier = _by_key(session, author_id, idempotency_key)
-        if earlier is not None:
-            return _replay(earlier, request_hash)
-
-    if data.parent is not None:
-        parent_thread = session.scalar(
-            select(Comment.thread).where(Comment.id == data.parent, Comment.site_id == site.id)
-        )
-        if parent_thread != data.thread:
-            raise InvalidInput(
-                "invalid comment",
-                [FieldError("parent", "no comment with this id in this thread")],
-            )
-
-    if author.duplicates:
-        raise Conflict("duplicate comment: this author said that already in this thread")
-    limit = site.policy.flood_limit_per_minute if author.trust is not Trust.trusted else 0
-    if limit and author.recent >= limit:
-        raise RateLimited(
-            f"more than {limit} comments a minute from this author",
-            retry_after=int(FLOOD_WINDOW.total_seconds()),
-        )
-
     comment_id = uuid.uuid4()
     values: dict[str, Any] = {
         "id": comment_id,
         "site_id": site.id,
         "thread": data.thread,
         "parent_id": data.parent,
-        "author_id": author_id,
+        "author_id": None,
         "author_name": data.author_name or identity.name,
         "author_email": data.author_email or identity.email,
         "author_url": data.author_url,
@@ -148,6 +122,25 @@ def submit_comment(
         "next_attempt_at": now + outbox_timeout,
         "attempts": 0,
     }
+    connection = session.connection()
+    if idempotency_key is None and connection.dialect.name == "postgresql":
+        if data.parent is not None:
+            _check_parent(session, site=site, data=data)
+        return _check_and_insert(
+            session, site=site, identity=identity, values=values, outbox=outbox, now=now
+        )
+
+    author = _author_for(
+        session, site=site, identity=identity, digest=digest, thread=data.thread, now=now
+    )
+    values["author_id"] = author_id = author.id
+    if idempotency_key is not None:
+        earlier = _by_key(session, author_id, idempotency_key)
+        if earlier is not None:
+            return _replay(earlier, request_hash)
+    if data.parent is not None:
+        _check_parent(session, site=site, data=data)
+    _check_author(author, site)
     if idempotency_key is None:
         return _insert(session, values, outbox)
     # Two retries racing with one key: the unique constraint lets one insert win; the
@@ -160,6 +153,30 @@ def submit_comment(
         if winner is None:
             raise
         return _replay(winner, request_hash)
+
+
+def _check_parent(session: Session, *, site: SiteInfo, data: CommentInput) -> None:
+    parent_thread = session.scalar(
+        select(Comment.thread).where(Comment.id == data.parent, Comment.site_id == site.id)
+    )
+    if parent_thread != data.thread:
+        raise InvalidInput(
+            "invalid comment",
+            [FieldError("parent", "no comment with this id in this thread")],
+        )
+
+
+def _check_author(author: _Author, site: SiteInfo) -> None:
+    """``Conflict`` for a duplicate, ``RateLimited`` for a flood (trusted authors have no
+    flood limit). :data:`_ADMITTED` says the same in SQL."""
+    if author.duplicates:
+        raise Conflict("duplicate comment: this author said that already in this thread")
+    limit = site.policy.flood_limit_per_minute if author.trust is not Trust.trusted else 0
+    if limit and author.recent >= limit:
+        raise RateLimited(
+            f"more than {limit} comments a minute from this author",
+            retry_after=int(FLOOD_WINDOW.total_seconds()),
+        )
 
 
 _COMMENT_COLUMNS = (
@@ -267,11 +284,12 @@ def _replay(earlier: Any, request_hash: str) -> Accepted:
 
 _MINE = Comment.author_id == Author.id
 _AUTHOR_QUERY = select(
-    Author.id,
-    Author.trust,
+    Author.id.label("author_id"),
+    Author.trust.label("trust"),
     select(func.count())
     .where(_MINE, Comment.created_at >= bindparam("flood_since"))
-    .scalar_subquery(),
+    .scalar_subquery()
+    .label("recent"),
     select(func.count())
     .where(
         _MINE,
@@ -280,12 +298,96 @@ _AUTHOR_QUERY = select(
         Comment.thread == bindparam("thread"),
         Comment.status != Status.trash,
     )
-    .scalar_subquery(),
+    .scalar_subquery()
+    .label("duplicates"),
 ).where(
     Author.site_id == bindparam("site_id"),
     Author.issuer == bindparam("issuer"),
     Author.subject == bindparam("subject"),
 )
+
+
+def _typed(table: Any, prefix: str, name: str) -> Any:
+    # A parameter in a SELECT list has no column to take its type from: give it one.
+    return bindparam(f"{prefix}_{name}", type_=table.c[name].type)
+
+
+# PostgreSQL, a known author, no idempotency key (the common case): the author's counts,
+# the checks on them, and both inserts in one statement. Rows are inserted only when the
+# checks pass; the counts come back either way, so that a refusal can say why.
+_FOUND = _AUTHOR_QUERY.cte("author")
+_FLOOD_LIMIT = bindparam("flood_limit", type_=Integer)
+_ADMITTED = and_(
+    _FOUND.c.duplicates == 0,
+    or_(
+        _FOUND.c.trust == Trust.trusted,
+        _FLOOD_LIMIT == 0,
+        _FOUND.c.recent < _FLOOD_LIMIT,
+    ),
+)
+_CHECKED_COMMENT = (
+    insert(Comment)
+    .from_select(
+        list(_COMMENT_COLUMNS),
+        select(
+            *(
+                _FOUND.c.author_id
+                if name == "author_id"
+                else _typed(Comment.__table__, "comment", name)
+                for name in _COMMENT_COLUMNS
+            )
+        ).where(_ADMITTED),
+    )
+    .returning(Comment.created_at)
+    .cte("new_comment")
+)
+_CHECKED_OUTBOX = insert(OutboxTask).from_select(
+    list(_OUTBOX_COLUMNS),
+    select(*(_typed(OutboxTask.__table__, "outbox", name) for name in _OUTBOX_COLUMNS)).select_from(
+        _CHECKED_COMMENT
+    ),
+)
+_CHECK_AND_INSERT = select(
+    _FOUND.c.author_id,
+    _FOUND.c.trust,
+    _FOUND.c.recent,
+    _FOUND.c.duplicates,
+    select(_CHECKED_COMMENT.c.created_at).scalar_subquery().label("created_at"),
+).add_cte(_CHECKED_OUTBOX.cte("new_outbox"))
+
+
+def _check_and_insert(
+    session: Session,
+    *,
+    site: SiteInfo,
+    identity: Identity,
+    values: dict[str, Any],
+    outbox: dict[str, Any],
+    now: dt.datetime,
+) -> Accepted:
+    """PostgreSQL without an idempotency key: :data:`_CHECK_AND_INSERT`, one round trip
+    for a known author (a new one is created first, then the statement runs again)."""
+    connection = session.connection()
+    params = _author_params(site, identity, values["content_hash"], values["thread"], now)
+    params["flood_limit"] = site.policy.flood_limit_per_minute
+    params.update({f"comment_{name}": value for name, value in values.items()})
+    params.update({f"outbox_{name}": value for name, value in outbox.items()})
+    row = connection.execute(_CHECK_AND_INSERT, params).one_or_none()
+    if row is None:
+        _create_author(connection, site=site, identity=identity)
+        row = connection.execute(_CHECK_AND_INSERT, params).one()
+    if row.created_at is None:
+        _check_author(_author_of(row), site)
+        raise RuntimeError("the comment was refused by a check that raised nothing")
+    return Accepted(
+        id=values["id"],
+        thread=values["thread"],
+        parent=values["parent_id"],
+        author_name=values["author_name"],
+        content=values["content"],
+        created_at=row.created_at,
+        replayed=False,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,13 +410,20 @@ def _author_for(
     now: dt.datetime,
 ) -> _Author:
     """The site's author row for this identity (created on first sight), with the counts
-    the duplicate and flood checks need: one statement for a known author.
-
-    Uses INSERT ... ON CONFLICT DO NOTHING so two first comments racing from one new
-    author do not fail on the unique (site, issuer, subject) constraint.
-    """
+    the duplicate and flood checks need: one statement for a known author."""
     connection = session.connection()
-    params = {
+    params = _author_params(site, identity, digest, thread, now)
+    row = connection.execute(_AUTHOR_QUERY, params).one_or_none()
+    if row is None:
+        _create_author(connection, site=site, identity=identity)
+        row = connection.execute(_AUTHOR_QUERY, params).one()
+    return _author_of(row)
+
+
+def _author_params(
+    site: SiteInfo, identity: Identity, digest: str, thread: str, now: dt.datetime
+) -> dict[str, Any]:
+    return {
         "site_id": site.id,
         "issuer": identity.issuer,
         "subject": identity.subject,
@@ -323,19 +432,24 @@ def _author_for(
         "flood_since": now - FLOOD_WINDOW,
         "duplicate_since": now - DUPLICATE_WINDOW,
     }
-    row = connection.execute(_AUTHOR_QUERY, params).one_or_none()
-    if row is None:
-        upsert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-        connection.execute(
-            upsert(Author)
-            .values(
-                site_id=site.id,
-                issuer=identity.issuer,
-                subject=identity.subject,
-                display_name=identity.name,
-                email=identity.email,
-            )
-            .on_conflict_do_nothing()
+
+
+def _create_author(connection: Connection, *, site: SiteInfo, identity: Identity) -> None:
+    """Uses INSERT ... ON CONFLICT DO NOTHING so two first comments racing from one new
+    author do not fail on the unique (site, issuer, subject) constraint."""
+    upsert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    connection.execute(
+        upsert(Author)
+        .values(
+            site_id=site.id,
+            issuer=identity.issuer,
+            subject=identity.subject,
+            display_name=identity.name,
+            email=identity.email,
         )
-        row = connection.execute(_AUTHOR_QUERY, params).one()
+        .on_conflict_do_nothing()
+    )
+
+
+def _author_of(row: Any) -> _Author:
     return _Author(id=int(row[0]), trust=Trust(row[1]), recent=int(row[2]), duplicates=int(row[3]))

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
-from models import Comment, OutboxTask, Site, Status
+from models import Author, Comment, OutboxTask, Site, Status, Trust
 from service.app import create_app
 from service.settings import Settings
 from tests.api.conftest import TokenFactory
@@ -260,6 +260,44 @@ def test_a_duplicate_is_409_and_a_flood_is_429(
     flood = post(client, token(), body(content="fourth"))
     assert_problem(flood, 429, "rate-limited")
     assert int(flood.headers["Retry-After"]) > 0
+    assert counts(db_session) == (3, 3)
+
+
+def test_a_trusted_author_has_no_flood_limit_and_a_duplicate_elsewhere_is_no_duplicate(
+    client: FlaskClient, site: Site, token: TokenFactory, db_session: Session
+) -> None:
+    assert post(client, token()).status_code == 202
+    # The same words in another thread are another comment.
+    assert post(client, token(), body(thread="/2026/12/queues")).status_code == 202
+    db_session.execute(update(Author).where(Author.subject == "alice").values(trust=Trust.trusted))
+    for n in range(4):
+        assert post(client, token(), body(content=f"more {n}")).status_code == 202
+    # Trust lifts the flood limit, not the duplicate check.
+    assert_problem(post(client, token(), body(content="more 3")), 409, "conflict")
+    assert counts(db_session) == (6, 6)
+
+
+def test_a_site_without_a_flood_limit_takes_every_comment(
+    client: FlaskClient, site: Site, token: TokenFactory, db_session: Session
+) -> None:
+    site.policy = {**site.policy, "flood_limit_per_minute": 0}
+    db_session.flush()
+    for n in range(5):
+        assert post(client, token(), body(content=f"comment {n}")).status_code == 202
+    assert counts(db_session) == (5, 5)
+
+
+def test_with_an_idempotency_key_duplicates_and_floods_are_refused_too(
+    client: FlaskClient, site: Site, token: TokenFactory, db_session: Session
+) -> None:
+    def keyed(key: str, content: str) -> TestResponse:
+        return post(client, token(), body(content=content), **{"Idempotency-Key": key})
+
+    assert keyed("k-1", "first").status_code == 202
+    assert_problem(keyed("k-2", "FIRST"), 409, "conflict")
+    assert keyed("k-3", "second").status_code == 202
+    assert keyed("k-4", "third").status_code == 202
+    assert_problem(keyed("k-5", "fourth"), 429, "rate-limited")
     assert counts(db_session) == (3, 3)
 
 
