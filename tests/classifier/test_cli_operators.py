@@ -17,6 +17,7 @@ from service.classifier.corpus import generate_corpus
 from service.cli import main
 from service.settings import Settings
 from tests.support.env import settings_env
+from tests.support.worker import CeleryWorker
 
 
 def test_import_retrain_report_promote_and_rollback_from_the_shell(
@@ -82,3 +83,39 @@ def test_import_retrain_report_promote_and_rollback_from_the_shell(
     unknown = run("classifier", "show", "cg-20200101-000000-00000000")
     assert unknown.exit_code == 1
     assert "no classifier version" in unknown.output
+
+
+def test_retrain_wait_follows_a_job_on_the_worker(
+    settings: Settings,
+    committed: sessionmaker[Session],
+    running_worker: CeleryWorker,
+    tmp_path: Path,
+) -> None:
+    runner = CliRunner()
+    env = {**os.environ, **settings_env(settings)}
+    assert runner.invoke(
+        main, ["site", "create", "--slug", "waiter", "--name", "W", "--url", "https://w.example"],
+        env=env,
+    ).exit_code == 0  # fmt: skip
+    corpus = generate_corpus(120, seed=22)
+    data = tmp_path / "w.csv"
+    rows = [
+        f'"{r.content.replace(chr(34), "")}",{label}'
+        for r, label in zip(corpus.records, corpus.labels, strict=True)
+    ]
+    data.write_text("content,label\n" + "\n".join(rows) + "\n")
+    args = ["classifier", "import", "--site", "waiter", "--data", str(data)]
+    assert runner.invoke(main, args, env=env).exit_code == 0
+
+    waited = runner.invoke(
+        main, ["classifier", "retrain", "--site", "waiter", "--wait", "--no-promote"], env=env
+    )
+    assert waited.exit_code == 0, f"{waited.output}\n{running_worker.log_tail()}"
+    # Not a terminal: click draws no bar, but the job's messages are followed.
+    assert ".. gathering labels" in waited.output
+    assert ".. training: " in waited.output
+    assert "candidate" in waited.output
+    with committed() as session:
+        (version,) = session.scalars(select(ClassifierVersion)).all()
+    assert version.status is VersionStatus.candidate
+    assert version.training["job"] in waited.output

@@ -21,9 +21,11 @@ from models import (
     AuditEntry,
     ClassifierVersion,
     Comment,
+    JobState,
     Label,
     LabelSource,
     LabelValue,
+    RetrainJob,
     Status,
     Verdict,
     VersionStatus,
@@ -43,7 +45,7 @@ from service.moderation.registry import (
 )
 from service.moderation.rescore import rescore_batch
 from service.moderation.retrain import gather_labels, import_labels
-from service.queue import TaskQueue
+from service.queue import SCHEDULED_RETRAIN, TaskQueue, make_celery
 from service.settings import Settings
 from tests.support.comments import make_site, submit_comments
 from workers.tasks import scheduled_retrain
@@ -450,3 +452,41 @@ def test_scheduled_retrain_is_skipped_with_too_few_new_labels(
     assert "scheduled retrain skipped: 2 new labels since the last version (needs 3)" in (
         caplog.text
     )
+
+
+def test_scheduled_retrain_runs_a_job_with_enough_new_labels(
+    db_session: Session, resources: Resources
+) -> None:
+    site = make_site(db_session)
+    corpus = generate_corpus(80, seed=9)
+    for record, value in zip(corpus.records, corpus.labels, strict=True):
+        db_session.add(
+            Label(
+                site_id=site.id,
+                source=LabelSource.import_,
+                label=LabelValue.spam if value else LabelValue.ham,
+                content=record.content,
+            )
+        )
+    db_session.flush()
+    job_id = scheduled_retrain(resources)
+    assert job_id is not None
+    job = db_session.get_one(RetrainJob, uuid.UUID(job_id))
+    db_session.refresh(job)
+    assert (job.kind, job.state, job.requested_by) == (
+        "schedule",
+        JobState.succeeded,
+        "schedule beat",
+    )
+    version = db_session.get_one(ClassifierVersion, job.version_id)
+    assert version.site_id is None
+    assert version.training["import"] == 80
+    # Now nothing is new since that version: the next run is skipped.
+    assert scheduled_retrain(resources) is None
+
+
+def test_beat_sends_the_scheduled_retrain_only_when_configured(settings: Settings) -> None:
+    assert "scheduled-retrain" not in make_celery(settings).conf.beat_schedule
+    hourly = settings.model_copy(update={"retrain_interval_seconds": 3600.0})
+    entry = make_celery(hourly).conf.beat_schedule["scheduled-retrain"]
+    assert (entry["task"], entry["schedule"]) == (SCHEDULED_RETRAIN, 3600.0)
