@@ -270,3 +270,35 @@ def test_role_by_moderation_read_endpoint_matrix(
         client.get("/v1/sites/blog/threads/%2Ft/comments", headers=headers).status_code,
     )
     assert got == READ_MATRIX[caller]
+
+
+# --- the operators' classifier endpoints --------------------------------------------------
+
+#: caller -> (queue a retrain of blog's version, list blog's versions, read a blog job,
+#: roll back blog's version, of which none is active: 409 once allowed).
+CLASSIFIER_MATRIX: dict[str, tuple[int, int, int, int]] = {
+    "author": (403, 403, 403, 403),
+    "commenter": (403, 403, 403, 403),
+    "moderator": (403, 403, 403, 403),
+    "operator": (202, 200, 200, 409),
+    "admin": (202, 200, 200, 409),
+    "moderator of another site": (403, 403, 403, 403),
+}
+
+
+@pytest.mark.parametrize("caller", list(CLASSIFIER_MATRIX))
+def test_role_by_classifier_endpoint_matrix(
+    client: FlaskClient, site: Site, other_site: Site, token: TokenFactory, caller: str
+) -> None:
+    admin = bearer(token("boss", roles=CALLERS["admin"][1]))
+    job = client.post("/v1/classifier/retrain", json={"site": "blog"}, headers=admin)
+    assert job.status_code == 202
+    subject, roles = CALLERS[caller]
+    headers = bearer(token(subject, roles=roles))
+    got = (
+        client.post("/v1/classifier/retrain", json={"site": "blog"}, headers=headers).status_code,
+        client.get("/v1/classifier/versions?site=blog", headers=headers).status_code,
+        client.get(job.headers["Location"], headers=headers).status_code,
+        client.post("/v1/classifier/rollback", json={"site": "blog"}, headers=headers).status_code,
+    )
+    assert got == CLASSIFIER_MATRIX[caller]
