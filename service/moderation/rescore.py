@@ -7,7 +7,9 @@ version that would score it now (so running a re-score twice writes nothing the 
 time) and every held comment a person has acted on (an ``audit_log`` row: a moderator's
 hold is a decision, not a score), and runs each remaining comment through the worker's
 own path (:func:`~service.moderation.classify.classify_comment`), which writes a new
-verdict and moves the comment as the site's policy says.
+verdict and moves the comment as the site's policy says. The batch is scored at once
+(``score_many`` per classifier); a comment whose record changed meanwhile (its author's
+counts moved with an earlier comment of the batch) is scored again on its own.
 """
 
 from __future__ import annotations
@@ -19,8 +21,15 @@ from dataclasses import dataclass
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from models import AuditEntry, Comment, Status, Verdict
-from service.moderation.classify import ClassifierChoice, classify_comment
+from models import AuditEntry, Author, Comment, Status, Verdict
+from service.classifier import CommentRecord, Score
+from service.classifier.evaluation import Thresholds
+from service.moderation.classify import (
+    ClassifierChoice,
+    ScoringClassifier,
+    classify_comment,
+    record_of,
+)
 
 RESCORED_STATUSES = frozenset({Status.pending, Status.held})
 
@@ -50,7 +59,23 @@ def rescore_batch(
     now = now or dt.datetime.now(dt.UTC)
     acted_on = exists().where(AuditEntry.comment_id == Comment.id)
     query = (
-        select(Comment.id, Comment.site_id, Comment.status)
+        select(
+            Comment.id,
+            Comment.site_id,
+            Comment.status,
+            Comment.content,
+            Comment.author_name,
+            Comment.author_email,
+            Comment.author_url,
+            Comment.user_ip,
+            Comment.user_agent,
+            Comment.referrer,
+            Comment.permalink,
+            Comment.lang,
+            Author.approved_count,
+            Author.spam_count,
+        )
+        .join(Author, Author.id == Comment.author_id)
         .where(Comment.status.in_(list(RESCORED_STATUSES)))
         .where(~((Comment.status == Status.held) & acted_on))
         .order_by(Comment.id)
@@ -65,21 +90,58 @@ def rescore_batch(
     if not rows:
         return Batch(0, 0, None)
     latest = _latest_versions(session, [row.id for row in rows])
+    todo = [row for row in rows if latest.get(row.id) != classifier.for_site(row.site_id).version]
+    scored = _Scored(classifier)
+    scored.score_batch([(row.site_id, record_of(row)) for row in todo])
     rescored = 0
-    for row in rows:
-        version = classifier.for_site(row.site_id).version
-        if latest.get(row.id) == version:
-            continue
+    for row in todo:
         decided = classify_comment(
             session,
             comment_id=row.id,
-            classifier=classifier,
+            classifier=scored,
             now=now,
             statuses=RESCORED_STATUSES,
         )
         if decided is not None:
             rescored += 1
     return Batch(len(rows), rescored, rows[-1].id)
+
+
+class _Prescored:
+    """A classifier whose scores of known records were computed beforehand."""
+
+    def __init__(self, inner: ScoringClassifier, scores: dict[CommentRecord, Score]) -> None:
+        self._inner = inner
+        self._scores = scores
+        self.version = inner.version
+        self.thresholds: Thresholds = inner.thresholds
+
+    def score(self, record: CommentRecord) -> Score:
+        found = self._scores.get(record)
+        return found if found is not None else self._inner.score(record)
+
+
+class _Scored:
+    """``ClassifierChoice`` over ``classifier`` that serves a batch's scores, computed
+    with one ``score_many`` per classifier (when it has one)."""
+
+    def __init__(self, classifier: ClassifierChoice) -> None:
+        self._classifier = classifier
+        self._by_version: dict[str, _Prescored] = {}
+
+    def score_batch(self, items: list[tuple[int, CommentRecord]]) -> None:
+        groups: dict[str, tuple[ScoringClassifier, list[CommentRecord]]] = {}
+        for site_id, record in items:
+            chosen = self._classifier.for_site(site_id)
+            groups.setdefault(chosen.version, (chosen, []))[1].append(record)
+        for version, (chosen, records) in groups.items():
+            many = getattr(chosen, "score_many", None)
+            scores = many(records) if many is not None else [chosen.score(r) for r in records]
+            self._by_version[version] = _Prescored(chosen, dict(zip(records, scores, strict=True)))
+
+    def for_site(self, site_id: int | None) -> ScoringClassifier:
+        chosen = self._classifier.for_site(site_id)
+        return self._by_version.get(chosen.version) or chosen
 
 
 def _latest_versions(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
