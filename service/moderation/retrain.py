@@ -126,6 +126,8 @@ class LabelSet:
     sources: list[str] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
     datasets: set[str] = field(default_factory=set)
+    #: The highest label id read: labels above it came after this set was gathered.
+    last_id: int = 0
 
     def counts(self) -> dict[str, int]:
         found = {"moderator": 0, "import": 0, "bootstrap": 0}
@@ -190,6 +192,7 @@ def gather_labels(
         found.weights.append(moderator_weight if moderator else import_weight)
         if row.dataset:
             found.datasets.add(row.dataset)
+        found.last_id = max(found.last_id, row.id)
     return found
 
 
@@ -451,6 +454,7 @@ def _run(
                     "ham": len(labels) - spam,
                     "fingerprint": dataset_fingerprint(labels.records, labels.labels),
                     "datasets": sorted(labels.datasets),
+                    "last_label_id": labels.last_id,
                     "job": str(job.id),
                 },
                 metrics={
@@ -501,17 +505,27 @@ def _actor_of(requested_by: str) -> Actor:
 
 
 def new_labels_since_last_version(session: Session, *, site_id: int | None) -> int:
-    """Labels (of the site, or of every site) created after the newest version of the
-    scope; all of them when the scope has no version yet."""
+    """Labels (of the site, or of every site) that came after the newest version of the
+    scope was gathered (above the highest label id it read; for a version without that,
+    created after it); all of them when the scope has no version yet."""
     scope = (
         ClassifierVersion.site_id.is_(None)
         if site_id is None
         else ClassifierVersion.site_id == site_id
     )
-    last = session.scalar(select(func.max(ClassifierVersion.created_at)).where(scope))
+    last = session.execute(
+        select(ClassifierVersion.training, ClassifierVersion.created_at)
+        .where(scope)
+        .order_by(ClassifierVersion.created_at.desc())
+        .limit(1)
+    ).one_or_none()
     query = select(func.count()).select_from(Label)
     if site_id is not None:
         query = query.where(Label.site_id == site_id)
     if last is not None:
-        query = query.where(Label.created_at > last)
+        last_id = (last.training or {}).get("last_label_id")
+        if isinstance(last_id, int):
+            query = query.where(Label.id > last_id)
+        else:
+            query = query.where(Label.created_at > last.created_at)
     return int(session.scalar(query) or 0)

@@ -44,7 +44,11 @@ from service.moderation.registry import (
     store_version,
 )
 from service.moderation.rescore import rescore_batch
-from service.moderation.retrain import gather_labels, import_labels
+from service.moderation.retrain import (
+    gather_labels,
+    import_labels,
+    new_labels_since_last_version,
+)
 from service.queue import SCHEDULED_RETRAIN, TaskQueue, make_celery
 from service.settings import Settings
 from tests.support.comments import make_site, submit_comments
@@ -483,6 +487,13 @@ def test_scheduled_retrain_runs_a_job_with_enough_new_labels(
     assert version.training["import"] == 80
     # Now nothing is new since that version: the next run is skipped.
     assert scheduled_retrain(resources) is None
+    # Labels given after it count as new (by id, whatever their transaction's clock).
+    for n in range(3):
+        db_session.add(
+            Label(site_id=site.id, source=LabelSource.import_, label=LabelValue.ham, content=f"{n}")
+        )
+    db_session.flush()
+    assert new_labels_since_last_version(db_session, site_id=None) == 3
 
 
 def test_beat_sends_the_scheduled_retrain_only_when_configured(settings: Settings) -> None:
