@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import tempfile
 import uuid
 from pathlib import Path
@@ -27,7 +28,13 @@ from models import ClassifierVersion, RetrainJob, Site
 from service.api.context import authorize, credentials, json_body, services, transaction
 from service.auth.roles import Role
 from service.classifier.report import PLOTS, render_report
-from service.moderation.errors import FieldError, Forbidden, InvalidInput, NotFound
+from service.moderation.errors import (
+    FieldError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    ServiceUnavailable,
+)
 from service.moderation.registry import (
     Actor,
     activate,
@@ -40,6 +47,8 @@ from service.moderation.registry import (
 )
 from service.moderation.types import Identity
 from service.queue import RESCORE, RETRAIN
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("classifier", __name__, url_prefix="/v1/classifier")
 
@@ -182,9 +191,12 @@ def retrain() -> Response:
     try:
         services().queue.enqueue(RETRAIN, {"job_id": str(job_id)})
     except Exception:
+        log.warning("enqueueing retrain job %s failed", job_id, exc_info=True)
         with transaction() as session:
             fail_job(session, job_id=job_id, error="the task broker is unavailable", now=_now())
-        raise
+        raise ServiceUnavailable(
+            f"the task broker is unavailable; job {job_id} was marked failed, try again"
+        ) from None
     with transaction() as session:
         out = job_body(get_job(session, job_id=job_id), site_slug)
     response = _json(out, 202)

@@ -238,3 +238,25 @@ def test_promote_and_rollback_are_audited_and_refuse_what_cannot_be(
         ("promote", "olivia", "better on our spam", site.id),
         ("rollback", "olivia", "oops", site.id),
     ]
+
+
+def test_a_retrain_the_broker_cannot_take_is_503_and_the_job_failed(
+    api_settings: Settings,
+    rolled_back_sessions: sessionmaker[Session],
+    site: Site,
+    token: TokenFactory,
+    db_session: Session,
+) -> None:
+    down = api_settings.model_copy(
+        update={"broker_url": "redis://127.0.0.1:1/0", "dependency_timeout_seconds": 0.5}
+    )
+    with create_app(down, sessions=rolled_back_sessions).test_client() as client:
+        response = client.post(
+            "/v1/classifier/retrain",
+            json={"site": "blog"},
+            headers=bearer(token("olivia", roles=OPERATOR)),
+        )
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    (job,) = db_session.scalars(select(RetrainJob)).all()
+    assert (job.state, job.error) == (JobState.failed, "the task broker is unavailable")
