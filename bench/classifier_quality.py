@@ -257,8 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         " (out-of-fold scores; the spam threshold meets 1% FPR on each training video)"
     )
     print(
-        "commentguard model: word + char + author n-grams and shape features; logistic"
-        " regression stacked with multinomial naive Bayes, folded into one linear model"
+        "commentguard model: word + char + author n-grams (links as host + path/query"
+        " shape words) and shape features; logistic regression stacked with multinomial"
+        " naive Bayes, folded into one linear model"
     )
     print(
         f"commentguard training data: three YouTube videos"

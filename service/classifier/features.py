@@ -32,6 +32,8 @@ __all__ = [
     "ANONYMOUS",
     "LINK_MARK",
     "MAX_NGRAM_CHARS",
+    "PATH_MARK",
+    "QUERY_MARK",
     "STAT_NAMES",
     "AuthorText",
     "CompactTfidfVectorizer",
@@ -47,6 +49,7 @@ __all__ = [
     "link_hosts",
     "record_stats",
     "repair_text",
+    "url_shape",
 ]
 
 MAX_NGRAM_CHARS: Final = 4000
@@ -59,6 +62,10 @@ ANONYMOUS: Final = "anonymous"
 LINK_MARK: Final = "xurl"
 """Stands for a link in the normalised text; the link's host follows it as one word."""
 
+PATH_MARK: Final = "xpath"
+QUERY_MARK: Final = "xquery"
+"""Prefixes of the words that give a link's shape after its host (see :func:`url_shape`)."""
+
 _TAG: Final = re.compile(
     r"<a\s[^>]{0,500}?href\s*=\s*[\"']?([^\"'>\s]+)[^>]{0,500}>|<[^<>]{0,500}>", re.IGNORECASE
 )
@@ -70,6 +77,7 @@ _URL: Final = re.compile(
     re.IGNORECASE,
 )
 _SCHEME: Final = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+_SHAPE_WORD: Final = re.compile(r"^[a-z]{1,12}$")
 _IP_HOST: Final = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$|^\[?[0-9a-f:]+:[0-9a-f:]*\]?$")
 _DIGIT: Final = re.compile(r"\d")
 _EMOJI: Final = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\ufe0f]")
@@ -115,6 +123,31 @@ def _host(url: str) -> str:
     return host.removeprefix("www.")
 
 
+def url_shape(url: str) -> str:
+    """The shape of a link as words: ``xpath<first path segment>`` (``xpathnone`` for a
+    bare host, ``xpathid`` when the segment is not a short lower-case word, e.g. an opaque
+    id) and ``xquery<key>`` per query key (at most five, sorted; ``xqueryother`` for a key
+    that is not a short word). A watch page (``xpathwatch xqueryv``), a channel or user
+    page (``xpathchannel``, ``xpathuser``), a referral link (``xqueryref``) or a bare
+    landing domain (``xpathnone``) are kinds of link on any host, which carry over to
+    sites and hosts never seen in training where the host name cannot."""
+    if not _SCHEME.match(url):
+        url = "http://" + url
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a malformed IPv6 literal or port
+        return f"{PATH_MARK}id"
+    segment = parts.path.strip("/").partition("/")[0].lower()
+    if not segment:
+        words = [f"{PATH_MARK}none"]
+    else:
+        words = [PATH_MARK + (segment if _SHAPE_WORD.match(segment) else "id")]
+    if parts.query:
+        keys = sorted({pair.partition("=")[0].lower() for pair in parts.query.split("&")} - {""})
+        words.extend(QUERY_MARK + (k if _SHAPE_WORD.match(k) else "other") for k in keys[:5])
+    return " ".join(words)
+
+
 def link_hosts(text: str) -> list[str]:
     """The hosts (lower case, without ``www.``) of the links in ``text``, in order; a link
     whose host cannot be parsed gives ``""``."""
@@ -126,37 +159,47 @@ def _links(text: str) -> list[tuple[int, int, str]]:
     return [(m.start(), m.end(), _host(m.group(0))) for m in _URL.finditer(text)]
 
 
-def _content_of(text: str, links: list[tuple[int, int, str]]) -> str:
+def _content_of(text: str, links: list[tuple[int, int, str]], shape: bool) -> str:
     pieces: list[str] = []
     last = 0
     for start, end, host in links:
         pieces.append(text[last:start])
         pieces.append(f" {LINK_MARK} {host or 'link'} ")
+        if shape:
+            pieces.append(f"{url_shape(text[start:end])} ")
         last = end
     pieces.append(text[last:])
     text = _DIGIT.sub("0", "".join(pieces))
     return _SPACE.sub(" ", text).strip()[:MAX_NGRAM_CHARS]
 
 
-def content_text(record: CommentRecord) -> str:
+def content_text(record: CommentRecord, *, url_shapes: bool = True) -> str:
     """The normalised content that the n-gram vectorizers read.
 
-    Links become ``xurl <host>`` (the path is noise, the host is the signal), digits become
-    ``0`` (a phone number or a view count is a shape, not a word), whitespace runs become
-    one space, and only the first :data:`MAX_NGRAM_CHARS` characters are kept.
+    Links become ``xurl <host>`` followed, with ``url_shapes``, by the link's shape (see
+    :func:`url_shape`; the path's words themselves are noise); digits become ``0`` (a
+    phone number or a view count is a shape, not a word), whitespace runs become one
+    space, and only the first :data:`MAX_NGRAM_CHARS` characters are kept.
     """
     text = _visible_text(record.content[: MAX_NGRAM_CHARS * 4])
-    return _content_of(text, _links(text))
+    return _content_of(text, _links(text), url_shapes)
 
 
-def content_and_stats(record: CommentRecord) -> tuple[str, list[StatValue], list[str]]:
+def content_and_stats(
+    record: CommentRecord, *, url_shapes: bool = True
+) -> tuple[str, list[StatValue], list[str]]:
     """``(content_text(record), record_stats(record), link_hosts(record.content))``,
     sharing their common work."""
     if len(record.content) > MAX_NGRAM_CHARS * 4:
-        return content_text(record), record_stats(record), link_hosts(record.content)
+        return (
+            content_text(record, url_shapes=url_shapes),
+            record_stats(record),
+            link_hosts(record.content),
+        )
     text = _visible_text(record.content)
     links = _links(text)
-    return _content_of(text, links), _stats_of(record, text, links), [h for _, _, h in links]
+    content = _content_of(text, links, url_shapes)
+    return content, _stats_of(record, text, links), [h for _, _, h in links]
 
 
 def _email_domain(email: str) -> str:
@@ -317,13 +360,21 @@ def describe_stat(name: str, stat: StatValue) -> str:
 class ContentText(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Records -> :func:`content_text` strings (stateless)."""
 
+    url_shapes: bool = False
+    """Class-level default for artifacts saved before links had shape words: skops
+    restores an instance's saved attributes without calling ``__init__``, so such a
+    transformer reads this False and keeps normalising text as it was trained."""
+
+    def __init__(self, url_shapes: bool = True) -> None:
+        self.url_shapes = url_shapes
+
     def fit(self, records: Sequence[CommentRecord], y: Any = None) -> ContentText:
         """Nothing to learn; returns ``self``."""
         return self
 
     def transform(self, records: Iterable[CommentRecord]) -> list[str]:
         """One normalised content string per record."""
-        return [content_text(record) for record in records]
+        return [content_text(record, url_shapes=self.url_shapes) for record in records]
 
 
 class AuthorText(TransformerMixin, BaseEstimator):  # type: ignore[misc]
@@ -388,7 +439,8 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
 class FeatureConfig:
     """The knobs of the feature union. The weights scale each block's columns: the n-gram
     blocks are L2-normalised per comment, so the weights set how much each block may say
-    relative to the others under the same regularisation."""
+    relative to the others under the same regularisation. ``url_shapes`` follows each
+    link's host with its shape words (:func:`url_shape`)."""
 
     word_ngrams: tuple[int, int] = (1, 2)
     char_ngrams: tuple[int, int] = (2, 5)
@@ -400,6 +452,7 @@ class FeatureConfig:
     char_weight: float = 1.0
     author_weight: float = 0.5
     stats_weight: float = 1.0
+    url_shapes: bool = True
 
 
 def build_features(config: FeatureConfig = FeatureConfig()) -> FeatureUnion:
@@ -420,7 +473,7 @@ def build_features(config: FeatureConfig = FeatureConfig()) -> FeatureUnion:
                 "word",
                 Pipeline(
                     [
-                        ("text", ContentText()),
+                        ("text", ContentText(config.url_shapes)),
                         (
                             "tfidf",
                             tfidf(
@@ -436,7 +489,7 @@ def build_features(config: FeatureConfig = FeatureConfig()) -> FeatureUnion:
                 "char",
                 Pipeline(
                     [
-                        ("text", ContentText()),
+                        ("text", ContentText(config.url_shapes)),
                         (
                             "tfidf",
                             tfidf(

@@ -46,6 +46,8 @@ from service.classifier.evaluation import Thresholds, choose_thresholds, compute
 from service.classifier.features import (
     ANONYMOUS,
     LINK_MARK,
+    PATH_MARK,
+    QUERY_MARK,
     STAT_NAMES,
     FeatureConfig,
     StatValue,
@@ -76,6 +78,7 @@ MIN_REASON_WEIGHT: Final = 0.01
 _GRAM_CACHE_SIZE: Final = 100_000
 _MAX_SHOWN: Final = 30
 _LINK_BIGRAM: Final = LINK_MARK + " "
+_SHAPE_PREFIXES: Final = (PATH_MARK, QUERY_MARK)
 _WORDLIKE: Final = re.compile(r"^[^\W_]+(?:['’.\-][^\W_]+)*$")
 _EDGE_PUNCT: Final = re.compile(r"^\W+|\W+$")
 _LETTER: Final = re.compile(r"[^\W\d_]")
@@ -130,6 +133,11 @@ def _ngram_table(
     idf = vec.idf_.tolist()
     w = (coef * weight).tolist()
     return {term: (idf[i], w[i]) for term, i in vec.vocabulary_.items()}
+
+
+def _is_shape_bigram(bigram: str) -> bool:
+    first, _, second = bigram.partition(" ")
+    return first.startswith(_SHAPE_PREFIXES) or second.startswith(_SHAPE_PREFIXES)
 
 
 def _display(word: str) -> str:
@@ -310,10 +318,13 @@ class Classifier:
                 if name != "char":
                     tables[name] = _ngram_table(vec, coef[offset : offset + width], weight)
                 if name == "word":
+                    self._url_shapes = bool(transformer.named_steps["text"].url_shapes)
                     self._word_token = re.compile(vec.token_pattern)
                     if vec.ngram_range != (1, 2) or vec.analyzer != "word":
                         raise ValueError(f"unsupported word n-grams {vec.ngram_range}")
                 elif name == "char":
+                    if bool(transformer.named_steps["text"].url_shapes) != self._url_shapes:
+                        raise ValueError("the word and char blocks normalise links differently")
                     self._char_preprocess = vec.build_preprocessor()
                     self._char_range: tuple[int, int] = vec.ngram_range
                     self._char_vocabulary: dict[str, int] = dict(vec.vocabulary_)
@@ -381,7 +392,7 @@ class Classifier:
 
     def _contributions(self, record: CommentRecord) -> _Contributions:
         weights: dict[str, float] = {}
-        text, stats, hosts = content_and_stats(record)
+        text, stats, hosts = content_and_stats(record, url_shapes=self._url_shapes)
         # The word and char vectorizers lower-case alike; content_text has already made
         # every whitespace run one space, so split() gives the words both analyzers see.
         words = self._char_preprocess(text).split()
@@ -397,6 +408,11 @@ class Classifier:
             shown = hosts if len(marks) == len(hosts) else [words[i + 1] for i in marks]
             for i, host in zip(marks, shown, strict=True):
                 keys[i] = keys[i + 1] = f"link:{host}"
+                # The link's shape words belong to the link too.
+                j = i + 2
+                while j < len(words) and words[j].startswith(_SHAPE_PREFIXES):
+                    keys[j] = keys[i]
+                    j += 1
         totals = [0.0] * len(words)
         self._add_words(entries, totals, weights)
         self._add_chars(entries, totals)
@@ -439,13 +455,16 @@ class Classifier:
             return
         norm = math.sqrt(square)
         shares: dict[str, float] = {}
-        link_bigrams = False
+        link_bigrams = shape_bigrams = False
         for term, count, contribution in found:
             if " " not in term:
                 shares[term] = contribution / norm / count
             elif term.startswith(_LINK_BIGRAM):
                 shares[term] = contribution / norm / count
                 link_bigrams = True
+            elif self._url_shapes and _is_shape_bigram(term):
+                shares[term] = contribution / norm / count
+                shape_bigrams = True
             else:
                 key = f"phrase:{term}"
                 weights[key] = weights.get(key, 0.0) + contribution / norm
@@ -467,6 +486,18 @@ class Classifier:
                         if share is not None:
                             totals[mark] += share
                     mark = i if token == LINK_MARK else -1
+        if shape_bigrams:
+            # A bigram with a link's shape word in it is credited to that word (whose
+            # reason is its link's).
+            before, owner = "", -1
+            for i, e in enumerate(entries):
+                for token in e[1]:
+                    shaped = token.startswith(_SHAPE_PREFIXES)
+                    if owner >= 0 and (shaped or before.startswith(_SHAPE_PREFIXES)):
+                        share = get(f"{before} {token}")
+                        if share is not None:
+                            totals[i if shaped else owner] += share
+                    before, owner = token, i
 
     def _add_chars(self, entries: list[_Word], totals: list[float]) -> None:
         sizes = [e[2].size for e in entries]

@@ -8,6 +8,7 @@ import pytest
 from service.classifier.features import (
     ANONYMOUS,
     STAT_NAMES,
+    ContentText,
     FeatureConfig,
     author_text,
     build_features,
@@ -15,6 +16,7 @@ from service.classifier.features import (
     link_hosts,
     record_stats,
     repair_text,
+    url_shape,
 )
 from service.classifier.types import CommentRecord
 
@@ -61,8 +63,37 @@ def test_links_are_found_in_text_and_html() -> None:
 
 
 def test_content_text_normalises_links_digits_and_tags() -> None:
-    text = content_text(CommentRecord("Call 555-1234<br/>visit https://spam.example.com/x?y=1"))
-    assert text == "Call 000-0000 visit xurl spam.example.com"
+    record = CommentRecord("Call 555-1234<br/>visit https://spam.example.com/x?y=1")
+    assert content_text(record) == "Call 000-0000 visit xurl spam.example.com xpathx xqueryy"
+    assert content_text(record, url_shapes=False) == "Call 000-0000 visit xurl spam.example.com"
+
+
+@pytest.mark.parametrize(
+    ("url", "shape"),
+    [
+        ("https://www.youtube.com/watch?v=abc&t=3s", "xpathwatch xqueryt xqueryv"),
+        ("http://youtu.be/CevxZvSJLk8", "xpathid"),
+        ("cheap-pills.biz", "xpathnone"),
+        ("https://example.com/", "xpathnone"),
+        (
+            "http://shop.example.com/user/Bob?ref=7&REF=8&utm_source=x",
+            "xpathuser xqueryref xqueryother",
+        ),
+        ("http://example.com/a?=1&&b", "xpatha xqueryb"),
+        ("http://[::1/x", "xpathid"),
+    ],
+)
+def test_url_shape(url: str, shape: str) -> None:
+    assert url_shape(url) == shape
+
+
+def test_content_transformer_of_an_old_artifact_keeps_its_normalisation() -> None:
+    # skops restores saved attributes without __init__: a ContentText saved before links
+    # had shape words has no url_shapes attribute and must read the class default.
+    old = ContentText.__new__(ContentText)
+    record = CommentRecord("see http://example.com/watch?v=1")
+    assert old.transform([record]) == ["see xurl example.com"]
+    assert ContentText().transform([record]) == ["see xurl example.com xpathwatch xqueryv"]
 
 
 def test_author_text_tokens() -> None:

@@ -203,6 +203,30 @@ def test_link_reasons_name_the_host_as_written(classifier: Classifier) -> None:
     assert not any(r.phrase == "a link" for r in score.reasons)
 
 
+def test_a_links_shape_words_belong_to_its_reason(classifier: Classifier) -> None:
+    record = CommentRecord("see http://www.example.com/watch?v=1&ref=2 and www.bet.xyz")
+    contributions = classifier._contributions(record)
+    assert not [k for k in contributions.weights if "xpath" in k or "xquery" in k]
+    np.testing.assert_allclose(
+        classifier.probabilities([record]), classifier.sklearn_probabilities([record]), atol=1e-9
+    )
+
+
+def test_a_model_without_url_shapes_scores_as_trained() -> None:
+    from service.classifier.features import FeatureConfig
+    from service.classifier.model import ModelConfig
+
+    records = [CommentRecord(t) for t in SPAM + HAM]
+    config = ModelConfig(features=FeatureConfig(url_shapes=False), folds=3)
+    plain = train(records, [1] * len(SPAM) + [0] * len(HAM), seed=0, config=config)
+    probe = [CommentRecord("subscribe http://example.com/watch?v=1"), *records[:3]]
+    np.testing.assert_allclose(
+        plain.probabilities(probe), plain.sklearn_probabilities(probe), atol=1e-9
+    )
+    vocabulary = plain.pipeline.named_steps["features"].transformer_list[0][1]
+    assert not [t for t in vocabulary.named_steps["tfidf"].vocabulary_ if "xpath" in t]
+
+
 def test_odd_tokens_read_as_text(classifier: Classifier) -> None:
     from service.classifier.model import _display, _word_phrase
 
