@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from alembic import command
 from click.testing import CliRunner
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,12 +16,28 @@ from sqlalchemy.orm import Session, sessionmaker
 from models import AuditEntry, ClassifierVersion, VersionStatus
 from service.classifier.corpus import generate_corpus
 from service.cli import main
+from service.db import make_engine, make_sessionmaker
 from service.settings import Settings
+from tests.conftest import alembic_config
 from tests.support.env import settings_env
 from tests.support.worker import CeleryWorker
 
 
 def test_import_retrain_report_promote_and_rollback_from_the_shell(
+    settings: Settings, committed: sessionmaker[Session], tmp_path: Path
+) -> None:
+    _import_retrain_report_promote_and_rollback(settings, committed, tmp_path)
+
+
+def test_the_same_on_the_embedded_sqlite_default(settings: Settings, tmp_path: Path) -> None:
+    """``make run`` keeps its registry in SQLite: every row, default and index must work there."""
+    embedded = settings.model_copy(update={"database_url": f"sqlite:///{tmp_path / 'cg.db'}"})
+    command.upgrade(alembic_config(embedded), "head")
+    sessions = make_sessionmaker(make_engine(embedded))
+    _import_retrain_report_promote_and_rollback(embedded, sessions, tmp_path)
+
+
+def _import_retrain_report_promote_and_rollback(
     settings: Settings, committed: sessionmaker[Session], tmp_path: Path
 ) -> None:
     runner = CliRunner()
