@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 from celery import Celery
+from kombu.entity import Queue
 
 from service.logs import request_id_var
 from service.settings import Settings
@@ -25,6 +26,13 @@ SWEEP_OUTBOX = "commentguard.sweep_outbox"
 RETRAIN = "commentguard.retrain"
 RESCORE = "commentguard.rescore"
 SCHEDULED_RETRAIN = "commentguard.scheduled_retrain"
+
+#: The queue of the comment path (classification, the sweep): Celery's default.
+COMMENTS_QUEUE = "celery"
+#: The queue of long jobs (retraining, re-scoring). Separate, so that a deployment can give
+#: them their own worker and a retrain never takes a process away from classification;
+#: a worker started without ``-Q`` consumes both.
+TRAINING_QUEUE = "training"
 
 #: A message header carrying the id of the HTTP request that enqueued a task, so that the
 #: worker's log lines for it can be matched with the API's.
@@ -55,6 +63,8 @@ def make_celery(settings: Settings, *, name: str = "commentguard") -> Celery:
       started within one interval expires, so an outage does not pile them up. With
       ``settings.retrain_interval_seconds`` it also sends ``SCHEDULED_RETRAIN`` (likewise
       expiring).
+    * Retraining and re-scoring go to ``TRAINING_QUEUE``, everything else to
+      ``COMMENTS_QUEUE``; a worker consumes both unless told otherwise (``-Q``).
 
     Works with Redis (``redis://``) and with kombu's server-less SQLAlchemy transport
     (``sqla+sqlite:///var/broker.sqlite``) for development.
@@ -96,6 +106,11 @@ def make_celery(settings: Settings, *, name: str = "commentguard") -> Celery:
         worker_hijack_root_logger=False,
         enable_utc=True,
         timezone="UTC",
+        task_default_queue=COMMENTS_QUEUE,
+        task_queues=[Queue(name) for name in (COMMENTS_QUEUE, TRAINING_QUEUE)],  # type: ignore[no-untyped-call]  # kombu ships no annotations
+        task_routes={
+            name: {"queue": TRAINING_QUEUE} for name in (RETRAIN, RESCORE, SCHEDULED_RETRAIN)
+        },
         beat_schedule={
             "sweep-outbox": {
                 "task": SWEEP_OUTBOX,

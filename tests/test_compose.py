@@ -18,12 +18,13 @@ import pytest
 import yaml
 from pydantic import AliasChoices, ValidationError
 
+from service.queue import COMMENTS_QUEUE, TRAINING_QUEUE
 from service.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
-APP_SERVICES = ("migrate", "api", "worker", "beat")
+APP_SERVICES = ("migrate", "api", "worker", "trainer", "beat")
 
 
 def _compose_command() -> list[str] | None:
@@ -117,10 +118,19 @@ def test_worker_and_beat_run_the_celery_app(config: dict[str, Any]) -> None:
     # Beat runs its own service: a worker with -B too would schedule every sweep twice.
     assert "-B" not in worker
     assert "--beat" not in worker
-    for name in ("worker", "beat"):
+    for name in ("worker", "trainer", "beat"):
         conditions = _conditions(_service(config, name))
         assert conditions["migrate"] == "service_completed_successfully"
         assert conditions["redis"] == "service_healthy"
+
+
+def test_classification_and_training_have_their_own_workers(config: dict[str, Any]) -> None:
+    worker = _command(_service(config, "worker"))
+    trainer = _command(_service(config, "trainer"))
+    assert trainer[:4] == ["celery", "-A", "workers.celery_app", "worker"]
+    assert worker[worker.index("-Q") + 1] == COMMENTS_QUEUE
+    assert trainer[trainer.index("-Q") + 1] == TRAINING_QUEUE
+    assert trainer[trainer.index("--concurrency") + 1] == "1"
 
 
 def test_app_services_share_one_image_and_the_env_file(config: dict[str, Any]) -> None:

@@ -11,7 +11,17 @@ import pytest
 import redis
 from kombu.exceptions import OperationalError
 
-from service.queue import CLASSIFY_COMMENT, SWEEP_OUTBOX, TaskQueue, make_celery
+from service.queue import (
+    CLASSIFY_COMMENT,
+    COMMENTS_QUEUE,
+    RESCORE,
+    RETRAIN,
+    SCHEDULED_RETRAIN,
+    SWEEP_OUTBOX,
+    TRAINING_QUEUE,
+    TaskQueue,
+    make_celery,
+)
 from service.settings import Settings
 
 
@@ -26,6 +36,19 @@ def test_delivery_guarantees_and_the_sweep_schedule(settings: Settings) -> None:
     [entry] = conf.beat_schedule.values()
     assert entry["task"] == SWEEP_OUTBOX
     assert entry["schedule"] == settings.sweep_interval_seconds
+
+
+def test_long_jobs_have_their_own_queue_and_a_plain_worker_consumes_both(
+    settings: Settings,
+) -> None:
+    app = make_celery(settings)
+    router = app.amqp.router
+    for task in (RETRAIN, RESCORE, SCHEDULED_RETRAIN):
+        assert router.route({}, task)["queue"].name == TRAINING_QUEUE
+    for task in (CLASSIFY_COMMENT, SWEEP_OUTBOX):
+        assert router.route({}, task)["queue"].name == COMMENTS_QUEUE
+    # A worker started without -Q consumes every queue of task_queues.
+    assert set(app.amqp.queues) == {COMMENTS_QUEUE, TRAINING_QUEUE}
 
 
 def test_enqueue_classification_sends_the_comment_id_by_task_name(settings: Settings) -> None:
