@@ -59,7 +59,7 @@ def fresh_postgres_database(admin_url: str, *, prefix: str = "commentguard_test"
 
 @contextlib.contextmanager
 def claimed_redis_database(url: str, *, explicit: bool) -> Iterator[str]:
-    """A Redis database for this run, emptied, as a URL; released afterwards.
+    """A Redis database for this run, emptied, as a URL; emptied and released afterwards.
 
     ``explicit``: the caller named the database, use it as is. Otherwise the database of
     ``url`` is tried, then the ones below it down to 1, and the first no other live run has
@@ -83,8 +83,10 @@ def claimed_redis_database(url: str, *, explicit: bool) -> Iterator[str]:
         try:
             yield candidate
         finally:
+            # Leave the database as empty as it was found: a bench that wants an empty
+            # broker database must not find this run's queues in it.
             if client.get(REDIS_CLAIM_KEY) == token.encode():
-                client.delete(REDIS_CLAIM_KEY)
+                client.flushdb()
             client.close()
         return
     raise RuntimeError(
