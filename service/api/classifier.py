@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from models import ClassifierVersion, RetrainJob, Site
 from service.api.context import authorize, credentials, json_body, services, transaction
+from service.api.moderation_schemas import note_of
 from service.auth.roles import Role
 from service.classifier.report import PLOTS, render_report
 from service.moderation.errors import (
@@ -52,7 +53,6 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("classifier", __name__, url_prefix="/v1/classifier")
 
-NOTE_MAX: Final = 2000
 MAX_BOOTSTRAP: Final = 200_000
 
 
@@ -86,13 +86,6 @@ def _site_param(value: Any, field: str = "site") -> str | None:
     if not isinstance(value, str) or not value:
         raise InvalidInput("invalid site", [FieldError(field, "a site's slug, or null")])
     return value
-
-
-def _note(body: dict[str, Any]) -> str | None:
-    note = body.get("note")
-    if note is not None and (not isinstance(note, str) or len(note) > NOTE_MAX):
-        raise InvalidInput("invalid note", [FieldError("note", f"text of {NOTE_MAX} at most")])
-    return note
 
 
 def _flag(body: dict[str, Any], name: str) -> bool | None:
@@ -294,7 +287,7 @@ def promote(version_id: str) -> Response:
     ``{"rescore": true}`` (or the setting) the pending and held comments are re-scored."""
     token = credentials()
     body = json_body()
-    note = _note(body)
+    note = note_of(body)
     rescore = _flag(body, "rescore")
     with transaction() as session:
         version = get_version(session, version_id=version_id)
@@ -315,7 +308,7 @@ def rollback_view() -> Response:
     token = credentials()
     body = json_body()
     site_slug = _site_param(body.get("site"))
-    note = _note(body)
+    note = note_of(body)
     rescore = _flag(body, "rescore")
     with transaction() as session:
         identity, site_id = _authorize(session, token, site_slug)

@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from models import AuditEntry, Author, Trust
 from service.api.schemas import UtcDatetime
@@ -15,8 +23,13 @@ from service.moderation.actions import MAX_BULK, Action, ItemResult, Outcome
 from service.moderation.comments import comment_etag
 from service.moderation.errors import FieldError, InvalidInput
 from service.moderation.policy import effective_trust
+from service.moderation.text import storable_text
 
 NOTE_MAX = 2000
+
+#: A person's note on an action (kept in the audit log): bounded, storable text.
+Note = Annotated[str, Field(max_length=NOTE_MAX), AfterValidator(storable_text)]
+_NOTE = TypeAdapter(Note | None)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -32,13 +45,23 @@ def parse(model: type[M], body: dict[str, Any], what: str) -> M:
         raise InvalidInput(f"the {what} has invalid fields", errors) from None
 
 
+def note_of(body: dict[str, Any]) -> str | None:
+    """The body's optional ``note`` (see :data:`Note`), or ``InvalidInput``."""
+    try:
+        return _NOTE.validate_python(body.get("note"))
+    except ValidationError as exc:
+        raise InvalidInput(
+            "invalid note", [FieldError("note", e["msg"]) for e in exc.errors()]
+        ) from None
+
+
 class ActionIn(BaseModel):
     """``POST /v1/comments/{id}/actions``."""
 
     model_config = ConfigDict(extra="forbid")
 
     action: Action
-    note: str | None = Field(default=None, max_length=NOTE_MAX)
+    note: Note | None = None
 
 
 class BulkItemIn(BaseModel):
@@ -55,7 +78,7 @@ class BulkActionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     action: Action
-    note: str | None = Field(default=None, max_length=NOTE_MAX)
+    note: Note | None = None
     ids: list[uuid.UUID] | None = Field(default=None, min_length=1, max_length=MAX_BULK)
     items: list[BulkItemIn] | None = Field(default=None, min_length=1, max_length=MAX_BULK)
 
@@ -134,7 +157,7 @@ class AuthorTrustIn(BaseModel):
 
     trust: Trust
     until: dt.datetime | None = None
-    note: str | None = Field(default=None, max_length=NOTE_MAX)
+    note: Note | None = None
 
 
 class AuthorOut(BaseModel):

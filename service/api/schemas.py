@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from service.moderation.text import storable_text
+
 _LANG = re.compile(r"^[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
@@ -24,15 +26,8 @@ def _utc(value: dt.datetime) -> dt.datetime:
 UtcDatetime = Annotated[dt.datetime, AfterValidator(_utc)]
 
 
-def _clean_text(value: str) -> str:
-    """Refuse text a database cannot store faithfully: NUL and lone UTF-16 surrogates."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode (it contains a lone surrogate)") from None
-    return value
+#: Refuse text a database cannot store faithfully: NUL and lone UTF-16 surrogates.
+_clean_text = storable_text
 
 
 class CommentIn(BaseModel):

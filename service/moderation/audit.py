@@ -75,8 +75,14 @@ def list_audit(
     ``(created_at, id)`` (the index ``ix_audit_log_site_created``): a page never repeats
     or skips a row when new rows arrive meanwhile. ``InvalidInput`` for a bad cursor or
     limit."""
+    errors: list[FieldError] = []
     if not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput("invalid page", [FieldError("limit", f"1 to {MAX_PAGE}")])
+        errors.append(FieldError("limit", f"1 to {MAX_PAGE}"))
+    for name, value in (("action", action), ("actor", actor_subject)):
+        if value is not None and "\x00" in value:
+            errors.append(FieldError(name, "must not contain NUL characters"))
+    if errors:
+        raise InvalidInput("invalid page", errors)
     query = select(AuditEntry).where(AuditEntry.site_id == site_id)
     if action is not None:
         query = query.where(AuditEntry.action == action)
@@ -112,8 +118,12 @@ def _encode(entry: AuditEntry) -> str:
 def _decode(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("a"):
+        if not raw.startswith("a") or len(raw) > 20:
             raise ValueError(raw)
-        return int(raw[1:])
+        last_id = int(raw[1:])
+        if not 0 < last_id < 2**63:
+            # Ours hold a row id, within a BIGINT (a larger one would be a database error).
+            raise ValueError(raw)
+        return last_id
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput("invalid cursor", [FieldError("cursor", "not a cursor")]) from None

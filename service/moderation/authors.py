@@ -13,6 +13,9 @@ from service.moderation import audit
 from service.moderation.errors import FieldError, InvalidInput, NotFound
 from service.moderation.types import Identity
 
+#: Bans may end before this; a ban without an end lasts for ever.
+LATEST_BAN_END = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
+
 
 def get_author(session: Session, *, site_id: int, author_id: int) -> Author:
     """The site's author with this id, or ``NotFound`` (another site's author too)."""
@@ -33,9 +36,10 @@ def set_trust(
     actor: Identity,
     now: dt.datetime,
 ) -> Author:
-    """Make the author ``trust``; a ban may end at ``until`` (which must be in the future
-    and is only for bans). Audited as ``ban`` (to banned, a ban's end changed included),
-    ``unban`` (from banned to anything else) or ``trust`` (between trusted and normal).
+    """Make the author ``trust``; a ban may end at ``until`` (which must be in the future,
+    before :data:`LATEST_BAN_END`, and is only for bans). Audited as ``ban`` (to banned,
+    a ban's end changed included), ``unban`` (from banned to anything else) or ``trust``
+    (between trusted and normal).
     The author's later comments are judged with the new trust by the worker at once; an
     expired ban counts as normal (``policy.effective_trust``)."""
     if until is not None:
@@ -47,6 +51,13 @@ def set_trust(
             )
         if until <= now:
             raise InvalidInput("invalid trust", [FieldError("until", "must be in the future")])
+        if until >= LATEST_BAN_END:
+            # Stored in UTC, a later time could pass year 9999, which Python cannot read
+            # back: every later read of the author (the worker's too) would fail.
+            raise InvalidInput(
+                "invalid trust",
+                [FieldError("until", "must be before 9000-01-01 (leave it out to ban for ever)")],
+            )
     author = session.scalar(
         select(Author).where(Author.id == author_id, Author.site_id == site_id).with_for_update()
     )

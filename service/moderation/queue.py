@@ -132,13 +132,14 @@ def queue_query(
         errors.append(FieldError("q", "must not contain NUL characters"))
     author_id = None
     if author is not None:
-        if author.isascii() and author.isdigit() and 0 < int(author) < 2**31:
+        # Length first: int() refuses (ValueError) strings of more than 4,300 digits.
+        if author.isascii() and author.isdigit() and len(author) <= 10 and 0 < int(author) < 2**31:
             author_id = int(author)
         else:
             errors.append(FieldError("author", "an author id (a positive integer)"))
     limit_value = DEFAULT_LIMIT
     if limit is not None:
-        if limit.isascii() and limit.isdigit() and 1 <= int(limit) <= MAX_LIMIT:
+        if limit.isascii() and limit.isdigit() and len(limit) <= 6 and 1 <= int(limit) <= MAX_LIMIT:
             limit_value = int(limit)
         else:
             errors.append(FieldError("limit", f"an integer from 1 to {MAX_LIMIT}"))

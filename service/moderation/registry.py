@@ -102,8 +102,15 @@ def active_versions(session: Session) -> dict[int | None, str]:
     return {site_id: version for version, site_id in session.execute(_ACTIVE)}
 
 
+def _check_id(version_id: str) -> None:
+    # A NUL would be a database error, not an empty answer; no id holds one.
+    if "\x00" in version_id:
+        raise NotFound(f"no classifier version {version_id!r}")
+
+
 def artifact_of(session: Session, *, version_id: str) -> bytes:
     """The stored artifact of ``version_id``; ``NotFound`` when there is none."""
+    _check_id(version_id)
     data = session.scalar(
         select(ClassifierVersion.artifact).where(ClassifierVersion.id == version_id)
     )
@@ -114,6 +121,7 @@ def artifact_of(session: Session, *, version_id: str) -> bytes:
 
 def get_version(session: Session, *, version_id: str) -> ClassifierVersion:
     """The version ``version_id``; ``NotFound`` when it does not exist."""
+    _check_id(version_id)
     version = session.get(ClassifierVersion, version_id)
     if version is None:
         raise NotFound(f"no classifier version {version_id}")
@@ -221,6 +229,7 @@ def activate(
     """Make ``version_id`` the active version of its scope; the one it replaces is
     retired. ``NotFound`` for an unknown version, ``Conflict`` for one that is already
     active or failed. Audited as ``action``."""
+    _check_id(version_id)
     version = session.scalar(
         select(ClassifierVersion).where(ClassifierVersion.id == version_id).with_for_update()
     )

@@ -99,6 +99,10 @@ class SiteDirectory:
 
 def get_site(session: Session, *, slug: str) -> Site:
     """The site with this slug, or ``NotFound``."""
+    if not _SLUG.match(slug):
+        # No site has such a slug (create_site refuses it); and PostgreSQL would refuse a
+        # NUL in the parameter with an error, not an empty answer.
+        raise NotFound(f"no site {slug!r}")
     site = session.scalar(select(Site).where(Site.slug == slug))
     if site is None:
         raise NotFound(f"no site '{slug}'")
