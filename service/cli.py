@@ -433,7 +433,7 @@ def site_policy(
                 changes=changes,
                 replace=False,
                 actor=actor,
-                expected_etag=None,
+                expected_etags=None,
                 note=note,
             )
         else:

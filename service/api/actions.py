@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, request, url_for
 
+from service.api.conditional import if_match
 from service.api.context import (
     authenticate,
     authorize,
@@ -30,8 +31,6 @@ from service.moderation.errors import (
     FieldError,
     InvalidInput,
     NotFound,
-    PreconditionFailed,
-    PreconditionRequired,
 )
 from service.moderation.sites import SiteInfo
 
@@ -47,7 +46,7 @@ def act(comment_id: str) -> Response:
     current ``ETag`` when stale, 409 when the action is not allowed from its status."""
     token = credentials()
     cid = _uuid(comment_id)
-    version = _if_match_version()
+    versions = _if_match_versions()
     data = parse(ActionIn, json_body(), "action")
     with transaction() as session:
         comment, site = find_comment(session, comment_id=cid)
@@ -66,7 +65,7 @@ def act(comment_id: str) -> Response:
             session,
             site_id=site.id,
             comment_id=cid,
-            version=version,
+            versions=versions,
             actor=actor,
             action=data.action,
             note=data.note,
@@ -145,18 +144,16 @@ def audit_trail(slug: str) -> Response:
     return Response(json.dumps(body), status=200, mimetype="application/json")
 
 
-def _if_match_version() -> int:
-    """The version named by ``If-Match: "v<version>"``: 428 without the header; 412 when
-    it cannot name a version of a comment (``*``, a weak or a foreign ETag, a list)."""
-    value = request.headers.get("If-Match")
-    if value is None:
-        raise PreconditionRequired(
-            "send If-Match with the comment's ETag (from GET /v1/comments/{id})"
-        )
-    match = _ETAG.match(value.strip())
-    if match is None:
-        raise PreconditionFailed(f'If-Match must be one strong ETag "v<version>", not {value!r}')
-    return int(match.group(1))
+def _if_match_versions() -> frozenset[int] | None:
+    """The comment versions ``If-Match`` names (RFC 9110: a list matches when any of its
+    strong ETags ``"v<version>"`` is current, ``*`` (None here) whatever the version; weak
+    or foreign tags match nothing): 428 without the header."""
+    condition = if_match("send If-Match with the comment's ETag (from GET /v1/comments/{id})")
+    if condition.any_current:
+        return None
+    return frozenset(
+        int(match.group(1)) for tag in condition.tags if (match := _ETAG.match(tag)) is not None
+    )
 
 
 def _uuid(value: str) -> uuid.UUID:

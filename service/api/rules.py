@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
+from service.api.conditional import if_match
 from service.api.context import authorize, credentials, json_body, services, transaction
+from service.api.moderation_schemas import note_of
 from service.auth.roles import Role
-from service.moderation.errors import PreconditionRequired
 from service.moderation.rules import Rules, change_rules, read_rules
 
 bp = Blueprint("rules", __name__, url_prefix="/v1/sites/<slug>/rules")
@@ -39,11 +40,10 @@ def patch_rules(slug: str) -> Response:
 
 def _change(slug: str, *, replace: bool) -> Response:
     token = credentials()
-    expected = request.headers.get("If-Match")
-    if expected is None:
-        raise PreconditionRequired("send If-Match with the rules' ETag (from GET)")
+    condition = if_match("send If-Match with the rules' ETag (from GET)")
     body = json_body()
-    note = body.pop("note", None) if isinstance(body.get("note"), str | None) else None
+    note = note_of(body)
+    body.pop("note", None)
     with transaction() as session:
         site = services().sites.get(session, slug=slug)
         actor = authorize(session, site, token, role=Role.admin)
@@ -53,7 +53,7 @@ def _change(slug: str, *, replace: bool) -> Response:
             changes=body,
             replace=replace,
             actor=actor,
-            expected_etag=expected.strip(),
+            expected_etags=None if condition.any_current else condition.tags,
             note=note,
         )
     # This process sees the change at once; the others within the directory's TTL.

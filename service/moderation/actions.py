@@ -140,14 +140,33 @@ def act_on_comment(
     *,
     site_id: int,
     comment_id: uuid.UUID,
-    version: int,
+    versions: frozenset[int] | None,
     actor: Identity,
     action: Action,
     note: str | None,
 ) -> ItemResult:
-    """Act on one comment of the site at ``version``: the result on success; else
-    ``NotFound``, ``PreconditionFailed`` (stale version, with the current ETag) or
-    ``Conflict`` (not allowed from the current status). See the module's rules."""
+    """Act on one comment of the site if it is at one of ``versions`` (None: at whatever
+    version it is, as ``If-Match: *``): the result on success; else ``NotFound``,
+    ``PreconditionFailed`` (another version, with the current ETag) or ``Conflict`` (not
+    allowed from the current status). See the module's rules."""
+    if versions is not None and len(versions) == 1:
+        (version,) = versions
+    else:
+        # Several versions, none or any: lock the row and read the one it is at, so that
+        # the conditional update below acts on that version only.
+        current = session.scalar(
+            select(Comment.version)
+            .where(Comment.site_id == site_id, Comment.id == comment_id)
+            .with_for_update()
+        )
+        if current is None:
+            raise NotFound(f"no comment {comment_id}")
+        if versions is not None and current not in versions:
+            raise PreconditionFailed(
+                f"the comment is at version {current}, which If-Match does not name; read it again",
+                etag=comment_etag(current),
+            )
+        version = current
     (result,) = act_on_comments(
         session,
         site_id=site_id,

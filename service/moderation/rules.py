@@ -50,19 +50,19 @@ def change_rules(
     changes: dict[str, Any],
     replace: bool,
     actor: Identity,
-    expected_etag: str | None,
+    expected_etags: frozenset[str] | None,
     note: str | None = None,
 ) -> Rules:
     """Replace the rules by ``changes`` (``replace``; fields left out take their
-    defaults) or merge ``changes`` into them, if they still have ``expected_etag`` (None:
-    unconditionally, for the CLI). The result must validate as a whole (``InvalidInput``
-    naming each field, e.g. ``moderation_patterns.2``); a stale ETag is
-    ``PreconditionFailed`` with the current one. Audited as ``rules`` with the rules
+    defaults) or merge ``changes`` into them, if their ETag is one of ``expected_etags``
+    (None: unconditionally, for the CLI and ``If-Match: *``). The result must validate
+    as a whole (``InvalidInput`` naming each field, e.g. ``moderation_patterns.2``); a
+    stale ETag is ``PreconditionFailed`` with the current one. Audited as ``rules`` with the rules
     before and after in ``details``. The site row is locked for the check-and-write."""
     site = _site(session, site_id, lock=True)
     before = SitePolicy.model_validate(site.policy or {})
     current = rules_etag(before)
-    if expected_etag is not None and expected_etag != current:
+    if expected_etags is not None and current not in expected_etags:
         raise PreconditionFailed("the rules have changed; read them again", etag=current)
     merged = dict(changes) if replace else {**before.model_dump(), **changes}
     try:

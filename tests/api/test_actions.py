@@ -219,16 +219,37 @@ def test_if_match_is_required_and_a_stale_one_is_412_with_the_current_etag(
     assert stale.status_code == 412
     assert stale.mimetype == "application/problem+json"
     assert stale.headers["ETag"] == '"v2"'
-    for value in ("*", 'W/"v2"', '"v2", "v3"', "v2", '"r1"'):
+    # RFC 9110: a weak ETag never matches; a list matches only through a current member.
+    for value in ('W/"v2"', '"v1", "v3"', 'W/"v2", "v1"', "v2", '"r1"', '"v2" "v3"'):
         odd = client.post(
             f"/v1/comments/{comment.id}/actions",
             json={"action": "approve"},
             headers=bearer(moderator, **{"If-Match": value}),
         )
         assert odd.status_code == 412, value
+        assert odd.headers["ETag"] == '"v2"', value
     db_session.expire_all()
     assert db_session.get_one(Comment, comment.id).status is Status.spam
     assert len(db_session.scalars(select(AuditEntry)).all()) == 1
+
+
+@pytest.mark.parametrize("value", ['"v1", "v2"', 'W/"v1", "v2"', "*"])
+def test_if_match_with_a_list_naming_the_current_etag_or_a_star_acts(
+    client: FlaskClient, site: Site, db_session: Session, moderator: str, value: str
+) -> None:
+    comment = make_comment(db_session, site)
+    assert act(client, moderator, comment, "spam").status_code == 200
+    response = client.post(
+        f"/v1/comments/{comment.id}/actions",
+        json={"action": "approve"},
+        headers=bearer(moderator, **{"If-Match": value}),
+    )
+    assert response.status_code == 200, response.get_json()
+    assert response.headers["ETag"] == '"v3"'
+    db_session.expire_all()
+    assert db_session.get_one(Comment, comment.id).status is Status.approved
+    entries = db_session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+    assert [(e.action, e.details["version"]) for e in entries] == [("spam", 2), ("approve", 3)]
 
 
 @pytest.mark.parametrize(

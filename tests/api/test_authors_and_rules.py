@@ -169,9 +169,32 @@ def test_rules_are_read_with_an_etag_and_changed_under_if_match(
     assert site.policy["max_links"] == 5
 
 
+def test_rules_if_match_follows_rfc_9110(
+    client: FlaskClient, site: Site, token: TokenFactory
+) -> None:
+    admin = token("boss", roles=ADMIN)
+    etag = rules_call(client, "GET", admin).headers["ETag"]
+    for nothing in (f"W/{etag}", '"r0"', f'"r0" {etag}'):
+        refused = rules_call(client, "PATCH", admin, {"max_links": 4}, nothing)
+        assert refused.status_code == 412, nothing
+        assert refused.headers["ETag"] == etag
+    listed = rules_call(client, "PATCH", admin, {"max_links": 4}, f'W/"r0", "r1", {etag}')
+    assert listed.status_code == 200
+    assert listed.get_json()["max_links"] == 4
+    star = rules_call(client, "PATCH", admin, {"max_links": 6}, "*")
+    assert star.status_code == 200
+    assert star.get_json()["max_links"] == 6
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
+        ({"blocked_words": ["ok", "nul\x00"]}, "blocked_words.1"),
+        ({"moderation_words": ["lone \ud800"]}, "moderation_words.0"),
+        ({"moderation_patterns": ["a\x00b"]}, "moderation_patterns.0"),
+        ({"note": "nul \x00"}, "note"),
+        ({"note": "x" * 2001}, "note"),
+        ({"note": 5}, "note"),
         ({"moderation_patterns": ["ok", r"(a+)+$"]}, "moderation_patterns.1"),
         ({"moderation_patterns": [r"(\w+\s?)*$"]}, "moderation_patterns.0"),
         ({"moderation_patterns": ["(unclosed"]}, "moderation_patterns.0"),

@@ -91,7 +91,7 @@ def test_actions_audit_and_rules_on_sqlite(tmp_path: Path) -> None:
             changes={"moderation_patterns": [r"bit\.ly/\w+"]},
             replace=False,
             actor=MODERATOR,
-            expected_etag=etag,
+            expected_etags=frozenset({etag}),
         )
     assert changed.policy.moderation_patterns == [r"bit\.ly/\w+"]
     assert changed.etag != etag
