@@ -15,9 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import tempfile
 import uuid
-from pathlib import Path
 from typing import Any, Final
 
 from flask import Blueprint, Response, request, url_for
@@ -28,7 +26,7 @@ from models import ClassifierVersion, RetrainJob, Site
 from service.api.context import authorize, credentials, json_body, services, transaction
 from service.api.moderation_schemas import note_of
 from service.auth.roles import Role
-from service.classifier.report import PLOTS, render_report
+from service.classifier.report import PLOTS, render_html, render_plot
 from service.moderation.errors import (
     FieldError,
     Forbidden,
@@ -255,10 +253,7 @@ def report_json(version_id: str) -> Response:
 @bp.get("/versions/<version_id>/report.html")
 def report_html(version_id: str) -> Response:
     """The evaluation report as one HTML page, plots embedded."""
-    data = _report_of(version_id)
-    with tempfile.TemporaryDirectory() as tmp:
-        files = render_report(Path(tmp), data)
-        page = files.html.read_text(encoding="utf-8")
+    page = render_html(_report_of(version_id))
     response = Response(page, status=200, mimetype="text/html")
     response.headers["Content-Security-Policy"] = (
         "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -271,13 +266,10 @@ def report_plot(version_id: str, plot: str) -> Response:
     """One plot of the report as PNG (``PLOTS`` names them)."""
     if plot not in PLOTS:
         raise NotFound(f"no plot '{plot}'; the plots are {', '.join(PLOTS)}")
-    data = _report_of(version_id)
-    with tempfile.TemporaryDirectory() as tmp:
-        files = render_report(Path(tmp), data)
-        path = files.plots.get(plot)
-        if path is None:
-            raise NotFound(f"plot '{plot}' is not defined for this version's held-out labels")
-        png = path.read_bytes()
+    # Draws this plot only, in memory.
+    png = render_plot(_report_of(version_id), plot)
+    if png is None:
+        raise NotFound(f"plot '{plot}' is not defined for this version's held-out labels")
     return Response(png, status=200, mimetype="image/png")
 
 
@@ -298,7 +290,7 @@ def promote(version_id: str) -> Response:
         )
         out = version_body(promoted, slug)
         site_id = promoted.site_id
-    _maybe_rescore(rescore, site_id)
+    out["rescore"] = _maybe_rescore(rescore, site_id)
     return _json(out)
 
 
@@ -313,15 +305,26 @@ def rollback_view() -> Response:
     with transaction() as session:
         identity, site_id = _authorize(session, token, site_slug)
         done = rollback(session, site_id=site_id, actor=_actor(identity), now=_now(), note=note)
-    _maybe_rescore(rescore, site_id)
-    return _json({"site": site_slug, "retired": done.retired, "active": done.active})
+    queued = _maybe_rescore(rescore, site_id)
+    return _json(
+        {"site": site_slug, "retired": done.retired, "active": done.active, "rescore": queued}
+    )
 
 
-def _maybe_rescore(flag: bool | None, site_id: int | None) -> None:
+def _maybe_rescore(flag: bool | None, site_id: int | None) -> str | None:
+    """Queue the re-scoring when asked (or configured): ``queued``, ``failed`` when the
+    broker would not take it, None when not asked. The change it follows is committed
+    already, so a broker that is down must not turn its answer into an error."""
     wanted = services().settings.rescore_after_promotion if flag is None else flag
-    if wanted:
+    if not wanted:
+        return None
+    try:
         # After the commit: the re-score must see the new active version.
         services().queue.enqueue(RESCORE, {"site_id": site_id})
+    except Exception:
+        log.error("queueing the re-scoring of scope %s failed", site_id, exc_info=True)
+        return "failed"
+    return "queued"
 
 
 def _uuid(value: str, what: str) -> uuid.UUID:

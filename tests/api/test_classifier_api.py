@@ -19,7 +19,7 @@ from models import AuditEntry, ClassifierVersion, JobState, RetrainJob, Site, Ve
 from service.app import create_app
 from service.classifier.evaluation import Thresholds
 from service.classifier.model import load_classifier
-from service.classifier.report import report_data
+from service.classifier.report import render_html, render_plot, report_data
 from service.moderation.registry import store_version
 from service.moderation.sites import create_site
 from service.settings import Settings
@@ -197,6 +197,10 @@ def test_report_is_served_as_json_html_and_png(
     png = client.get(f"{base}/roc.png", headers=operator)
     assert png.status_code == 200
     assert png.data.startswith(b"\x89PNG")
+    # The stored report's one plot, drawn as the report module draws it, and its page.
+    assert version.report is not None
+    assert png.data == render_plot(version.report, "roc")
+    assert page.get_data(as_text=True) == render_html(version.report)
     assert client.get(f"{base}/nothing.png", headers=operator).status_code == 404
     assert client.get(base, headers=bearer(token("m", roles=[]))).status_code == 403
 
@@ -224,7 +228,12 @@ def test_promote_and_rollback_are_audited_and_refuse_what_cannot_be(
         "/v1/classifier/rollback", json={"site": "blog", "note": "oops"}, headers=operator
     )
     assert rolled.status_code == 200
-    assert rolled.get_json() == {"site": "blog", "retired": version.id, "active": "global"}
+    assert rolled.get_json() == {
+        "site": "blog",
+        "retired": version.id,
+        "active": "global",
+        "rescore": None,
+    }
     assert (
         client.post("/v1/classifier/rollback", json={"site": "blog"}, headers=operator).status_code
         == 409
@@ -260,3 +269,36 @@ def test_a_retrain_the_broker_cannot_take_is_503_and_the_job_failed(
     assert response.headers["Retry-After"]
     (job,) = db_session.scalars(select(RetrainJob)).all()
     assert (job.state, job.error) == (JobState.failed, "the task broker is unavailable")
+
+
+def test_a_promotion_whose_rescore_the_broker_cannot_take_still_answers_200(
+    api_settings: Settings,
+    rolled_back_sessions: sessionmaker[Session],
+    site: Site,
+    token: TokenFactory,
+    db_session: Session,
+) -> None:
+    """The promotion is committed before the re-scoring is queued: a broker that is down
+    is reported in ``rescore``, not as an error the client would retry into a 409."""
+    version = _version(db_session, "cg-20261125-100000-0000000f", site_id=site.id)
+    down = api_settings.model_copy(
+        update={"broker_url": "redis://127.0.0.1:1/0", "dependency_timeout_seconds": 0.5}
+    )
+    operator = bearer(token("olivia", roles=OPERATOR))
+    with create_app(down, sessions=rolled_back_sessions).test_client() as client:
+        promoted = client.post(
+            f"/v1/classifier/versions/{version.id}/promote",
+            json={"rescore": True},
+            headers=operator,
+        )
+        assert promoted.status_code == 200, promoted.get_json()
+        assert (promoted.get_json()["status"], promoted.get_json()["rescore"]) == (
+            "active",
+            "failed",
+        )
+        rolled = client.post(
+            "/v1/classifier/rollback", json={"site": "blog", "rescore": True}, headers=operator
+        )
+        assert rolled.status_code == 200, rolled.get_json()
+        assert rolled.get_json()["rescore"] == "failed"
+        assert rolled.get_json()["retired"] == version.id
