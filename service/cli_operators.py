@@ -342,7 +342,14 @@ def _after_change(settings: Settings, rescore: bool, site_id: int | None) -> Non
     if rescore or settings.rescore_after_promotion:
         from service.queue import RESCORE, TaskQueue, make_celery
 
-        TaskQueue(make_celery(settings)).enqueue(RESCORE, {"site_id": site_id})
+        try:
+            TaskQueue(make_celery(settings)).enqueue(RESCORE, {"site_id": site_id})
+        except Exception as exc:
+            # The change is committed; only the re-scoring is missing.
+            raise click.ClickException(
+                f"the change stands, but the re-scoring could not be queued "
+                f"(the task broker is unavailable: {exc})"
+            ) from None
         click.echo("re-scoring of pending and held comments queued")
 
 

@@ -101,6 +101,21 @@ def _import_retrain_report_promote_and_rollback(
     assert unknown.exit_code == 1
     assert "no classifier version" in unknown.output
 
+    # A broker that is down after the promotion: it stands, and the shell says so.
+    down = settings.model_copy(
+        update={"broker_url": "redis://127.0.0.1:1/0", "dependency_timeout_seconds": 0.5}
+    )
+    again = runner.invoke(
+        main,
+        ["classifier", "promote", version.id, "--rescore"],
+        env={**env, **settings_env(down)},
+        catch_exceptions=False,
+    )
+    assert again.exit_code == 1
+    assert "the change stands, but the re-scoring could not be queued" in again.output
+    with committed() as session:
+        assert session.get_one(ClassifierVersion, version.id).status is VersionStatus.active
+
 
 def test_retrain_wait_follows_a_job_on_the_worker(
     settings: Settings,
