@@ -23,6 +23,7 @@ from service.api.context import (
     transaction,
 )
 from service.api.moderation_schemas import ActionIn, AuditOut, BulkActionIn, ItemOut, parse
+from service.api.schemas import iso_time
 from service.auth.roles import Role
 from service.moderation.actions import Item, act_on_comment, act_on_comments, require_moderator
 from service.moderation.audit import list_audit
@@ -59,7 +60,7 @@ def act(comment_id: str) -> Response:
             "parent": str(comment.parent_id) if comment.parent_id else None,
             "author_name": comment.author_name,
             "content": comment.content,
-            "created_at": comment.created_at.isoformat(),
+            "created_at": iso_time(comment.created_at),
         }
         done = act_on_comment(
             session,

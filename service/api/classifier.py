@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from models import ClassifierVersion, RetrainJob, Site
 from service.api.context import authorize, credentials, json_body, services, transaction
 from service.api.moderation_schemas import note_of
+from service.api.schemas import iso_time
 from service.auth.roles import Role
 from service.classifier.report import PLOTS, render_html, render_plot
 from service.moderation.errors import (
@@ -101,10 +102,6 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def job_body(job: RetrainJob, site: str | None) -> dict[str, Any]:
     """A job as the API shows it."""
     return {
@@ -117,9 +114,9 @@ def job_body(job: RetrainJob, site: str | None) -> dict[str, Any]:
         "version": job.version_id,
         "error": job.error,
         "requested_by": job.requested_by,
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
+        "created_at": iso_time(job.created_at),
+        "started_at": iso_time(job.started_at),
+        "finished_at": iso_time(job.finished_at),
         "links": {"self": url_for("classifier.get_job_view", job_id=str(job.id))},
     }
 
@@ -134,10 +131,10 @@ def version_body(version: ClassifierVersion, site: str | None) -> dict[str, Any]
         "id": version.id,
         "site": site,
         "status": version.status.value,
-        "created_at": _iso(version.created_at),
+        "created_at": iso_time(version.created_at),
         "created_by": version.created_by,
-        "activated_at": _iso(version.activated_at),
-        "retired_at": _iso(version.retired_at),
+        "activated_at": iso_time(version.activated_at),
+        "retired_at": iso_time(version.retired_at),
         "artifact_sha256": version.artifact_sha256,
         "training": version.training,
         "metrics": version.metrics,

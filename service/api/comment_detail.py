@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from flask import url_for
 
 from models import Comment
+from service.api.schemas import iso_time
 from service.moderation.comments import ModeratorDetail, RecentComment
 
 
@@ -31,7 +31,7 @@ def moderation_body(comment: Comment, detail: ModeratorDetail) -> dict[str, Any]
                 "reasons": v.reasons,
                 "classifier_version": v.classifier_version,
                 "latency_ms": v.latency_ms,
-                "created_at": _time(v.created_at),
+                "created_at": iso_time(v.created_at),
             }
             for v in detail.verdicts
         ],
@@ -43,7 +43,7 @@ def moderation_body(comment: Comment, detail: ModeratorDetail) -> dict[str, Any]
                 "to": e.to_state,
                 "note": e.note,
                 "actor": {"issuer": e.actor_issuer, "subject": e.actor_subject},
-                "created_at": _time(e.created_at),
+                "created_at": iso_time(e.created_at),
             }
             for e in detail.history
         ],
@@ -54,7 +54,7 @@ def moderation_body(comment: Comment, detail: ModeratorDetail) -> dict[str, Any]
             "display_name": author.display_name,
             "email": author.email,
             "trust": author.trust.value,
-            "banned_until": _time(author.banned_until),
+            "banned_until": iso_time(author.banned_until),
             "approved_count": author.approved_count,
             "spam_count": author.spam_count,
             "comments_by_status": detail.author_counts,
@@ -73,13 +73,6 @@ def _recent(recent: RecentComment) -> dict[str, Any]:
         "author_id": recent.author_id,
         "author_name": recent.author_name,
         "excerpt": recent.excerpt,
-        "created_at": _time(recent.created_at),
+        "created_at": iso_time(recent.created_at),
         "links": {"self": url_for("comments.get_comment", comment_id=str(recent.id))},
     }
-
-
-def _time(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    # SQLite hands timestamps back without a zone; the database clock is UTC.
-    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 from urllib.parse import urlencode
@@ -10,6 +9,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, request, url_for
 
 from service.api.context import authorize, credentials, services, transaction
+from service.api.schemas import iso_time
 from service.auth.roles import Role
 from service.moderation.comments import comment_etag
 from service.moderation.cursors import cursor_key
@@ -84,20 +84,13 @@ def _item(item: QueueItem) -> dict[str, Any]:
             "subject": author.subject,
             "display_name": author.display_name,
             "trust": author.trust.value,
-            "banned_until": _time(author.banned_until),
+            "banned_until": iso_time(author.banned_until),
             "approved_count": author.approved_count,
             "spam_count": author.spam_count,
         },
         "content": item.content,
-        "created_at": _time(item.created_at),
+        "created_at": iso_time(item.created_at),
         "version": item.version,
         "etag": comment_etag(item.version),
         "links": {"self": url_for("comments.get_comment", comment_id=str(item.id))},
     }
-
-
-def _time(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    # SQLite hands timestamps back without a zone; the database clock is UTC.
-    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()

@@ -26,6 +26,11 @@ def _utc(value: dt.datetime) -> dt.datetime:
 UtcDatetime = Annotated[dt.datetime, AfterValidator(_utc)]
 
 
+def iso_time(value: dt.datetime | None) -> str | None:
+    """``value`` in ISO 8601 with its zone (a naive one, from SQLite, is UTC), or None."""
+    return None if value is None else _utc(value).isoformat()
+
+
 #: Refuse text a database cannot store faithfully: NUL and lone UTF-16 surrogates.
 _clean_text = storable_text
 

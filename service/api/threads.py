@@ -9,7 +9,6 @@ contain ``?``, ``#`` or ``%``, which must be encoded.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 from typing import Any
@@ -20,6 +19,7 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import BaseConverter
 
 from service.api.context import services, transaction
+from service.api.schemas import iso_time
 from service.moderation.cursors import cursor_key
 from service.moderation.threads import ThreadComment, ThreadPage, thread_limit, thread_page
 
@@ -84,14 +84,12 @@ def _render(slug: str, thread: str, limit: int, page: ThreadPage) -> dict[str, A
 
 
 def _comment(comment: ThreadComment) -> dict[str, Any]:
-    created = comment.created_at
     return {
         "id": str(comment.id),
         "parent": None if comment.parent_id is None else str(comment.parent_id),
         "author_name": comment.author_name,
         "author_url": comment.author_url,
         "content": comment.content,
-        # SQLite hands timestamps back without a zone; the database clock is UTC.
-        "created_at": (created if created.tzinfo else created.replace(tzinfo=dt.UTC)).isoformat(),
+        "created_at": iso_time(comment.created_at),
         "replies": [_comment(r) for r in comment.replies],
     }

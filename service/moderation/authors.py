@@ -71,7 +71,9 @@ def set_trust(
     else:
         action = "trust"
     author.trust = trust
-    author.banned_until = until
+    # Stored in UTC: SQLite keeps the wall time and drops the offset, and its naive times
+    # are read back as UTC, so a ban given with +02:00 would end two hours late there.
+    author.banned_until = until.astimezone(dt.UTC) if until is not None else None
     session.flush()
     audit.record(
         session,
@@ -84,8 +86,13 @@ def set_trust(
         to_state=trust.value,
         note=note,
         details={
-            "until": until.isoformat() if until else None,
-            "until_before": before_until.isoformat() if before_until else None,
+            "until": author.banned_until.isoformat() if author.banned_until else None,
+            "until_before": _utc(before_until).isoformat() if before_until else None,
         },
     )
     return author
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    # SQLite hands timestamps back without a zone; they are UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
