@@ -46,7 +46,8 @@ _INSERT = text(
 def create_app() -> Flask:
     """The ceiling endpoint, configured from the environment like the API."""
     settings = Settings()
-    engine = make_engine(settings)
+    # As the API: no ping on each checkout.
+    engine = make_engine(settings, pool_pre_ping=False)
     celery = make_celery(settings)
     app = Flask("commentguard-bench-ceiling")
 

@@ -32,7 +32,10 @@ def create_app(
         SECRET_KEY=settings.secret_key.get_secret_value(),
         JSON_SORT_KEYS=False,
     )
-    sessions = sessions or make_sessionmaker(make_engine(settings))
+    # No ping on each checkout (a round trip per request): a connection that died since its
+    # last use fails its request with a 503 (Retry-After), and the disconnect invalidates
+    # the process's whole pool, so the next request connects afresh.
+    sessions = sessions or make_sessionmaker(make_engine(settings, pool_pre_ping=False))
     app.extensions[EXTENSION] = Services(
         settings=settings,
         sessions=sessions,

@@ -80,7 +80,7 @@ def submit_comment(
     identity: Identity,
     data: CommentInput,
     idempotency_key: str | None,
-    request_hash: str,
+    request_hash: str | None,
     now: dt.datetime,
     outbox_timeout: dt.timedelta,
 ) -> Accepted:
@@ -89,8 +89,11 @@ def submit_comment(
     Raises ``InvalidInput`` for a parent outside the thread or an idempotency key reused
     with another request, ``Conflict`` for a duplicate, ``RateLimited`` for a flood. A retry
     with the same idempotency key and the same ``request_hash`` returns the first comment
-    and writes nothing. Executes statements; never commits.
+    and writes nothing. ``request_hash`` is needed only with an idempotency key (``None``
+    without one: nothing compares it). Executes statements; never commits.
     """
+    if idempotency_key is not None and request_hash is None:
+        raise ValueError("an idempotency key needs the request's hash")
     digest = content_hash(data.content)
     comment_id = uuid.uuid4()
     values: dict[str, Any] = {
@@ -265,7 +268,7 @@ def _by_key(session: Session, author_id: int, key: str) -> Any:
     )
 
 
-def _replay(earlier: Any, request_hash: str) -> Accepted:
+def _replay(earlier: Any, request_hash: str | None) -> Accepted:
     if earlier.request_hash != request_hash:
         raise InvalidInput(
             "Idempotency-Key reused with a different request",
