@@ -10,12 +10,16 @@ standard library's own parser, ``re._parser``), that refuses, naming why:
   ``(?:ab{1,3})+`` (the check is conservative: some harmless nestings are refused too);
 * an alternation under a quantifier whose branches can start with the same character or
   match the empty string: ``(a|a)*``, ``(a|ab)+``, ``(\\w|\\d)+``, ``(|x)*``;
-* two unbounded quantifiers in a row that can match the same character: ``\\d+\\d+``,
-  ``a*a*``, ``.*.*`` (polynomial, not exponential, but cubic on long comments);
+* two unbounded quantifiers that can match the same character with nothing between
+  them that the first cannot match too: ``\\d+\\d+``, ``a*a*``, ``.*.*``, and
+  ``.*a.*b`` or ``buy.*now.*cheap`` (the first ``.*`` slides over every ``a``): each adds
+  a factor of the comment's length, and three of them on 8,000 characters run for
+  minutes (``\\w+@\\w+`` passes: ``\\w`` cannot cross the ``@``);
 * backreferences (``\\1``, ``(?P=name)``, ``(?(1)…)``), which no linear engine supports.
 
 At match time the patterns run on the first :data:`MATCH_TEXT_LIMIT` characters of a
-comment only, so that even a polynomial pattern the check lets through is bounded.
+comment only, which bounds what the check lets through (one unbounded quantifier, under
+``search``, is quadratic: ``.*b`` on 8,000 characters takes about a quarter second).
 """
 
 from __future__ import annotations
@@ -112,12 +116,14 @@ def _walk(items: Sequence[tuple[Any, Any]], *, inside_repeat: bool) -> None:
                 if previous_unbounded is not None and _overlap(previous_unbounded, first):
                     raise UnsafePattern(
                         "has two unbounded quantifiers in a row that match the same "
-                        "characters (as in \\d+\\d+)"
+                        "characters (as in \\d+\\d+ or .*a.*b)"
                     )
                 previous_unbounded = first
             elif low > 0:
-                previous_unbounded = None
+                previous_unbounded = _still_open(previous_unbounded, [(op, av)])
             continue
+        if previous_unbounded is not None and op is not _c.AT and _has_unbounded([(op, av)]):
+            _separated(previous_unbounded, [(op, av)])
         if op is _c.SUBPATTERN:
             _walk(list(av[-1]), inside_repeat=inside_repeat)
         elif op is _c.BRANCH:
@@ -129,8 +135,43 @@ def _walk(items: Sequence[tuple[Any, Any]], *, inside_repeat: bool) -> None:
         elif op is _c.ATOMIC_GROUP:
             _walk(list(av), inside_repeat=inside_repeat)
         if op is not _c.AT:
-            # Anything that must consume a character separates two quantifiers.
-            previous_unbounded = None
+            previous_unbounded = _still_open(previous_unbounded, [(op, av)])
+
+
+def _still_open(
+    previous_unbounded: list[CharTest] | None, items: list[tuple[Any, Any]]
+) -> list[CharTest] | None:
+    """After ``items`` (which must consume a character), is the unbounded quantifier
+    before them still one a later quantifier must not overlap? Only when it cannot match
+    the characters ``items`` start with: then the text between them is fixed. When it can
+    (``.*`` before ``a`` in ``.*a.*b``), it can slide over every ``a`` of the comment, and
+    each further unbounded quantifier multiplies the tries by the comment's length."""
+    if previous_unbounded is None or not _overlap(previous_unbounded, _first(items)):
+        return None
+    return previous_unbounded
+
+
+def _separated(previous_unbounded: list[CharTest], items: list[tuple[Any, Any]]) -> None:
+    """``items`` hold an unbounded quantifier of their own (in a group or alternation):
+    refuse them after an open unbounded quantifier that can slide over them."""
+    if _overlap(previous_unbounded, _first(items)):
+        raise UnsafePattern(
+            "has two unbounded quantifiers in a row that match the same "
+            "characters (as in \\d+\\d+ or .*a.*b)"
+        )
+
+
+def _has_unbounded(items: Iterable[tuple[Any, Any]]) -> bool:
+    for op, av in items:
+        if op in _REPEATS and (av[1] is _c.MAXREPEAT or _has_unbounded(av[2])):
+            return True
+        if op is _c.SUBPATTERN and _has_unbounded(av[-1]):
+            return True
+        if op is _c.BRANCH and any(_has_unbounded(b) for b in av[1]):
+            return True
+        if op is _c.ATOMIC_GROUP and _has_unbounded(av):
+            return True
+    return False
 
 
 def _check_branches(items: Sequence[tuple[Any, Any]]) -> None:

@@ -40,6 +40,12 @@ T = Thresholds(hold=0.5, spam=0.9, discard=0.99)
         (r"\d+\d+", "two unbounded quantifiers in a row"),
         (r"a*a*b", "two unbounded quantifiers in a row"),
         (r".*.*=.*", "two unbounded quantifiers in a row"),
+        # The first .* slides over every "a" (or "now"): minutes on 8,000 characters.
+        (r".*a.*b", "two unbounded quantifiers in a row"),
+        (r"buy.*now.*cheap", "two unbounded quantifiers in a row"),
+        (r".*a{2}.*b", "two unbounded quantifiers in a row"),
+        (r".*(x.*)y", "two unbounded quantifiers in a row"),
+        (r".*(?:a|b).*c", "two unbounded quantifiers in a row"),
         (r"(a)\1", "backreference"),
         (r"(?P<x>a)(?P=x)", "backreference"),
         (r"(a)?(?(1)b|c)", "backreference"),
@@ -68,6 +74,9 @@ def test_dangerous_or_broken_patterns_are_refused_saying_why(pattern: str, why: 
         r".*foo",
         r"(?i)crypto",
         r"a{2,5}b",
+        r"foo.*bar",
+        r"\w+@\w+",
+        r"\S+\s+\S+",
     ],
 )
 def test_ordinary_patterns_are_accepted(pattern: str) -> None:
