@@ -58,6 +58,7 @@ def change_trust(slug: str, author_id: str) -> Response:
 
 
 def _author_id(value: str) -> int:
-    if not value.isdigit() or len(value) > 18:
+    # ASCII digits only: str.isdigit() also passes "²", which int() refuses.
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise NotFound(f"no author {value}")
     return int(value)

@@ -29,6 +29,7 @@ def _audit_cursor(text: str) -> str:
         ("/v1/sites/%00/queue", 404, None),
         ("/v1/sites/%00/threads/x/comments", 404, None),
         ("/v1/sites/%00/audit", 404, None),
+        ("/v1/sites/blog/authors/%C2%B2", 404, None),
         ("/v1/sites/blog/audit?action=%00", 422, "action"),
         ("/v1/sites/blog/audit?actor=a%00", 422, "actor"),
         (f"/v1/sites/blog/audit?cursor={_audit_cursor('a' + '9' * 30)}", 422, "cursor"),
