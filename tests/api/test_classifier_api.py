@@ -249,22 +249,26 @@ def test_promote_and_rollback_are_audited_and_refuse_what_cannot_be(
     ]
 
 
-def test_a_retrain_the_broker_cannot_take_is_503_and_the_job_failed(
-    api_settings: Settings,
-    rolled_back_sessions: sessionmaker[Session],
-    site: Site,
-    token: TokenFactory,
-    db_session: Session,
-) -> None:
+@pytest.fixture
+def broker_down(
+    api_settings: Settings, rolled_back_sessions: sessionmaker[Session]
+) -> Iterator[FlaskClient]:
+    """A client of the API whose broker does not answer (nothing listens on port 1)."""
     down = api_settings.model_copy(
         update={"broker_url": "redis://127.0.0.1:1/0", "dependency_timeout_seconds": 0.5}
     )
     with create_app(down, sessions=rolled_back_sessions).test_client() as client:
-        response = client.post(
-            "/v1/classifier/retrain",
-            json={"site": "blog"},
-            headers=bearer(token("olivia", roles=OPERATOR)),
-        )
+        yield client
+
+
+def test_a_retrain_the_broker_cannot_take_is_503_and_the_job_failed(
+    broker_down: FlaskClient, site: Site, token: TokenFactory, db_session: Session
+) -> None:
+    response = broker_down.post(
+        "/v1/classifier/retrain",
+        json={"site": "blog"},
+        headers=bearer(token("olivia", roles=OPERATOR)),
+    )
     assert response.status_code == 503
     assert response.headers["Retry-After"]
     (job,) = db_session.scalars(select(RetrainJob)).all()
@@ -272,33 +276,26 @@ def test_a_retrain_the_broker_cannot_take_is_503_and_the_job_failed(
 
 
 def test_a_promotion_whose_rescore_the_broker_cannot_take_still_answers_200(
-    api_settings: Settings,
-    rolled_back_sessions: sessionmaker[Session],
-    site: Site,
-    token: TokenFactory,
-    db_session: Session,
+    broker_down: FlaskClient, site: Site, token: TokenFactory, db_session: Session
 ) -> None:
     """The promotion is committed before the re-scoring is queued: a broker that is down
     is reported in ``rescore``, not as an error the client would retry into a 409."""
     version = _version(db_session, "cg-20261125-100000-0000000f", site_id=site.id)
-    down = api_settings.model_copy(
-        update={"broker_url": "redis://127.0.0.1:1/0", "dependency_timeout_seconds": 0.5}
-    )
     operator = bearer(token("olivia", roles=OPERATOR))
-    with create_app(down, sessions=rolled_back_sessions).test_client() as client:
-        promoted = client.post(
-            f"/v1/classifier/versions/{version.id}/promote",
-            json={"rescore": True},
-            headers=operator,
-        )
-        assert promoted.status_code == 200, promoted.get_json()
-        assert (promoted.get_json()["status"], promoted.get_json()["rescore"]) == (
-            "active",
-            "failed",
-        )
-        rolled = client.post(
-            "/v1/classifier/rollback", json={"site": "blog", "rescore": True}, headers=operator
-        )
-        assert rolled.status_code == 200, rolled.get_json()
-        assert rolled.get_json()["rescore"] == "failed"
-        assert rolled.get_json()["retired"] == version.id
+    client = broker_down
+    promoted = client.post(
+        f"/v1/classifier/versions/{version.id}/promote",
+        json={"rescore": True},
+        headers=operator,
+    )
+    assert promoted.status_code == 200, promoted.get_json()
+    assert (promoted.get_json()["status"], promoted.get_json()["rescore"]) == (
+        "active",
+        "failed",
+    )
+    rolled = client.post(
+        "/v1/classifier/rollback", json={"site": "blog", "rescore": True}, headers=operator
+    )
+    assert rolled.status_code == 200, rolled.get_json()
+    assert rolled.get_json()["rescore"] == "failed"
+    assert rolled.get_json()["retired"] == version.id
