@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
+from service.moderation.text import storable_text
+
 #: The longest pattern accepted, in characters.
 MAX_PATTERN_LENGTH = 200
 #: The most patterns a site may keep.
@@ -86,6 +88,10 @@ def _check(pattern: str) -> None:
         raise UnsafePattern("must not be empty")
     if len(pattern) > MAX_PATTERN_LENGTH:
         raise UnsafePattern(f"is over {MAX_PATTERN_LENGTH} characters")
+    try:
+        storable_text(pattern)
+    except ValueError as exc:
+        raise UnsafePattern(str(exc)) from None
     try:
         re.compile(pattern, re.IGNORECASE)
         tree = _parser.parse(pattern, re.IGNORECASE)

@@ -8,15 +8,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models import Status, Trust
 from service.classifier.evaluation import Thresholds
 from service.moderation.patterns import MAX_PATTERNS, check_pattern, find_patterns
 from service.moderation.text import storable_text
-
-#: A listed word or phrase: text the database can store (see ``moderation/text.py``).
-_Word = Annotated[str, AfterValidator(storable_text)]
 
 _URL = re.compile(r"(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
 
@@ -36,15 +33,15 @@ class SitePolicy(BaseModel):
     spam_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     discard_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     #: Words or phrases (case-insensitive, whole words) that make a comment spam.
-    blocked_words: list[_Word] = Field(default_factory=list, max_length=1000)
+    blocked_words: list[str] = Field(default_factory=list, max_length=1000)
     #: Words or phrases that send a comment to the queue for a human look.
-    moderation_words: list[_Word] = Field(default_factory=list, max_length=1000)
+    moderation_words: list[str] = Field(default_factory=list, max_length=1000)
     #: Regular expressions (case-insensitive, searched anywhere) that hold a comment, each
     #: checked by ``service.moderation.patterns.check_pattern`` (length, compiles, cannot
     #: backtrack catastrophically) and run on the comment's first 8,000 characters.
-    moderation_patterns: list[
-        Annotated[str, AfterValidator(storable_text), AfterValidator(check_pattern)]
-    ] = Field(default_factory=list, max_length=MAX_PATTERNS)
+    moderation_patterns: list[Annotated[str, AfterValidator(check_pattern)]] = Field(
+        default_factory=list, max_length=MAX_PATTERNS
+    )
     #: More links than this holds the comment (WordPress's default is 2).
     max_links: int = Field(default=2, ge=0, le=1000)
     #: At most this many comments per author per minute; 0 turns flood control off.
@@ -53,6 +50,21 @@ class SitePolicy(BaseModel):
     #: comment already (WordPress's "previously approved comment"): the hold band is
     #: skipped, the spam band and the rules still apply.
     approve_known_authors: bool = False
+
+    @field_validator("blocked_words", "moderation_words")
+    @classmethod
+    def _storable(cls, words: list[str]) -> list[str]:
+        # One pass over the whole list (the worker validates a site's policy with each
+        # comment); the database refuses NUL and lone surrogates (see moderation/text.py).
+        try:
+            storable_text("".join(words))
+        except ValueError:
+            for i, word in enumerate(words):
+                try:
+                    storable_text(word)
+                except ValueError as exc:
+                    raise ValueError(f"entry {i} {exc}") from None
+        return words
 
     @model_validator(mode="after")
     def _ordered(self) -> SitePolicy:
