@@ -534,7 +534,12 @@ def _dev_settings() -> Settings:
     show_default=True,
     help="Lifetime in seconds (at most a day).",
 )
-@click.option("--role", "roles", multiple=True, help="A role claim to include (repeatable).")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    help="A role at --site (moderator, operator, admin) or a full claim value (repeatable).",
+)
 def dev_token(
     subject: str,
     site: str,

@@ -26,6 +26,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from service.auth.roles import Role
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,11 @@ def mint_dev_token(
 
     The token's ``aud`` is the site's slug (the verifier accepts the slug as an audience
     for development tokens only), ``exp`` is ``ttl_seconds`` from now, and ``name``,
-    ``email`` and ``roles`` are included when given. Raises :class:`DevIssuerDisabled`
+    ``email`` and ``roles`` are included when given. ``roles`` go into the claim the
+    service reads roles from (``settings.roles_claim``; a space-separated string for
+    ``scope``); a bare role name (``moderator``, ``operator``, ``admin``) is written as
+    the full value granting it at ``site`` (``commentguard:<site>:moderator``), any other
+    value as given. Raises :class:`DevIssuerDisabled`
     when ``settings.dev_issuer`` is off and ``ValueError`` for an empty subject or site
     or a lifetime outside 1 s to :data:`MAX_TTL_SECONDS`.
     """
@@ -147,9 +152,18 @@ def mint_dev_token(
     if email is not None:
         claims["email"] = email
     if roles:
-        claims["roles"] = list(roles)
+        values = [
+            f"{settings.roles_prefix}:{site}:{role}" if role in _ROLE_NAMES else role
+            for role in roles
+        ]
+        claims[settings.roles_claim] = (
+            " ".join(values) if settings.roles_claim == "scope" else values
+        )
     headers = {"typ": "at+jwt", "kid": public_jwk(key)["kid"]}
     return jwt.encode(claims, key, algorithm=DEV_ALGORITHM, headers=headers)
+
+
+_ROLE_NAMES = frozenset(role.value for role in Role)
 
 
 def _require_enabled(settings: Settings) -> None:

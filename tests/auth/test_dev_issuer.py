@@ -21,6 +21,7 @@ from service.auth.dev_issuer import (
     mint_dev_token,
     public_jwk,
 )
+from service.auth.roles import site_roles
 from service.auth.tokens import TokenVerifier
 from service.cli import main
 from service.moderation.errors import Unauthorized
@@ -65,13 +66,34 @@ def test_a_minted_token_verifies_when_the_dev_issuer_is_on(dev_on: Settings) -> 
     assert identity.name == "Alice"
     assert identity.email == "alice@example.org"
     assert identity.email_verified is False
-    # Role claims are carried, but mapping them to roles is not this verifier's job yet.
+    # Role claims are carried; mapping them to roles at a site is authenticate()'s job.
     assert identity.roles == frozenset()
-    assert identity.claims["roles"] == ["moderator"]
+    assert identity.claims["roles"] == ["commentguard:demo:moderator"]
     assert identity.claims["aud"] == SITE
     assert identity.claims["client_id"] == DEV_CLIENT_ID
     assert identity.claims["exp"] - identity.claims["iat"] == 600
     assert identity.claims["jti"]
+
+
+@pytest.mark.parametrize(
+    ("claim", "expected"),
+    [
+        ("roles", ["commentguard:demo:admin", "commentguard:other:operator", "custom"]),
+        ("groups", ["commentguard:demo:admin", "commentguard:other:operator", "custom"]),
+        ("scope", "commentguard:demo:admin commentguard:other:operator custom"),
+    ],
+)
+def test_bare_role_names_grant_the_role_at_the_token_site_in_the_configured_claim(
+    dev_on: Settings, claim: str, expected: object
+) -> None:
+    configured = dev_on.model_copy(update={"roles_claim": claim})
+    roles = ["admin", "commentguard:other:operator", "custom"]
+    token = mint_dev_token(configured, subject="alice", site=SITE, roles=roles)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims[claim] == expected
+    granted = site_roles(claims, claim=claim, site_slug=SITE, prefix="commentguard")
+    assert granted == {"admin", "moderator", "operator"}
+    assert site_roles(claims, claim=claim, site_slug="other", prefix="commentguard") == {"operator"}
 
 
 def test_a_minted_token_is_an_rfc_9068_access_token(dev_on: Settings) -> None:
