@@ -29,20 +29,10 @@ def load_settings() -> Settings:
 @contextmanager
 def _transaction(settings: Settings) -> Iterator[Session]:
     """One transaction for one command; domain errors become clean CLI errors."""
-    from service.db import make_engine, make_sessionmaker
-    from service.moderation.errors import DomainError, InvalidInput
+    from service.cli_operators import cli_transaction, sessions_for
 
-    engine = make_engine(settings)
-    try:
-        with make_sessionmaker(engine).begin() as session:
-            yield session
-    except InvalidInput as exc:
-        fields = "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
-        raise click.ClickException(f"{exc.detail}: {fields}" if fields else exc.detail) from None
-    except DomainError as exc:
-        raise click.ClickException(exc.detail) from None
-    finally:
-        engine.dispose()
+    with sessions_for(settings) as sessions, cli_transaction(sessions) as session:
+        yield session
 
 
 @click.group()

@@ -32,7 +32,8 @@ def _settings() -> Settings:
 
 
 @contextmanager
-def _sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
+def sessions_for(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a fresh engine for one command; the engine is disposed afterwards."""
     from service.db import make_engine, make_sessionmaker
 
     engine = make_engine(settings)
@@ -43,7 +44,7 @@ def _sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
 
 
 @contextmanager
-def _transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+def cli_transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """One transaction; domain errors become clean CLI errors."""
     from service.moderation.errors import DomainError, InvalidInput
 
@@ -92,7 +93,7 @@ def classifier_import(site_slug: str, data: Path) -> None:
     file again stores nothing; malformed lines are skipped and listed."""
     from service.moderation.retrain import import_labels
 
-    with _sessions(_settings()) as sessions, _transaction(sessions) as session:
+    with sessions_for(_settings()) as sessions, cli_transaction(sessions) as session:
         site_id = _site_id(session, site_slug)
         assert site_id is not None
         done = import_labels(session, site_id=site_id, path=data)
@@ -133,8 +134,8 @@ def classifier_retrain(
     if rescore:
         options["rescore"] = True
     actor = _actor()
-    with _sessions(settings) as sessions:
-        with _transaction(sessions) as session:
+    with sessions_for(settings) as sessions:
+        with cli_transaction(sessions) as session:
             job = create_job(
                 session,
                 site_id=_site_id(session, site_slug),
@@ -163,7 +164,7 @@ def _enqueue(settings: Settings, sessions: sessionmaker[Session], job_id: uuid.U
     try:
         TaskQueue(make_celery(settings)).enqueue(RETRAIN, {"job_id": str(job_id)})
     except Exception as exc:
-        with _transaction(sessions) as session:
+        with cli_transaction(sessions) as session:
             fail_job(
                 session, job_id=job_id, error="broker unavailable", now=dt.datetime.now(dt.UTC)
             )
@@ -264,7 +265,7 @@ def classifier_job(job_id: str, as_json: bool) -> None:
         parsed = uuid.UUID(job_id)
     except ValueError:
         raise click.UsageError(f"{job_id} is not a job id") from None
-    with _sessions(_settings()) as sessions, _transaction(sessions) as session:
+    with sessions_for(_settings()) as sessions, cli_transaction(sessions) as session:
         job = get_job(session, job_id=parsed)
         body: dict[str, Any] = {
             "id": str(job.id),
@@ -292,7 +293,7 @@ def classifier_versions(site_slug: str | None, every_site: bool, as_json: bool) 
     """List classifier versions, newest first."""
     from service.moderation.registry import list_versions
 
-    with _sessions(_settings()) as sessions, _transaction(sessions) as session:
+    with sessions_for(_settings()) as sessions, cli_transaction(sessions) as session:
         versions = list_versions(
             session, site_id=_site_id(session, site_slug), every_site=every_site
         )
@@ -331,7 +332,7 @@ def classifier_show(version_id: str) -> None:
     """Show one version: status, metrics beside the active version's, the gate's reasons."""
     from service.moderation.registry import get_version
 
-    with _sessions(_settings()) as sessions, _transaction(sessions) as session:
+    with sessions_for(_settings()) as sessions, cli_transaction(sessions) as session:
         version = get_version(session, version_id=version_id)
         _echo_version(version)
         click.echo(f"  training: {json.dumps(version.training)}")
@@ -364,7 +365,7 @@ def classifier_promote(version_id: str, note: str | None, rescore: bool) -> None
     from service.moderation.registry import activate
 
     settings = _settings()
-    with _sessions(settings) as sessions, _transaction(sessions) as session:
+    with sessions_for(settings) as sessions, cli_transaction(sessions) as session:
         version = activate(
             session,
             version_id=version_id,
@@ -388,7 +389,7 @@ def classifier_rollback(site_slug: str | None, note: str | None, rescore: bool) 
     from service.moderation.registry import rollback
 
     settings = _settings()
-    with _sessions(settings) as sessions, _transaction(sessions) as session:
+    with sessions_for(settings) as sessions, cli_transaction(sessions) as session:
         site_id = _site_id(session, site_slug)
         done = rollback(
             session, site_id=site_id, actor=_actor(), now=dt.datetime.now(dt.UTC), note=note
@@ -406,7 +407,7 @@ def classifier_report(version_id: str, out: Path) -> None:
     from service.classifier.report import render_report
     from service.moderation.registry import get_version
 
-    with _sessions(_settings()) as sessions, _transaction(sessions) as session:
+    with sessions_for(_settings()) as sessions, cli_transaction(sessions) as session:
         report = get_version(session, version_id=version_id).report
     if report is None:
         raise click.ClickException(f"version {version_id} has no evaluation report")
