@@ -23,7 +23,6 @@ What it does:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import os
 import secrets
@@ -31,30 +30,17 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 from pydantic import SecretStr
 
 from bench.bars import conclude
+from bench.pipeline import fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_YOUTUBE = ROOT.parent / "shared" / "data" / "youtube-spam"
-
-
-@contextlib.contextmanager
-def fresh_database(admin_dsn: str) -> Iterator[str]:
-    """A new, empty database (its DSN), dropped on exit whatever happened."""
-    name = f"cg_bench_retrain_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield psycopg.conninfo.make_conninfo(admin_dsn, dbname=name)
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _write_labels(path: Path, total: int, youtube: Path | None) -> tuple[int, int]:
