@@ -5,6 +5,7 @@ and the audit trail shows one action."""
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,31 @@ ROUNDS = 5
 def real_app(api_settings: Settings, committed: sessionmaker[Session]) -> Flask:
     """The API on the run's real sessionmaker: every request commits for real."""
     return create_app(api_settings, sessions=committed)
+
+
+def _held_comments(
+    committed: sessionmaker[Session], text: str, count: int
+) -> tuple[str, int, list[uuid.UUID]]:
+    """A new site, one author and ``count`` held comments, committed: (slug, author id, ids)."""
+    with committed.begin() as session:
+        site = make_site(session)
+        author = Author(site_id=site.id, issuer=DEV_ISSUER, subject="alice")
+        session.add(author)
+        session.flush()
+        comments = [
+            Comment(
+                site_id=site.id,
+                thread="/t",
+                author_id=author.id,
+                content=f"{text} {n}",
+                content_hash=f"{n:064x}",
+                status=Status.held,
+            )
+            for n in range(count)
+        ]
+        session.add_all(comments)
+        session.flush()
+        return site.slug, author.id, [c.id for c in comments]
 
 
 def _race(calls: list[Callable[[], Any]]) -> list[Any]:
@@ -52,26 +78,7 @@ def test_two_moderators_at_once_one_wins_the_other_gets_412(
     api_settings: Settings,
     actions: tuple[str, str],
 ) -> None:
-    with committed.begin() as session:
-        site = make_site(session)
-        author = Author(site_id=site.id, issuer=DEV_ISSUER, subject="alice")
-        session.add(author)
-        session.flush()
-        comments = [
-            Comment(
-                site_id=site.id,
-                thread="/t",
-                author_id=author.id,
-                content=f"Held comment {n}",
-                content_hash=f"{n:064x}",
-                status=Status.held,
-            )
-            for n in range(ROUNDS)
-        ]
-        session.add_all(comments)
-        session.flush()
-        slug, author_id = site.slug, author.id
-        ids = [c.id for c in comments]
+    slug, author_id, ids = _held_comments(committed, "Held comment", ROUNDS)
     tokens = [
         mint_dev_token(
             api_settings, subject=name, site=slug, roles=[f"commentguard:{slug}:moderator"]
@@ -122,26 +129,8 @@ def test_two_moderators_at_once_one_wins_the_other_gets_412(
 def test_two_bulk_actions_at_once_act_once_on_each_comment(
     real_app: Flask, committed: sessionmaker[Session], api_settings: Settings
 ) -> None:
-    with committed.begin() as session:
-        site = make_site(session)
-        author = Author(site_id=site.id, issuer=DEV_ISSUER, subject="alice")
-        session.add(author)
-        session.flush()
-        comments = [
-            Comment(
-                site_id=site.id,
-                thread="/t",
-                author_id=author.id,
-                content=f"Bulk comment {n}",
-                content_hash=f"{n:064x}",
-                status=Status.held,
-            )
-            for n in range(200)
-        ]
-        session.add_all(comments)
-        session.flush()
-        slug = site.slug
-        ids = [str(c.id) for c in comments]
+    slug, _, held = _held_comments(committed, "Bulk comment", 200)
+    ids = [str(i) for i in held]
     token = mint_dev_token(
         api_settings, subject="mod", site=slug, roles=[f"commentguard:{slug}:moderator"]
     )
