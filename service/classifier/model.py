@@ -87,6 +87,19 @@ Progress = Callable[[str], None]
 _Word = tuple[str, tuple[str, ...], "np.ndarray[Any, np.dtype[np.intp]]"]
 """Per distinct whitespace word: its reason key, its word tokens, its char n-gram columns."""
 
+_Term = tuple[float, float, float, float, int, str]
+"""Per word n-gram of the vocabulary: idf, weight (coefficient times block weight),
+idf * idf and idf * weight (its value squared and its contribution when it occurs once),
+its kind (below) and, for a phrase, its reason key."""
+
+_UNIGRAM: Final = 0
+_LINKED: Final = 1
+_SHAPED: Final = 2
+_PHRASE: Final = 3
+"""Kinds of word n-gram: a unigram and a bigram that belongs to a link (its mark's bigram,
+or one with a link's shape word) are credited to the words they sit in; any other bigram
+is a reason of its own."""
+
 
 @dataclass(frozen=True, slots=True)
 class ModelConfig:
@@ -138,6 +151,47 @@ def _ngram_table(
 def _is_shape_bigram(bigram: str) -> bool:
     first, _, second = bigram.partition(" ")
     return first.startswith(_SHAPE_PREFIXES) or second.startswith(_SHAPE_PREFIXES)
+
+
+def _term_table(
+    vec: TfidfVectorizer, coef: np.ndarray, weight: float, url_shapes: bool
+) -> dict[str, _Term]:
+    """term -> :data:`_Term` for the word block: everything the scoring loop needs that
+    depends on the term alone, worked out once when the classifier is loaded."""
+    idf = np.asarray(vec.idf_, dtype=np.float64)
+    w = coef * weight
+    # numpy's products are the same IEEE products the scoring loop would compute.
+    columns = zip(idf.tolist(), w.tolist(), (idf * idf).tolist(), (idf * w).tolist(), strict=True)
+    terms = sorted(vec.vocabulary_, key=vec.vocabulary_.__getitem__)
+    table: dict[str, _Term] = {}
+    for term, (i, wi, ii, iw) in zip(terms, columns, strict=True):
+        if " " not in term:
+            table[term] = (i, wi, ii, iw, _UNIGRAM, "")
+        elif term.startswith(_LINK_BIGRAM):
+            table[term] = (i, wi, ii, iw, _LINKED, "")
+        elif url_shapes and _is_shape_bigram(term):
+            table[term] = (i, wi, ii, iw, _SHAPED, "")
+        else:
+            table[term] = (i, wi, ii, iw, _PHRASE, f"phrase:{term}")
+    return table
+
+
+class _WordCache(dict[str, _Word]):
+    """Each distinct whitespace word's :data:`_Word`, made on first sight by ``make``;
+    cleared when full. Its ``__getitem__`` is a dict lookup in C on a hit."""
+
+    __slots__ = ("_make",)
+
+    def __init__(self, make: Callable[[str], _Word]) -> None:
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, word: str) -> _Word:
+        entry = self._make(word)
+        if len(self) >= _GRAM_CACHE_SIZE:
+            self.clear()
+        self[word] = entry
+        return entry
 
 
 def _display(word: str) -> str:
@@ -315,10 +369,13 @@ class Classifier:
             else:
                 vec: TfidfVectorizer = transformer.named_steps["tfidf"]
                 width = len(vec.vocabulary_)
-                if name != "char":
+                if name == "author":
                     tables[name] = _ngram_table(vec, coef[offset : offset + width], weight)
                 if name == "word":
                     self._url_shapes = bool(transformer.named_steps["text"].url_shapes)
+                    self._terms = _term_table(
+                        vec, coef[offset : offset + width], weight, self._url_shapes
+                    )
                     self._word_token = re.compile(vec.token_pattern)
                     if vec.ngram_range != (1, 2) or vec.analyzer != "word":
                         raise ValueError(f"unsupported word n-grams {vec.ngram_range}")
@@ -337,13 +394,13 @@ class Classifier:
             raise ValueError(f"the union has {offset} columns, the model {coef.size}")
         # Words recur across comments (and across the comments of a batch): each distinct
         # whitespace word's key, word tokens and char n-gram columns are computed once.
-        self._word_cache: dict[str, _Word] = {}
+        self._word_cache = _WordCache(self._new_entry)
+        self._entry: Callable[[str], _Word] = self._word_cache.__getitem__
         self._scratch = threading.local()
         self._author_cache: dict[
             tuple[str | None, str | None, str | None],
             tuple[tuple[tuple[str, float], ...], str | None],
         ] = {}
-        self._word = tables["word"]
         self._author = tables["author"]
 
     @property
@@ -376,19 +433,12 @@ class Classifier:
         path must match, and the faster route for large offline batches."""
         return np.asarray(self.pipeline.predict_proba(list(records))[:, 1], dtype=np.float64)
 
-    def _entry(self, word: str) -> _Word:
-        cache = self._word_cache
-        entry = cache.get(word)
-        if entry is None:
-            entry = (
-                f"word:{_display(word)}",
-                tuple(self._word_token.findall(word)),
-                self._char_columns(word),
-            )
-            if len(cache) >= _GRAM_CACHE_SIZE:
-                cache.clear()
-            cache[word] = entry
-        return entry
+    def _new_entry(self, word: str) -> _Word:
+        return (
+            f"word:{_display(word)}",
+            tuple(self._word_token.findall(word)),
+            self._char_columns(word),
+        )
 
     def _contributions(self, record: CommentRecord) -> _Contributions:
         weights: dict[str, float] = {}
@@ -440,34 +490,41 @@ class Classifier:
         tokens = [token for e in entries for token in e[1]]
         if not tokens:
             return
-        bigrams = [f"{a} {b}" for a, b in pairwise(tokens)]
-        table = self._word
-        found: list[tuple[str, int, float]] = []
+        # Counted in C, tokens first, then bigrams (in order of first occurrence, as
+        # sklearn's analyzer lists them), which fixes the order the norm is summed in.
+        counts = Counter(tokens)
+        counts.update(map(" ".join, pairwise(tokens)))
+        lookup = self._terms.get
+        found: list[tuple[str, int, float, _Term]] = []
         square = 0.0
-        for term, count in Counter(tokens + bigrams).items():
-            hit = table.get(term)
+        for term, count in counts.items():
+            hit = lookup(term)
             if hit is None:
                 continue
-            value = (1.0 + math.log(count)) * hit[0]
-            square += value * value
-            found.append((term, count, value * hit[1]))
+            if count == 1:
+                # The common case: sublinear tf is 1, so value = idf; no log, no product.
+                square += hit[2]
+                found.append((term, 1, hit[3], hit))
+            else:
+                value = (1.0 + math.log(count)) * hit[0]
+                square += value * value
+                found.append((term, count, value * hit[1], hit))
         if not found:
             return
         norm = math.sqrt(square)
         shares: dict[str, float] = {}
         link_bigrams = shape_bigrams = False
-        for term, count, contribution in found:
-            if " " not in term:
-                shares[term] = contribution / norm / count
-            elif term.startswith(_LINK_BIGRAM):
-                shares[term] = contribution / norm / count
-                link_bigrams = True
-            elif self._url_shapes and _is_shape_bigram(term):
-                shares[term] = contribution / norm / count
-                shape_bigrams = True
-            else:
-                key = f"phrase:{term}"
+        for term, count, contribution, hit in found:
+            kind = hit[4]
+            if kind == _PHRASE:
+                key = hit[5]
                 weights[key] = weights.get(key, 0.0) + contribution / norm
+                continue
+            shares[term] = contribution / norm / count
+            if kind == _LINKED:
+                link_bigrams = True
+            elif kind == _SHAPED:
+                shape_bigrams = True
         if not shares:
             return
         get = shares.get
