@@ -21,11 +21,11 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -76,6 +76,12 @@ MIN_REASON_WEIGHT: Final = 0.01
 """Contributions smaller than this (in log-odds) are noise, not reasons."""
 
 _GRAM_CACHE_SIZE: Final = 100_000
+_BATCH: Final = 512
+"""Comments whose char n-grams go through numpy together in score_many()."""
+_SCRATCH_SIZE: Final = 1 << 19
+"""Counts (of n-grams in comments) a thread's scratch array holds: as many comments'
+char vocabularies side by side as fit, so that one pass counts several comments."""
+_ONE: Final = np.intp(1)
 _MAX_SHOWN: Final = 30
 _LINK_BIGRAM: Final = LINK_MARK + " "
 _SHAPE_PREFIXES: Final = (PATH_MARK, QUERY_MARK)
@@ -174,6 +180,19 @@ def _term_table(
         else:
             table[term] = (i, wi, ii, iw, _PHRASE, f"phrase:{term}")
     return table
+
+
+class _Parsed(NamedTuple):
+    """A comment scored but for its char n-grams (which a batch weighs at once): its
+    words' entries and reason keys, their word n-gram totals, the phrases' weights so
+    far, and its dense features."""
+
+    record: CommentRecord
+    stats: list[StatValue]
+    entries: list[_Word]
+    keys: list[str]
+    totals: list[float]
+    weights: dict[str, float]
 
 
 class _WordCache(dict[str, _Word]):
@@ -397,6 +416,7 @@ class Classifier:
         self._word_cache = _WordCache(self._new_entry)
         self._entry: Callable[[str], _Word] = self._word_cache.__getitem__
         self._scratch = threading.local()
+        self._slots = max(1, _SCRATCH_SIZE // self._char_idf.size)
         self._author_cache: dict[
             tuple[str | None, str | None, str | None],
             tuple[tuple[tuple[str, float], ...], str | None],
@@ -420,13 +440,18 @@ class Classifier:
 
     def score_many(self, records: Sequence[CommentRecord]) -> list[Score]:
         """:meth:`score` for each record, in order (identical results; the per-word caches
-        make a batch cheaper per comment than scoring its comments one by one cold)."""
-        score = self.score
-        return [score(record) for record in records]
+        make a batch cheaper per comment than scoring its comments one by one cold, and
+        the char n-grams of a batch are weighed in one numpy pass)."""
+        intercept = self._intercept
+        return [
+            Score(probability=_sigmoid(intercept + c.total), reasons=c.reasons())
+            for c in self._contributions_of(records)
+        ]
 
     def probabilities(self, records: Sequence[CommentRecord]) -> list[float]:
         """Probabilities only, through the fast path (no reasons are built)."""
-        return [_sigmoid(self._intercept + self._contributions(r).total) for r in records]
+        intercept = self._intercept
+        return [_sigmoid(intercept + c.total) for c in self._contributions_of(records)]
 
     def sklearn_probabilities(self, records: Sequence[CommentRecord]) -> np.ndarray:
         """Probabilities through the scikit-learn pipeline itself: the reference the fast
@@ -441,6 +466,21 @@ class Classifier:
         )
 
     def _contributions(self, record: CommentRecord) -> _Contributions:
+        parsed = self._parse(record)
+        return self._combine(parsed, self._char_sums_one(parsed.entries))
+
+    def _contributions_of(self, records: Sequence[CommentRecord]) -> Iterator[_Contributions]:
+        """:meth:`_contributions` of each record, in order; the char n-grams of up to
+        :data:`_BATCH` records at a time are weighed together."""
+        parse, combine = self._parse, self._combine
+        for start in range(0, len(records), _BATCH):
+            parsed = [parse(record) for record in records[start : start + _BATCH]]
+            sums = self._char_sums([p.entries for p in parsed])
+            for one, chars in zip(parsed, sums, strict=True):
+                yield combine(one, chars)
+
+    def _parse(self, record: CommentRecord) -> _Parsed:
+        """Everything of ``record``'s contributions but its char n-grams (:class:`_Parsed`)."""
         weights: dict[str, float] = {}
         text, stats, hosts = content_and_stats(record, url_shapes=self._url_shapes)
         # The word and char vectorizers lower-case alike; content_text has already made
@@ -465,8 +505,14 @@ class Classifier:
                     j += 1
         totals = [0.0] * len(words)
         self._add_words(entries, totals, weights)
-        self._add_chars(entries, totals)
-        for key, total in zip(keys, totals, strict=True):
+        return _Parsed(record, stats, entries, keys, totals, weights)
+
+    def _combine(self, parsed: _Parsed, chars: list[float]) -> _Contributions:
+        """The contributions of a parsed comment, given its words' char n-gram sums."""
+        record, stats, _, keys, totals, weights = parsed
+        for key, total, char in zip(keys, totals, chars, strict=True):
+            if char:
+                total += char
             if total:
                 weights[key] = weights.get(key, 0.0) + total
         site = self._add_author(record, weights)
@@ -556,30 +602,85 @@ class Classifier:
                             totals[i if shaped else owner] += share
                     before, owner = token, i
 
-    def _add_chars(self, entries: list[_Word], totals: list[float]) -> None:
-        sizes = [e[2].size for e in entries]
-        if not any(sizes):
-            return
-        every = np.concatenate([e[2] for e in entries])
-        # Each occurrence's count within the comment, through a per-thread scratch array
-        # of counts (zero between calls), which is cheaper than sorting for np.unique.
-        scratch = self._scratch.__dict__.get("counts")
-        if scratch is None:
-            scratch = self._scratch.counts = np.zeros(self._char_idf.size, dtype=np.float64)
-        np.add.at(scratch, every, 1.0)
-        counts = scratch[every]
-        scratch[every] = 0.0
+    def _char_sums(self, batch: Sequence[Sequence[_Word]]) -> list[list[float]]:
+        """Per comment of ``batch`` (its words' entries), per word: the contribution of
+        the comment's char n-grams credited to that word.
+
+        As sklearn's char_wb TF-IDF computes it, comment by comment: an n-gram's value
+        is ``(1 + log count) * idf``, L2-normalised over the comment's distinct n-grams;
+        its contribution (value times coefficient over the norm) is shared among its
+        occurrences, each credited to the word it lies in (char_wb n-grams never cross
+        words). The whole batch goes through numpy at once; only the counts (a few
+        comments per pass) and each comment's norm are worked out per comment, with the
+        same operations in the same order, so a comment's figures do not depend on the
+        batch it is in."""
+        arrays = [e[2] for entries in batch for e in entries]
+        sizes = np.fromiter(map(len, arrays), dtype=np.intp, count=len(arrays))
+        if not sizes.any():
+            return [[0.0] * len(entries) for entries in batch]
+        every = np.concatenate(arrays)
+        # Where each comment's words and n-gram occurrences start and end.
+        word_bounds = np.zeros(len(batch) + 1, dtype=np.intp)
+        np.cumsum([len(entries) for entries in batch], out=word_bounds[1:])
+        starts = np.zeros(len(arrays) + 1, dtype=np.intp)
+        np.cumsum(sizes, out=starts[1:])
+        bounds = starts[word_bounds].tolist()
+        counts = self._counts(every, bounds)
         values = (1.0 + np.log(counts)) * self._char_idf[every]
         # The L2 norm over distinct n-grams: an n-gram seen k times adds k * value**2 / k.
+        scaled = values / counts
+        dot = np.dot
+        norms = [
+            math.sqrt(float(dot(values[lo:hi], scaled[lo:hi]))) if hi > lo else 1.0
+            for lo, hi in pairwise(bounds)
+        ]
+        shares = values * self._char_coef[every] / counts / np.repeat(norms, np.diff(bounds))
+        owner = np.repeat(np.arange(len(arrays)), sizes)
+        sums = np.bincount(owner, weights=shares, minlength=len(arrays)).tolist()
+        return [sums[lo:hi] for lo, hi in pairwise(word_bounds.tolist())]
+
+    def _char_sums_one(self, entries: Sequence[_Word]) -> list[float]:
+        """``_char_sums([entries])[0]``, the same operations without the batch's
+        bookkeeping (fewer numpy calls: this is what one score() pays)."""
+        sizes = [e[2].size for e in entries]
+        if not any(sizes):
+            return [0.0] * len(sizes)
+        every = np.concatenate([e[2] for e in entries])
+        counts = self._counts(every, [0, every.size])
+        values = (1.0 + np.log(counts)) * self._char_idf[every]
         norm = math.sqrt(float(np.dot(values, values / counts)))
-        # Each n-gram's contribution is shared among its occurrences, each credited to
-        # the word it lies in (char_wb n-grams never cross words).
         shares = values * self._char_coef[every] / counts / norm
         owner = np.repeat(np.arange(len(sizes)), sizes)
-        sums = np.bincount(owner, weights=shares, minlength=len(sizes)).tolist()
-        for i, total in enumerate(sums):
-            if total:
-                totals[i] += total
+        sums: list[float] = np.bincount(owner, weights=shares, minlength=len(sizes)).tolist()
+        return sums
+
+    def _counts(
+        self, every: np.ndarray[Any, np.dtype[np.intp]], bounds: list[int]
+    ) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """Each n-gram occurrence's count within its comment (comment ``i`` is
+        ``every[bounds[i]:bounds[i + 1]]``), through a per-thread scratch array of counts
+        (zero between calls), which is cheaper than sorting: ``slots`` comments at a time,
+        each counting in its own stretch of the scratch array."""
+        width, slots = self._char_idf.size, self._slots
+        scratch = self._scratch.__dict__.get("counts")
+        if scratch is None:
+            scratch = self._scratch.counts = np.zeros(width * slots, dtype=np.intp)
+        comments = len(bounds) - 1
+        keys = every
+        if slots > 1 and comments > 1:
+            keys = every + np.repeat(np.arange(comments) % slots * width, np.diff(bounds))
+        counts = np.empty(every.size, dtype=np.float64)
+        edges = [*bounds[:-1:slots], bounds[-1]]
+        try:
+            for lo, hi in pairwise(edges):
+                part = keys[lo:hi]
+                np.add.at(scratch, part, _ONE)
+                counts[lo:hi] = scratch[part]
+                scratch[part] = 0
+        except BaseException:
+            scratch.fill(0)
+            raise
+        return counts
 
     def _char_columns(self, word: str) -> np.ndarray[Any, np.dtype[np.intp]]:
         """The column indices of the in-vocabulary n-grams of sklearn's char_wb analyzer

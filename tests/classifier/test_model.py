@@ -163,6 +163,46 @@ def test_score_many_equals_score(classifier: Classifier) -> None:
         assert got == want
 
 
+BATCH_EDGES = [
+    "",
+    " ",
+    "😀🔥👍",
+    "😀 😀 😀",
+    "x" * 65536,
+    "word " * 20000,
+    "<p>Nice <b>post</b> &amp; thanks</p><br/>",
+    '<a href="http://bit.ly/x">hi</a> <a href="https://www.example.com/watch?v=1">there</a>',
+    "http://a.com http://b.com/watch?v=1&ref=2 http://bit.ly/x www.c.xyz http://192.168.0.1/x",
+    "buy buy buy buy cheap cheap pills pills pills http://bit.ly/a http://bit.ly/a",
+    "the the the the the the",
+    "aaaaaaaa aaaaaaaa aaaaaaaa",
+    "xurl xurl xpathwatch xurl",
+    "lone \ud800 surrogate",
+    "a",
+]
+
+
+def test_a_batch_scores_as_one_by_one(classifier: Classifier) -> None:
+    # score_many weighs a batch's char n-grams together (in chunks); each record must come
+    # out exactly as score() makes it alone: edge cases, next to each other and among
+    # ordinary comments, across a chunk boundary, and in a batch with no n-grams at all.
+    from service.classifier.model import _BATCH
+
+    edges = [CommentRecord(t) for t in BATCH_EDGES]
+    corpus = generate_corpus(_BATCH + 40, seed=5).records
+    mixed = corpus[:7] + edges + corpus[7:] + edges
+    assert len(mixed) > _BATCH
+    empty = [CommentRecord(t) for t in ("", " ", "😀", "", "!!")]
+    fresh = Classifier(classifier.pipeline, classifier.metadata)
+    for batch in (edges, mixed, empty, mixed[: _BATCH - 3], [edges[4]]):
+        got = fresh.score_many(batch)
+        want = [Classifier(classifier.pipeline, classifier.metadata).score(r) for r in batch]
+        assert got == want
+        assert fresh.probabilities(batch) == [s.probability for s in want]
+    assert fresh.score_many([]) == []
+    assert fresh.probabilities([]) == []
+
+
 def test_scoring_from_threads_is_safe(classifier: Classifier) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
