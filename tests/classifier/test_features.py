@@ -129,3 +129,24 @@ def test_union_is_deterministic_and_handles_edge_cases() -> None:
     b = build_features(FeatureConfig(min_df=1)).fit_transform(records)
     assert (a != b).nnz == 0
     assert np.all(np.isfinite(a.data))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "Hello World 2024!",
+        "".join(map(chr, range(128))),
+        "ÉCOLE été 12 ٣٤ Ⅻ ① ＡＢ",
+        "😀 CHECK OUT 42",
+        *EDGE_CASES.values(),
+    ],
+)
+def test_letters_capitals_and_digits_are_counted_as_str_methods_count_them(text: str) -> None:
+    from service.classifier.features import _letters_upper_digits
+
+    assert _letters_upper_digits(text) == (
+        sum(c.isalpha() for c in text),
+        sum(c.isupper() for c in text),
+        sum(c.isdigit() for c in text),
+    )
