@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
+from itertools import chain, pairwise
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
@@ -76,8 +76,9 @@ MIN_REASON_WEIGHT: Final = 0.01
 """Contributions smaller than this (in log-odds) are noise, not reasons."""
 
 _GRAM_CACHE_SIZE: Final = 100_000
-_BATCH: Final = 512
-"""Comments whose char n-grams go through numpy together in score_many()."""
+_BATCH: Final = 128
+"""Comments whose char n-grams go through numpy together in score_many() (beyond a
+hundred or so the numpy calls cost no less per comment)."""
 _SCRATCH_SIZE: Final = 1 << 19
 """Counts (of n-grams in comments) a thread's scratch array holds: as many comments'
 char vocabularies side by side as fit, so that one pass counts several comments."""
@@ -184,15 +185,16 @@ def _term_table(
 
 class _Parsed(NamedTuple):
     """A comment scored but for its char n-grams (which a batch weighs at once): its
-    words' entries and reason keys, their word n-gram totals, the phrases' weights so
-    far, and its dense features."""
+    words' entries and reason keys, their word n-gram totals, the weights of every other
+    reason, and its dense features' (value, raw) pairs in one flat tuple. (A batch holds
+    hundreds of these at once: few objects each, so that the garbage collector, which
+    counts objects, is not set off by them.)"""
 
-    record: CommentRecord
-    stats: list[StatValue]
     entries: list[_Word]
     keys: list[str]
     totals: list[float]
     weights: dict[str, float]
+    stats: tuple[float, ...]
 
 
 class _WordCache(dict[str, _Word]):
@@ -280,6 +282,14 @@ def _stat_key(name: str, stat: StatValue, site: str | None) -> str:
     return f"stat:{name}"
 
 
+def _fixed_stat_key(name: str) -> str | None:
+    """:func:`_stat_key` of a dense feature whose key depends on neither its value nor the
+    author; None for the others."""
+    if name in ("shortener", "ip_host", "author_url"):
+        return None
+    return _stat_key(name, StatValue(0.0, 0.0), None)
+
+
 def _links_phrase(stats: Sequence[StatValue]) -> str:
     links = int(stats[_STAT_INDEX["links"]].raw)
     if not links:
@@ -319,6 +329,21 @@ def _key_phrase(feature: str) -> str:
 _PHRASES: dict[str, str] = {}
 """Phrases of reason keys, built once per key (they depend on the key alone)."""
 
+_PHRASE_READS: Final = {
+    "links": tuple(2 * _STAT_INDEX[n] + 1 for n in ("links", "link_domains", "link_share")),
+    "length": (
+        2 * _STAT_INDEX["short"],
+        2 * _STAT_INDEX["short"] + 1,
+        2 * _STAT_INDEX["length"] + 1,
+    ),
+    **{name: (2 * i + 1,) for i, name in enumerate(STAT_NAMES) if name not in ("links", "length")},
+}
+"""Where, in the flat (value, raw) pairs of the dense features, the numbers a dense
+reason's phrase reads are (see :func:`_stat_phrase`)."""
+
+_STAT_PHRASES: dict[tuple[str | float, ...], str] = {}
+"""Phrases of dense reasons, built once per name and numbers read."""
+
 
 class _Contributions:
     """Contributions to the log-odds, summed per reason key (``kind:value``). Phrases are
@@ -327,15 +352,27 @@ class _Contributions:
 
     __slots__ = ("stats", "total", "weights")
 
-    def __init__(self, weights: dict[str, float], stats: Sequence[StatValue]) -> None:
+    def __init__(self, weights: dict[str, float], stats: tuple[float, ...]) -> None:
         self.weights = weights
         self.stats = stats
+        """The dense features' (value, raw) pairs, flattened."""
+        # Exact whatever the order of the weights (fsum rounds the exact sum once).
         self.total = math.fsum(weights.values())
 
     def phrase(self, feature: str) -> str:
         """The moderator's phrase for one reason key."""
         if feature.startswith("stat:"):
-            return _stat_phrase(feature[5:], self.stats)
+            name = feature[5:]
+            flat = self.stats
+            read: tuple[str | float, ...] = (name, *[flat[i] for i in _PHRASE_READS[name]])
+            phrase = _STAT_PHRASES.get(read)
+            if phrase is None:
+                stats = [StatValue(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+                phrase = _stat_phrase(name, stats)
+                if len(_STAT_PHRASES) >= _GRAM_CACHE_SIZE:
+                    _STAT_PHRASES.clear()
+                _STAT_PHRASES[read] = phrase
+            return phrase
         phrase = _PHRASES.get(feature)
         if phrase is None:
             phrase = _key_phrase(feature)
@@ -346,17 +383,13 @@ class _Contributions:
 
     def reasons(self) -> tuple[Reason, ...]:
         """The strongest contributions toward spam, then toward ham (ties by key)."""
-        spam: list[tuple[float, str]] = []
-        ham: list[tuple[float, str]] = []
-        for feature, weight in self.weights.items():
-            if weight >= MIN_REASON_WEIGHT:
-                spam.append((-weight, feature))
-            elif weight <= -MIN_REASON_WEIGHT:
-                ham.append((weight, feature))
-        spam.sort()
-        ham.sort()
-        return tuple(Reason(self.phrase(f), -w, f) for w, f in spam[:MAX_REASONS]) + tuple(
-            Reason(self.phrase(f), w, f) for w, f in ham[:MAX_REASONS]
+        items = self.weights.items()
+        spam = sorted([(-w, f) for f, w in items if w >= MIN_REASON_WEIGHT])[:MAX_REASONS]
+        ham = sorted([(w, f) for f, w in items if w <= -MIN_REASON_WEIGHT])[:MAX_REASONS]
+        phrase = self.phrase
+        return (
+            *[Reason(phrase(f), -w, f) for w, f in spam],
+            *[Reason(phrase(f), w, f) for w, f in ham],
         )
 
 
@@ -383,8 +416,15 @@ class Classifier:
             weight = float(weights.get(name, 1.0))
             if name == "stats":
                 width = len(STAT_NAMES)
-                self._stat_weights = (coef[offset : offset + width] * weight).tolist()
-                self._stat_means: list[float] = list(transformer.means_)
+                self._stats = list(
+                    zip(
+                        STAT_NAMES,
+                        (coef[offset : offset + width] * weight).tolist(),
+                        [float(mean) for mean in transformer.means_],
+                        map(_fixed_stat_key, STAT_NAMES),
+                        strict=True,
+                    )
+                )
             else:
                 vec: TfidfVectorizer = transformer.named_steps["tfidf"]
                 width = len(vec.vocabulary_)
@@ -505,24 +545,26 @@ class Classifier:
                     j += 1
         totals = [0.0] * len(words)
         self._add_words(entries, totals, weights)
-        return _Parsed(record, stats, entries, keys, totals, weights)
+        # The author's and the dense features' reasons never share a key with a word's,
+        # a link's or a phrase's, so adding them before the words' char n-grams changes
+        # no sum, only the order of the keys.
+        site = self._add_author(record, weights)
+        given = site if record.author_url else None
+        for (name, w, mean, fixed), stat in zip(self._stats, stats, strict=True):
+            contribution = w * (stat.value - mean)
+            if contribution:
+                key = fixed or _stat_key(name, stat, given)
+                weights[key] = weights.get(key, 0.0) + contribution
+        return _Parsed(entries, keys, totals, weights, tuple(chain.from_iterable(stats)))
 
     def _combine(self, parsed: _Parsed, chars: list[float]) -> _Contributions:
         """The contributions of a parsed comment, given its words' char n-gram sums."""
-        record, stats, _, keys, totals, weights = parsed
+        _, keys, totals, weights, stats = parsed
         for key, total, char in zip(keys, totals, chars, strict=True):
             if char:
                 total += char
             if total:
                 weights[key] = weights.get(key, 0.0) + total
-        site = self._add_author(record, weights)
-        for name, stat, w, mean in zip(
-            STAT_NAMES, stats, self._stat_weights, self._stat_means, strict=True
-        ):
-            contribution = w * (stat.value - mean)
-            if contribution:
-                key = _stat_key(name, stat, site if record.author_url else None)
-                weights[key] = weights.get(key, 0.0) + contribution
         return _Contributions(weights, stats)
 
     def _add_words(
@@ -538,11 +580,12 @@ class Classifier:
             return
         # Counted in C, tokens first, then bigrams (in order of first occurrence, as
         # sklearn's analyzer lists them), which fixes the order the norm is summed in.
-        counts = Counter(tokens)
-        counts.update(map(" ".join, pairwise(tokens)))
+        counts = Counter(chain(tokens, map(" ".join, pairwise(tokens))))
         lookup = self._terms.get
-        found: list[tuple[str, int, float, _Term]] = []
+        shared: list[tuple[str, int, float]] = []
+        phrases: list[tuple[str, float]] = []
         square = 0.0
+        link_bigrams = shape_bigrams = False
         for term, count in counts.items():
             hit = lookup(term)
             if hit is None:
@@ -550,29 +593,28 @@ class Classifier:
             if count == 1:
                 # The common case: sublinear tf is 1, so value = idf; no log, no product.
                 square += hit[2]
-                found.append((term, 1, hit[3], hit))
+                contribution = hit[3]
             else:
                 value = (1.0 + math.log(count)) * hit[0]
                 square += value * value
-                found.append((term, count, value * hit[1], hit))
-        if not found:
+                contribution = value * hit[1]
+            kind = hit[4]
+            if kind == _UNIGRAM:
+                shared.append((term, count, contribution))
+            elif kind == _PHRASE:
+                phrases.append((hit[5], contribution))
+            else:
+                shared.append((term, count, contribution))
+                link_bigrams = link_bigrams or kind == _LINKED
+                shape_bigrams = shape_bigrams or kind == _SHAPED
+        if not (shared or phrases):
             return
         norm = math.sqrt(square)
-        shares: dict[str, float] = {}
-        link_bigrams = shape_bigrams = False
-        for term, count, contribution, hit in found:
-            kind = hit[4]
-            if kind == _PHRASE:
-                key = hit[5]
-                weights[key] = weights.get(key, 0.0) + contribution / norm
-                continue
-            shares[term] = contribution / norm / count
-            if kind == _LINKED:
-                link_bigrams = True
-            elif kind == _SHAPED:
-                shape_bigrams = True
-        if not shares:
+        for key, contribution in phrases:
+            weights[key] = weights.get(key, 0.0) + contribution / norm
+        if not shared:
             return
+        shares = {term: contribution / norm / count for term, count, contribution in shared}
         get = shares.get
         for i, e in enumerate(entries):
             for token in e[1]:
