@@ -76,9 +76,10 @@ MIN_REASON_WEIGHT: Final = 0.01
 """Contributions smaller than this (in log-odds) are noise, not reasons."""
 
 _GRAM_CACHE_SIZE: Final = 100_000
-_BATCH: Final = 128
-"""Comments whose char n-grams go through numpy together in score_many() (beyond a
-hundred or so the numpy calls cost no less per comment)."""
+_BATCH: Final = 32
+"""Comments whose char n-grams go through numpy together in score_many(): enough that
+the numpy calls cost a fraction per comment, few enough that what the batch holds
+meanwhile does not set the garbage collector off more often."""
 _SCRATCH_SIZE: Final = 1 << 19
 """Counts (of n-grams in comments) a thread's scratch array holds: as many comments'
 char vocabularies side by side as fit, so that one pass counts several comments."""
@@ -383,9 +384,17 @@ class _Contributions:
 
     def reasons(self) -> tuple[Reason, ...]:
         """The strongest contributions toward spam, then toward ham (ties by key)."""
-        items = self.weights.items()
-        spam = sorted([(-w, f) for f, w in items if w >= MIN_REASON_WEIGHT])[:MAX_REASONS]
-        ham = sorted([(w, f) for f, w in items if w <= -MIN_REASON_WEIGHT])[:MAX_REASONS]
+        weights = self.weights
+        # Only weights at least as strong as the fifth strongest either way can be
+        # reported; sorting the floats first (in C) leaves few tuples to build and sort.
+        high, low = MIN_REASON_WEIGHT, -MIN_REASON_WEIGHT
+        if len(weights) > MAX_REASONS:
+            ordered = sorted(weights.values())
+            high = max(high, ordered[-MAX_REASONS])
+            low = min(low, ordered[MAX_REASONS - 1])
+        items = weights.items()
+        spam = sorted([(-w, f) for f, w in items if w >= high])[:MAX_REASONS]
+        ham = sorted([(w, f) for f, w in items if w <= low])[:MAX_REASONS]
         phrase = self.phrase
         return (
             *[Reason(phrase(f), -w, f) for w, f in spam],

@@ -295,3 +295,25 @@ def test_naive_bayes_blend_is_folded_into_one_linear_model(classifier: Classifie
 def test_sources_must_match_the_records() -> None:
     with pytest.raises(ValueError, match="sources"):
         train([CommentRecord("a"), CommentRecord("b")], [1, 0], sources=["x"])
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [
+        {},
+        {"word:a": 0.5},
+        {"word:a": 0.5, "word:b": -0.2, "word:c": 0.005},
+        {f"word:{k}": 0.3 for k in "edcbazyx"} | {f"word:n{k}": -0.3 for k in "gfedcba"},
+        {f"word:{k}": float(i % 3) - 1.0 for i, k in enumerate("abcdefghijklmnop")},
+        {"word:a": 1.0, "word:b": 1.0, "word:c": 2.0, "word:d": 0.01, "word:e": -0.01},
+    ],
+)
+def test_reasons_are_the_strongest_five_each_way_ties_by_key(weights: dict[str, float]) -> None:
+    from service.classifier.model import _Contributions
+
+    reasons = _Contributions(dict(weights), (0.0, 0.0) * 16).reasons()
+    spam = sorted((-w, f) for f, w in weights.items() if w >= 0.01)[:5]
+    ham = sorted((w, f) for f, w in weights.items() if w <= -0.01)[:5]
+    assert [(r.feature, r.weight) for r in reasons] == [(f, -w) for w, f in spam] + [
+        (f, w) for w, f in ham
+    ]
