@@ -40,6 +40,7 @@ __all__ = [
     "CompactTfidfVectorizer",
     "ContentText",
     "FeatureConfig",
+    "PreparedRecords",
     "RecordStats",
     "StatValue",
     "author_text",
@@ -377,6 +378,25 @@ def describe_stat(name: str, stat: StatValue) -> str:
     raise KeyError(name)
 
 
+class PreparedRecords(list[CommentRecord]):
+    """Records with their content texts (normalised with or without ``url_shapes``) and
+    dense features worked out once, in one pass that shares the visible text and the link
+    scan (:func:`content_and_stats`), for fitting or applying a feature union: its word
+    and char blocks read the same content text, and the dense features the same text.
+    :class:`ContentText` and :class:`RecordStats` take what was worked out; to anything
+    else this is a plain list of the records. Not to be changed once made."""
+
+    def __init__(self, records: Iterable[CommentRecord], *, url_shapes: bool = True) -> None:
+        super().__init__(records)
+        self.url_shapes = url_shapes
+        self.contents: list[str] = []
+        self.stats: list[list[StatValue]] = []
+        for record in self:
+            content, stats, _ = content_and_stats(record, url_shapes=url_shapes)
+            self.contents.append(content)
+            self.stats.append(stats)
+
+
 class ContentText(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Records -> :func:`content_text` strings (stateless)."""
 
@@ -394,6 +414,8 @@ class ContentText(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def transform(self, records: Iterable[CommentRecord]) -> list[str]:
         """One normalised content string per record."""
+        if isinstance(records, PreparedRecords) and records.url_shapes == self.url_shapes:
+            return list(records.contents)
         return [content_text(record, url_shapes=self.url_shapes) for record in records]
 
 
@@ -426,9 +448,20 @@ class RecordStats(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         """A ``(len(records), len(STAT_NAMES))`` float64 array, minus ``means_``."""
         return self._raw(records) - np.asarray(self.means_, dtype=np.float64)
 
+    def fit_transform(
+        self, records: Sequence[CommentRecord], y: Any = None, **params: Any
+    ) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """:meth:`fit` then :meth:`transform`, with the features extracted once."""
+        raw = self._raw(records)
+        self.means_ = [float(v) for v in raw.mean(axis=0)]
+        return raw - np.asarray(self.means_, dtype=np.float64)
+
     @staticmethod
     def _raw(records: Iterable[CommentRecord]) -> np.ndarray[Any, np.dtype[np.float64]]:
-        rows = [[stat.value for stat in record_stats(record)] for record in records]
+        every = (
+            records.stats if isinstance(records, PreparedRecords) else map(record_stats, records)
+        )
+        rows = [[stat.value for stat in stats] for stats in every]
         return np.array(rows, dtype=np.float64).reshape(len(rows), len(STAT_NAMES))
 
 

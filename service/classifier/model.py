@@ -50,6 +50,7 @@ from service.classifier.features import (
     QUERY_MARK,
     STAT_NAMES,
     FeatureConfig,
+    PreparedRecords,
     StatValue,
     author_text,
     build_features,
@@ -878,7 +879,11 @@ def train(
         features_cfg = FeatureConfig(**{**_fields(features_cfg), "min_df": 1})
     union = build_features(features_cfg)
     say(f"extracting features from {y.size} comments")
-    matrix = union.fit_transform(list(records)).tocsr()
+    # Each comment's content text and dense features are worked out once, not once per
+    # block that reads them.
+    prepared = PreparedRecords(records, url_shapes=features_cfg.url_shapes)
+    matrix = union.fit_transform(prepared).tocsr()
+    del prepared  # its texts and features are not needed for the fits that follow
     # The dense block comes last; naive Bayes reads the non-negative n-gram blocks.
     text_columns = matrix.shape[1] - len(STAT_NAMES)
     say(f"{matrix.shape[1]} features; cross-validating")

@@ -150,3 +150,45 @@ def test_letters_capitals_and_digits_are_counted_as_str_methods_count_them(text:
         sum(c.isupper() for c in text),
         sum(c.isdigit() for c in text),
     )
+
+
+WHITESPACE_AND_WORDS = [
+    "",
+    "a",
+    "ab",
+    "abc",
+    "abcd",
+    "a b  c\t\td\n\ne \u2003f\u00a0g\x1ch",
+    "  leading and trailing  ",
+    "Supercalifragilisticexpialidocious words",
+    "xurl bit.ly xpathwatch xqueryv 000",
+    "😀🔥👍 مرحبا Привет 日本語",
+    "repeat repeat repeat REPEAT",
+]
+
+
+def test_prepared_records_give_the_same_features() -> None:
+    from service.classifier.corpus import generate_corpus
+    from service.classifier.features import PreparedRecords, RecordStats
+
+    records = [CommentRecord(t) for t in [*EDGE_CASES.values(), *WHITESPACE_AND_WORDS]]
+    records += generate_corpus(200, seed=4).records
+    for url_shapes in (True, False):
+        config = FeatureConfig(min_df=1, url_shapes=url_shapes)
+        plain = build_features(config)
+        a = plain.fit_transform(records)
+        prepared = build_features(config)
+        b = prepared.fit_transform(PreparedRecords(records, url_shapes=url_shapes))
+        assert (a != b).nnz == 0
+        assert a.shape == b.shape
+        # Prepared the other way: the content text is worked out again, as it should be.
+        c = prepared.transform(PreparedRecords(records, url_shapes=not url_shapes))
+        assert (plain.transform(records) != c).nnz == 0
+        pairs = zip(plain.transformer_list, prepared.transformer_list, strict=True)
+        for (name, x), (_, y) in pairs:
+            if name == "stats":
+                assert x.means_ == y.means_
+            else:
+                assert x.named_steps["tfidf"].vocabulary_ == y.named_steps["tfidf"].vocabulary_
+    once = RecordStats().fit_transform(records)
+    assert np.array_equal(once, RecordStats().fit(records).transform(records))
