@@ -17,7 +17,7 @@ import html
 import math
 import re
 import string
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 from urllib.parse import urlsplit
@@ -465,12 +465,57 @@ class RecordStats(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return np.array(rows, dtype=np.float64).reshape(len(rows), len(STAT_NAMES))
 
 
+_WORDS_PER_ANALYZER: Final = 50_000
+"""Distinct words whose char n-grams one char_wb analyzer keeps (Zipf: the first ones
+seen are most of the words read)."""
+
+
+def _char_wb_ngrams(word: str, low: int, high: int) -> list[str]:
+    """scikit-learn's char_wb n-grams of one word, in its order: the word padded with a
+    space each side, its ``n``-grams for ``n`` from ``low`` to ``high``, except that a
+    padded word no longer than ``n`` counts once, whole, and ends the word."""
+    padded = f" {word} "
+    size = len(padded)
+    grams: list[str] = []
+    for n in range(low, high + 1):
+        if size <= n:
+            grams.append(padded)
+            break
+        grams += [padded[i : i + n] for i in range(size - n + 1)]
+    return grams
+
+
 class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
     """A TfidfVectorizer whose saved state holds its vocabulary as two numpy arrays.
 
     skops saves a dict entry by entry, which makes loading a 200,000-term vocabulary take
-    seconds; arrays load in milliseconds. Behaviour is TfidfVectorizer's exactly.
+    seconds; arrays load in milliseconds. Behaviour is TfidfVectorizer's exactly; its
+    char_wb analyzer works each distinct word's n-grams out once per pass over the
+    documents, where scikit-learn's slices them again at every occurrence.
     """
+
+    def build_analyzer(self) -> Callable[[Any], list[str]]:
+        """As TfidfVectorizer's (the same features in the same order), faster for char_wb."""
+        if self.analyzer != "char_wb":
+            return super().build_analyzer()  # type: ignore[no-any-return]
+        decode, preprocess = self.decode, self.build_preprocessor()
+        low, high = self.ngram_range
+        words: dict[str, list[str]] = {}
+
+        def analyze(doc: Any) -> list[str]:
+            grams: list[str] = []
+            # As scikit-learn: decode, preprocess, split on whitespace (its collapsing of
+            # whitespace runs first changes nothing that split() sees).
+            for word in preprocess(decode(doc)).split():
+                found = words.get(word)
+                if found is None:
+                    found = _char_wb_ngrams(word, low, high)
+                    if len(words) < _WORDS_PER_ANALYZER:
+                        words[word] = found
+                grams += found
+            return grams
+
+        return analyze
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())

@@ -167,6 +167,22 @@ WHITESPACE_AND_WORDS = [
 ]
 
 
+@pytest.mark.parametrize("ngrams", [(2, 5), (1, 3), (3, 3), (1, 1)])
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_char_wb_analyzer_gives_sklearns_ngrams_in_its_order(
+    ngrams: tuple[int, int], lowercase: bool
+) -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from service.classifier.features import CompactTfidfVectorizer
+
+    params = {"analyzer": "char_wb", "ngram_range": ngrams, "lowercase": lowercase}
+    fast = CompactTfidfVectorizer(**params).build_analyzer()
+    reference = TfidfVectorizer(**params).build_analyzer()
+    for text in WHITESPACE_AND_WORDS * 2:  # the second time from the analyzer's word cache
+        assert fast(text) == reference(text), text
+
+
 def test_prepared_records_give_the_same_features() -> None:
     from service.classifier.corpus import generate_corpus
     from service.classifier.features import PreparedRecords, RecordStats
