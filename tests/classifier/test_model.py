@@ -317,3 +317,19 @@ def test_reasons_are_the_strongest_five_each_way_ties_by_key(weights: dict[str, 
     assert [(r.feature, r.weight) for r in reasons] == [(f, -w) for w, f in spam] + [
         (f, w) for w, f in ham
     ]
+
+
+def test_reasons_made_through_their_slots_are_reasons() -> None:
+    from dataclasses import fields
+
+    from service.classifier.model import _reason
+    from service.classifier.types import Reason
+
+    # _reason sets these three slots itself: a field added to Reason must be added there.
+    assert [f.name for f in fields(Reason)] == ["phrase", "weight", "feature"]
+    made = _reason("the word 'x'", -0.5, "word:x")
+    assert made == Reason("the word 'x'", -0.5, "word:x")
+    assert hash(made) == hash(Reason("the word 'x'", -0.5, "word:x"))
+    assert made.direction == "ham"
+    with pytest.raises(AttributeError):
+        made.weight = 1.0  # type: ignore[misc]
