@@ -210,7 +210,9 @@ def test_scoring_from_threads_is_safe(classifier: Classifier) -> None:
     expected = classifier.score_many(records)
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(classifier.score, records * 3))
+        batches = list(pool.map(classifier.score_many, [records[i::3] for i in range(3)] * 2))
     assert got == expected * 3
+    assert batches == [expected[i::3] for i in range(3)] * 2
 
 
 def test_each_fact_is_one_reason(classifier: Classifier) -> None:
