@@ -20,13 +20,10 @@ import math
 import re
 import threading
 import time
-from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import reduce
-from itertools import chain, pairwise, repeat
-from operator import add, itemgetter
+from itertools import chain, pairwise
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
@@ -112,9 +109,9 @@ _UNIGRAM: Final = 0
 _LINKED: Final = 1
 _SHAPED: Final = 2
 _PHRASE: Final = 3
-"""Kinds of word n-gram (0 to 3, so that they index a tuple): a unigram and a bigram that
-belongs to a link (its mark's bigram, or one with a link's shape word) are credited to the
-words they sit in; any other bigram is a reason of its own."""
+"""Kinds of word n-gram: a unigram and a bigram that belongs to a link (its mark's bigram,
+or one with a link's shape word) are credited to the words they sit in; any other bigram
+is a reason of its own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,9 +335,6 @@ def _key_phrase(feature: str) -> str:
 _PHRASES: dict[str, str] = {}
 """Phrases of reason keys, built once per key (they depend on the key alone)."""
 
-_WEIGHT: Final = itemgetter(1)
-_TOKENS: Final = itemgetter(1)
-
 _NEW_REASON: Final = Reason.__new__
 _SET_PHRASE: Final = vars(Reason)["phrase"].__set__
 _SET_WEIGHT: Final = vars(Reason)["weight"].__set__
@@ -412,18 +406,17 @@ class _Contributions:
 
     def reasons(self) -> tuple[Reason, ...]:
         """The strongest contributions toward spam, then toward ham (ties by key)."""
-        # Sorted by weight in C; only weights at least as strong as the fifth strongest
-        # either way (ties at fifth place are broken by key) can be reported, and they
-        # are the two ends of the sorted list.
-        items = sorted(self.weights.items(), key=_WEIGHT)
+        weights = self.weights
+        # Only weights at least as strong as the fifth strongest either way can be
+        # reported; sorting the floats first (in C) leaves few tuples to build and sort.
         high, low = MIN_REASON_WEIGHT, -MIN_REASON_WEIGHT
-        if len(items) > MAX_REASONS:
-            high = max(high, items[-MAX_REASONS][1])
-            low = min(low, items[MAX_REASONS - 1][1])
-        strong = items[bisect_left(items, high, key=_WEIGHT) :]
-        spam = sorted([(-w, f) for f, w in strong])[:MAX_REASONS]
-        ham = sorted([(w, f) for f, w in items[: bisect_right(items, low, key=_WEIGHT)]])
-        ham = ham[:MAX_REASONS]
+        if len(weights) > MAX_REASONS:
+            ordered = sorted(weights.values())
+            high = max(high, ordered[-MAX_REASONS])
+            low = min(low, ordered[MAX_REASONS - 1])
+        items = weights.items()
+        spam = sorted([(-w, f) for f, w in items if w >= high])[:MAX_REASONS]
+        ham = sorted([(w, f) for f, w in items if w <= low])[:MAX_REASONS]
         phrase = self.phrase
         return (
             *[_reason(phrase(f), -w, f) for w, f in spam],
@@ -598,9 +591,9 @@ class Classifier:
     def _combine(self, parsed: _Parsed, chars: list[float]) -> _Contributions:
         """The contributions of a parsed comment, given its words' char n-gram sums."""
         _, keys, totals, weights, stats = parsed
-        # A word's total is never -0.0 (sums from 0.0), so adding a zero char sum to it
-        # changes nothing.
-        for key, total in zip(keys, map(add, totals, chars), strict=True):
+        for key, total, char in zip(keys, totals, chars, strict=True):
+            if char:
+                total += char
             if total:
                 weights[key] = weights.get(key, 0.0) + total
         return _Contributions(weights, stats)
@@ -613,16 +606,17 @@ class Classifier:
         order). A unigram's weight is shared among its occurrences, each credited to the
         whitespace word it sits in, so "bit.ly" gathers "bit" and "ly"; a bigram is a
         reason of its own, except that a link mark's bigram belongs to the link."""
-        tokens = list(chain.from_iterable(map(_TOKENS, entries)))
+        tokens = [token for e in entries for token in e[1]]
         if not tokens:
             return
         # Counted in C, tokens first, then bigrams (in order of first occurrence, as
         # sklearn's analyzer lists them), which fixes the order the norm is summed in.
         counts = Counter(chain(tokens, map(" ".join, pairwise(tokens))))
         lookup = self._terms.get
-        # The terms found, by kind (which indexes this tuple).
-        kinds: tuple[list[_Found], list[_Found], list[_Found], list[_Found]] = ([], [], [], [])
+        shared: list[_Found] = []
+        phrases: list[_Found] = []
         square = 0.0
+        link_bigrams = shape_bigrams = False
         for term, count in counts.items():
             hit = lookup(term)
             if hit is None:
@@ -630,32 +624,34 @@ class Classifier:
             if count == 1:
                 # The common case: sublinear tf is 1, so value = idf; no log, no product.
                 square += hit[2]
-                kinds[hit[4]].append(hit[5])
+                found = hit[5]
             else:
                 value = (1.0 + math.log(count)) * hit[0]
                 square += value * value
-                kinds[hit[4]].append((hit[5][0], count, value * hit[1]))
-        unigrams, link_bigrams, shape_bigrams, phrases = kinds
-        if not (unigrams or link_bigrams or shape_bigrams or phrases):
+                found = (hit[5][0], count, value * hit[1])
+            kind = hit[4]
+            if kind == _UNIGRAM:
+                shared.append(found)
+            elif kind == _PHRASE:
+                phrases.append(found)
+            else:
+                shared.append(found)
+                link_bigrams = link_bigrams or kind == _LINKED
+                shape_bigrams = shape_bigrams or kind == _SHAPED
+        if not (shared or phrases):
             return
         norm = math.sqrt(square)
-        # Phrase keys come from here alone, once per comment: none is in weights yet.
-        weights.update({key: 0.0 + contribution / norm for key, _, contribution in phrases})
-        if not (unigrams or link_bigrams or shape_bigrams):
+        for key, _, contribution in phrases:
+            weights[key] = weights.get(key, 0.0) + contribution / norm
+        if not shared:
             return
-        shares = {
-            term: contribution / norm / count
-            for term, count, contribution in chain(unigrams, link_bigrams, shape_bigrams)
-        }
+        shares = {term: contribution / norm / count for term, count, contribution in shared}
         get = shares.get
-        # Each word's unigram shares added in order from 0.0 (a token without a share
-        # adds 0.0, which changes no sum that starts at 0.0).
-        totals[:] = [
-            0.0 + get(tokens[0], 0.0)
-            if len(tokens) == 1
-            else reduce(add, map(get, tokens, repeat(0.0)), 0.0)
-            for tokens in map(_TOKENS, entries)
-        ]
+        for i, e in enumerate(entries):
+            for token in e[1]:
+                share = get(token)
+                if share is not None:
+                    totals[i] += share
         if link_bigrams:
             # Each occurrence of "xurl <token>" is credited to its link mark's word.
             mark = -1
