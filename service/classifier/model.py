@@ -924,9 +924,11 @@ def train(
         )
     ]
     nb = MultinomialNB(alpha=cfg.nb_alpha)
-    if cfg.nb_blend:
+    # The n-gram columns naive Bayes reads, sliced once for its folds and its final fit.
+    ngrams = matrix[:, :text_columns] if cfg.nb_blend else None
+    if ngrams is not None:
         log_proba = cross_val_predict(
-            nb, matrix[:, :text_columns], y, cv=folds, method="predict_log_proba", params=fit_params
+            nb, ngrams, y, cv=folds, method="predict_log_proba", params=fit_params
         )
         columns.append(np.asarray(log_proba[:, 1] - log_proba[:, 0]))
     decisions = np.column_stack(columns)
@@ -947,8 +949,8 @@ def train(
     linear.fit(matrix, y, **fit_params)
     coef = linear.coef_ * a[0]
     intercept = linear.intercept_ * a[0] + b
-    if cfg.nb_blend:
-        nb.fit(matrix[:, :text_columns], y, **fit_params)
+    if ngrams is not None:
+        nb.fit(ngrams, y, **fit_params)
         nb_weights, nb_intercept = _nb_log_odds(nb)
         coef[0, :text_columns] += a[1] * nb_weights
         intercept = intercept + a[1] * nb_intercept
