@@ -262,17 +262,19 @@ def comment_requests(count: int, tokens: Sequence[str], *, path: str, salt: str)
 
 
 class Processes:
-    """Child processes, each in its own session and with its output in a log file;
-    :meth:`stop_all` ends them (SIGTERM, then SIGKILL to the whole group)."""
+    """Child processes in named groups (several Celery workers form one group), each in
+    its own session and with its output in a log file; :meth:`stop_all` ends them
+    (SIGTERM, then SIGKILL to the whole group)."""
 
     def __init__(self, logs: Path, env: dict[str, str]) -> None:
         self.logs = logs
         self._env = env
-        self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._children: dict[str, list[subprocess.Popen[bytes]]] = {}
         self._files: list[IO[bytes]] = []
 
     def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        out = (self.logs / f"{name}.log").open("wb")
+        group = self._children.setdefault(name, [])
+        out = self._log_path(name, len(group)).open("wb")
         self._files.append(out)
         proc = subprocess.Popen(
             argv,
@@ -282,16 +284,22 @@ class Processes:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self._children[name] = proc
+        group.append(proc)
         return proc
 
-    def check(self) -> None:
-        for name, proc in self._children.items():
-            if proc.poll() is not None:
-                raise BenchError(f"{name} exited ({proc.returncode}):\n{self.tail(name)}")
+    def _log_path(self, name: str, index: int) -> Path:
+        return self.logs / (f"{name}.log" if index == 0 else f"{name}-{index + 1}.log")
 
-    def tail(self, name: str, lines: int = 30) -> str:
-        path = self.logs / f"{name}.log"
+    def check(self) -> None:
+        for name, group in self._children.items():
+            for index, proc in enumerate(group):
+                if proc.poll() is not None:
+                    raise BenchError(
+                        f"{name} exited ({proc.returncode}):\n{self.tail(name, index=index)}"
+                    )
+
+    def tail(self, name: str, lines: int = 30, *, index: int = 0) -> str:
+        path = self._log_path(name, index)
         text = path.read_text(errors="replace") if path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
 
@@ -299,25 +307,27 @@ class Processes:
         return list(self._children)
 
     def pids(self, name: str) -> list[int]:
-        """The child's pid and its descendants' (gunicorn's or Celery's workers)."""
-        proc = self._children[name]
-        found = [proc.pid]
-        listed = subprocess.run(
-            ["ps", "-o", "pid=", "--ppid", str(proc.pid)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        found.extend(int(p) for p in listed.stdout.split())
+        """The group's pids and their children's (gunicorn's or Celery's workers)."""
+        found = []
+        for proc in self._children[name]:
+            found.append(proc.pid)
+            listed = subprocess.run(
+                ["ps", "-o", "pid=", "--ppid", str(proc.pid)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            found.extend(int(p) for p in listed.stdout.split())
         return found
 
     def stop_all(self, grace: float = 15.0) -> None:
-        for proc in self._children.values():
+        every = [proc for group in self._children.values() for proc in group]
+        for proc in every:
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + grace
-        for proc in self._children.values():
+        for proc in every:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             # Whether or not the leader stopped, nothing of its group may outlive the bench.
@@ -642,36 +652,14 @@ def _measure(
     api_port, ceiling_port = free_port(), free_port()
     procs.start("api", gunicorn_argv("service.app:create_app()", api_port, args))
     procs.start("ceiling", gunicorn_argv("bench.ceiling:create_app()", ceiling_port, args))
-    worker = procs.start(
-        "worker",
-        [
-            # Accepting has a latency target and classification a backlog to absorb
-            # bursts: the workers yield the CPU to the API (as the README advises for
-            # production on shared cores), and catch up when it is idle.
-            "nice",
-            "-n",
-            str(args.worker_nice),
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "workers.celery_app",
-            "worker",
-            "--concurrency",
-            str(args.celery_concurrency),
-            "--loglevel",
-            args.log_level,
-            # Cluster chatter that a single-host bench does not need.
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-    )
-    # nice alone orders processes within one scheduling group only, and the workers run
-    # in their own session, hence (with autogroup) their own group, which the kernel
-    # weighs as much as the API's: the group gets the niceness too.
-    if not lower_group_priority(worker.pid, args.worker_nice):
-        figures.notes.append("the workers' scheduling group kept its priority (no autogroup)")
+    for worker in _start_workers(args, procs):
+        # A priority orders processes within one scheduling group only, and each worker
+        # runs in its own session, hence (with autogroup) its own group, which the kernel
+        # weighs as much as the API's: the group gets the lowest weight too (nice 19 for
+        # SCHED_IDLE workers, --worker-nice otherwise).
+        group_nice = 19 if args.worker_priority == "idle" else args.worker_nice
+        if not lower_group_priority(worker.pid, group_nice):
+            figures.notes.append("the workers' scheduling group kept its priority (no autogroup)")
     start_deadline = min(deadline, time.monotonic() + 60)
     wait_http(api_port, "/readyz", procs, start_deadline)
     wait_http(ceiling_port, "/healthz", procs, start_deadline)
@@ -724,6 +712,40 @@ def _measure(
     backlog = broker.llen("celery")
     if backlog:
         figures.notes.append(f"{backlog} task(s) still in the broker's queue at the end")
+
+
+def _start_workers(args: argparse.Namespace, procs: Processes) -> list[subprocess.Popen[bytes]]:
+    """The Celery workers, as production runs them: ``--celery-concurrency`` processes of
+    the solo pool (each one process, one task at a time), or one prefork worker with as
+    many pool processes. Accepting has a latency target and classification a backlog to
+    absorb bursts, so the workers yield the CPU to the API (as the README advises for
+    production on shared cores) and catch up when it is idle: at SCHED_IDLE (they run only
+    on a core nothing else wants) or at ``--worker-nice``."""
+    if args.worker_priority == "idle":
+        priority = ["chrt", "--idle", "0"]
+    else:
+        priority = ["nice", "-n", str(args.worker_nice)]
+    celery = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.celery_app",
+        "worker",
+        "--loglevel",
+        args.log_level,
+        # Cluster chatter that a single-host bench does not need.
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    if args.worker_pool == "prefork":
+        argv = [*celery, "--pool", "prefork", "--concurrency", str(args.celery_concurrency)]
+        return [procs.start("worker", [*priority, *argv])]
+    return [
+        procs.start("worker", [*priority, *celery, "--pool", "solo", "-n", f"bench{i}@%h"])
+        for i in range(args.celery_concurrency)
+    ]
 
 
 def _start_profiler(args: argparse.Namespace, procs: Processes) -> list[subprocess.Popen[bytes]]:
@@ -795,8 +817,9 @@ def report(args: argparse.Namespace, figures: Figures) -> bool:
     config = (
         f"gunicorn {args.api_workers} x {args.worker_class}"
         + (f" ({args.threads} threads)" if args.worker_class == "gthread" else "")
-        + f", celery prefork x {args.celery_concurrency} at nice {args.worker_nice}"
-        + " (process and autogroup),"
+        + f", celery {args.worker_pool} x {args.celery_concurrency} at "
+        + ("SCHED_IDLE," if args.worker_priority == "idle" else f"nice {args.worker_nice}")
+        + (" (process and autogroup)," if args.worker_priority == "nice" else "")
         + f" {os.cpu_count()} CPUs,"
         f" {args.authors} authors, log level {args.log_level}"
     )
@@ -906,9 +929,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--worker-class", choices=["sync", "gthread"], default="gthread")
     p.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     p.add_argument(
+        "--worker-priority",
+        choices=["idle", "nice"],
+        default="idle",
+        help="the workers' CPU priority: SCHED_IDLE, or --worker-nice (process and autogroup)",
+    )
+    p.add_argument(
         "--worker-nice", type=int, default=10, help="niceness of the Celery workers (0 to 19)"
     )
-    p.add_argument("--celery-concurrency", type=int, default=2, help="Celery pool processes")
+    p.add_argument("--worker-pool", choices=["solo", "prefork"], default="solo")
+    p.add_argument(
+        "--celery-concurrency",
+        type=int,
+        default=os.cpu_count() or 2,
+        help="solo worker processes, or prefork pool processes",
+    )
     p.add_argument("--log-level", default="WARNING", help="COMMENTGUARD_LOG_LEVEL for all")
     p.add_argument("--min-ratio", type=float, default=0.7)
     p.add_argument("--max-accept-p99-ms", type=float, default=50.0)

@@ -58,6 +58,8 @@ class Label(Timestamped, Base):
     author_name: Mapped[str | None] = mapped_column(String(200))
     author_email: Mapped[str | None] = mapped_column(String(320))
     author_url: Mapped[str | None] = mapped_column(Text)
+    #: The page the text was left on: the comment's permalink, or the data set's page.
+    permalink: Mapped[str | None] = mapped_column(Text)
     #: For imports: the file's name and sha256 (``youtube.csv@3f2a...``).
     dataset: Mapped[str | None] = mapped_column(String(300))
     #: Who gave the label (a moderator's issuer and subject); empty for imports.

@@ -15,6 +15,7 @@ from typing import Any
 
 from celery import Celery
 from kombu.entity import Queue
+from kombu.transport import redis as kombu_redis
 
 from service.logs import request_id_var
 from service.settings import Settings
@@ -48,6 +49,33 @@ VISIBILITY_TIMEOUT_SECONDS = 3600
 PING_CACHE_SECONDS = 1.0
 
 
+class _RedisChannel(kombu_redis.Channel):
+    """kombu's Redis channel, keeping one client for its synchronous commands.
+
+    kombu builds a new ``redis.Redis`` for every publish and every acknowledgement; with
+    redis-py 5 and later that costs about 0.1-0.2 ms of CPU each (its command table is
+    copied into a fresh dict), a sizeable share of sending or running a small task. A
+    client holds no connection of its own (each command borrows one from the channel's
+    pool), so one per channel serves every command; it is rebuilt when the channel
+    replaces its pool (after a disconnect)."""
+
+    _sync_client: Any = None
+
+    def _create_client(self, asynchronous: bool = False) -> Any:
+        if asynchronous:
+            return super()._create_client(asynchronous=True)  # type: ignore[no-untyped-call]
+        client = self._sync_client
+        if client is None or client.connection_pool is not self.pool:
+            client = self._sync_client = super()._create_client()  # type: ignore[no-untyped-call]
+        return client
+
+
+class RedisTransport(kombu_redis.Transport):
+    """kombu's Redis transport with :class:`_RedisChannel`."""
+
+    Channel = _RedisChannel
+
+
 def make_celery(settings: Settings, *, name: str = "commentguard") -> Celery:
     """A Celery app for ``settings.broker_url`` with the service's delivery guarantees.
 
@@ -65,6 +93,7 @@ def make_celery(settings: Settings, *, name: str = "commentguard") -> Celery:
       expiring).
     * Retraining and re-scoring go to ``TRAINING_QUEUE``, everything else to
       ``COMMENTS_QUEUE``; a worker consumes both unless told otherwise (``-Q``).
+    * On Redis, :class:`RedisTransport` (kombu's, reusing one client per channel).
 
     Works with Redis (``redis://``) and with kombu's server-less SQLAlchemy transport
     (``sqla+sqlite:///var/broker.sqlite``) for development.
@@ -83,6 +112,8 @@ def make_celery(settings: Settings, *, name: str = "commentguard") -> Celery:
     # its own polling_interval), so it gets none: it polls once a second.
 
     app = Celery(name, broker=settings.broker_url, set_as_current=False)
+    if transport_options:
+        app.conf.broker_transport = RedisTransport
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,

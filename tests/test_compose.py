@@ -129,6 +129,9 @@ def test_classification_and_training_have_their_own_workers(config: dict[str, An
     trainer = _command(_service(config, "trainer"))
     assert trainer[:4] == ["celery", "-A", "workers.celery_app", "worker"]
     assert worker[worker.index("-Q") + 1] == COMMENTS_QUEUE
+    # One process per replica runs the comment path's tasks, several replicas by default.
+    assert worker[worker.index("--pool") + 1] == "solo"
+    assert _service(config, "worker")["scale"] >= 2
     assert trainer[trainer.index("-Q") + 1] == TRAINING_QUEUE
     assert trainer[trainer.index("--concurrency") + 1] == "1"
 

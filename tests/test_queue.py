@@ -111,3 +111,25 @@ def test_a_task_sent_answers_the_ping_and_a_failed_send_forgets_it(settings: Set
         broken.enqueue_classification(uuid.uuid4())
     assert broken.ping() is False
     assert broken.probes == 2
+
+
+def test_a_redis_channel_reuses_one_client_until_its_pool_is_replaced(settings: Settings) -> None:
+    # kombu builds a redis client per publish and per acknowledgement; ours keeps one per
+    # channel (clients borrow a pooled connection per command), and a new pool a new one.
+    app = make_celery(settings)
+    queue_name = f"inspect-{uuid.uuid4().hex}"
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        first = channel._create_client()
+        assert channel._create_client() is first
+        assert channel._create_client(asynchronous=True) is not first
+        producer = connection.Producer(channel)
+        producer.publish({"n": 1}, routing_key=queue_name, declare=[])
+        producer.publish({"n": 2}, routing_key=queue_name, declare=[])
+        assert channel._create_client() is first
+        channel._disconnect_pools()
+        renewed = channel._create_client()
+        assert renewed is not first
+        assert renewed.connection_pool is channel.pool
+        assert renewed.llen(queue_name) == 2
+        renewed.delete(queue_name)

@@ -6,7 +6,11 @@ line), never from its name:
 ``youtube``
     The UCI YouTube Spam Collection (Alberto, Lochter, Almeida, "TubeSpam: Comment Spam
     Filtering on YouTube", ICMLA 2015; CC BY 4.0): a CSV whose header is exactly
-    ``COMMENT_ID,AUTHOR,DATE,CONTENT,CLASS``. CLASS is 1 for spam, 0 for ham.
+    ``COMMENT_ID,AUTHOR,DATE,CONTENT,CLASS``. CLASS is 1 for spam, 0 for ham. The files
+    carry no page, but the collection's description lists the video each file's comments
+    were left on; a file of the collection, recognised by its sha256
+    (:data:`YOUTUBE_COLLECTION_PAGES`), gives every record that video's page as its
+    ``permalink``, as a blog gives the post's.
 ``sms``
     The SMS Spam Collection: no header, one message per line, ``ham<TAB>text`` or
     ``spam<TAB>text``.
@@ -29,6 +33,7 @@ in :attr:`Dataset.errors`.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import html
 import json
@@ -41,6 +46,7 @@ from typing import Final
 from service.classifier.types import CommentRecord
 
 __all__ = [
+    "YOUTUBE_COLLECTION_PAGES",
     "Dataset",
     "DatasetError",
     "RowError",
@@ -66,6 +72,18 @@ _OPTIONAL_TEXT_COLUMNS: Final = (
     "lang",
 )
 _OPTIONAL_COUNT_COLUMNS: Final = ("approved_count", "spam_count")
+
+YOUTUBE_COLLECTION_PAGES: Final = {
+    # Youtube01-Psy.csv, Youtube02-KatyPerry.csv, Youtube03-LMFAO.csv, Youtube04-Eminem.csv
+    "19797e6c77690e3c8809cfd2853ae7341390636367ba66cf5d4f4083f0b88535": "9bZkp7q19f0",
+    "902c614f8ef24f987d6f614d7e6111aa5160b89a0646b68e007bd6044a3d123b": "CevxZvSJLk8",
+    "702ef589860a1831956f527760a3d9737ef8a07ab36c7de35b92b8898b8c3928": "KQ6zr6kCPj8",
+    "92f54eb6b22fdf3b7ae85e1f500e5aa7442edd025e504b988a97078756187e76": "uelHwf8o7_U",
+}
+"""The sha256 of each file of the UCI YouTube Spam Collection -> the ID of the YouTube
+video its comments were left on, as the collection's description lists them (UCI data
+set 380; the authors' page http://www.dt.fee.unicamp.br/~tiago/youtubespamcollection/)."""
+_YOUTUBE_WATCH: Final = "https://www.youtube.com/watch?v="
 # A directory holds data files and, often, their documentation: the documentation is
 # recognised by name so that a data file of an unknown format still fails loudly.
 _DATA_SUFFIXES: Final = {".csv", ".tsv", ".txt", ""}
@@ -283,6 +301,10 @@ def _read_file(path: Path, *, skip_malformed: bool) -> Dataset:
         raise DatasetError(f"{source}: no rows with a label and content")
     records = [record for record, _ in rows]
     labels = [label for _, label in rows]
+    video = YOUTUBE_COLLECTION_PAGES.get(hashlib.sha256(data).hexdigest())
+    if fmt == "youtube" and video is not None:
+        page = _YOUTUBE_WATCH + video
+        records = [dataclasses.replace(record, permalink=page) for record in records]
     return Dataset(
         records=records,
         labels=labels,

@@ -13,6 +13,7 @@ scikit-learn pipeline and the classifier's fast path, so that the two cannot dri
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 import re
@@ -35,6 +36,7 @@ __all__ = [
     "MAX_NGRAM_CHARS",
     "PATH_MARK",
     "QUERY_MARK",
+    "SELF_MARK",
     "STAT_NAMES",
     "AuthorText",
     "CompactTfidfVectorizer",
@@ -48,6 +50,7 @@ __all__ = [
     "content_and_stats",
     "content_text",
     "describe_stat",
+    "is_self_link",
     "link_hosts",
     "record_stats",
     "repair_text",
@@ -68,6 +71,11 @@ PATH_MARK: Final = "xpath"
 QUERY_MARK: Final = "xquery"
 """Prefixes of the words that give a link's shape after its host (see :func:`url_shape`)."""
 
+SELF_MARK: Final = "xself"
+"""Stands for a link to the page the comment is on (see :func:`is_self_link`): a reader
+pointing at the page itself (a video's share link, a jump to a section of the post) sends
+nobody elsewhere, so such a link is this word, not an outbound link."""
+
 _TAG: Final = re.compile(
     r"<a\s[^>]{0,500}?href\s*=\s*[\"']?([^\"'>\s]+)[^>]{0,500}>|<[^<>]{0,500}>", re.IGNORECASE
 )
@@ -84,6 +92,7 @@ _IP_HOST: Final = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$|^\[?[0-9a-f:]+:[0-9a-f:
 _DIGIT: Final = re.compile(r"\d")
 _EMOJI: Final = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\ufe0f]")
 _SPACE: Final = re.compile(r"\s+")
+_PUNCTUATION_RUN: Final = re.compile(r"(?<=\w)([.!?,;:]{2,})")
 _REPEAT: Final = re.compile(r"(.)\1{2,}", re.DOTALL)
 _INVISIBLE: Final = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060\u00ad"), " ")
 
@@ -95,6 +104,17 @@ SHORTENERS: Final = frozenset(
     }
 )  # fmt: skip
 """Hosts whose links hide where they lead; spammers use them to dodge domain block lists."""
+
+FIRST_PARTY_SHORT_HOSTS: Final = {
+    "youtu.be": "youtube.com",
+    "redd.it": "reddit.com",
+    "flic.kr": "flickr.com",
+    "instagr.am": "instagram.com",
+    "amzn.to": "amazon.com",
+    "fb.me": "facebook.com",
+}
+"""Short-link hosts that belong to the site they lead to (unlike :data:`SHORTENERS`): a
+``youtu.be/<id>`` link is a link to ``youtube.com``."""
 
 
 def repair_text(text: str) -> str:
@@ -150,58 +170,156 @@ def url_shape(url: str) -> str:
     return " ".join(words)
 
 
+_ID_LIKE: Final = re.compile(r"^(?![a-z]{1,12}$)(?!\d{1,4}$).{3,}$")
+"""A URL token that names one page: not a plain short word ("watch", "posts") and not a
+short number (a year or month of a dated permalink)."""
+_TRAILING: Final = ".,;:!?)]}'\""
+_TRACKING_KEYS: Final = re.compile(r"^(?:utm_\w*|fbclid|gclid|ref|source|feature|si)$")
+
+
+def _site(host: str) -> str:
+    host = host.removeprefix("m.")
+    return FIRST_PARTY_SHORT_HOSTS.get(host, host)
+
+
+@functools.lru_cache(maxsize=4096)
+def _page(permalink: str) -> tuple[str, frozenset[str], str, frozenset[str]] | None:
+    """What identifies the page at ``permalink``: its site, the id-like tokens of its
+    path and query, its path, and its query pairs (tracking keys left out); None for a
+    permalink without a host."""
+    host, tokens, path, pairs = _url_parts(permalink)
+    if not host:
+        return None
+    return _site(host), frozenset(t for t in tokens if _ID_LIKE.match(t)), path, pairs
+
+
+def _url_parts(url: str) -> tuple[str, frozenset[str], str, frozenset[str]]:
+    if not _SCHEME.match(url):
+        url = "http://" + url
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").removeprefix("www.")
+    except ValueError:  # a malformed IPv6 literal or port
+        return "", frozenset(), "", frozenset()
+    pairs = frozenset(
+        pair
+        for pair in parts.query.split("&")
+        if pair and not _TRACKING_KEYS.match(pair.partition("=")[0].lower())
+    )
+    segments = [s for s in parts.path.split("/") if s]
+    values = [p.partition("=")[2] for p in pairs]
+    return host, frozenset(s for s in segments + values if s), parts.path.rstrip("/"), pairs
+
+
+def is_self_link(url: str, permalink: str | None) -> bool:
+    """Whether the link ``url`` leads to the page at ``permalink`` (the page the comment
+    is on). It must be on the same site (``www.`` and ``m.`` aside, and a site's own
+    short host such as ``youtu.be`` counting as its site) and name the same page: carry
+    every id-like token of the permalink (``9bZkp7q19f0`` of ``/watch?v=9bZkp7q19f0``,
+    the slug of ``/2024/05/my-post/``) in its path or query, or, for a permalink without
+    one, have its path and query (tracking keys aside). A link to another page of the
+    same site is an ordinary link."""
+    page = _page(permalink) if permalink else None
+    if page is None:
+        return False
+    site, ids, path, pairs = page
+    # Punctuation after a link ends the sentence, not the URL ("see youtu.be/x1y2z3.").
+    host, tokens, link_path, link_pairs = _url_parts(url.rstrip(_TRAILING))
+    if _site(host) != site:
+        return False
+    if ids:
+        return ids <= tokens
+    return link_path == path and pairs <= link_pairs
+
+
 def link_hosts(text: str) -> list[str]:
     """The hosts (lower case, without ``www.``) of the links in ``text``, in order; a link
     whose host cannot be parsed gives ``""``."""
     return [_host(m.group(0)) for m in _URL.finditer(_visible_text(text))]
 
 
-def _links(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, host) of each link in visible text, in order."""
-    return [(m.start(), m.end(), _host(m.group(0))) for m in _URL.finditer(text)]
+_Link = tuple[int, int, str, bool]
+"""A link in visible text: start, end, host, and whether it leads to the page itself."""
 
 
-def _content_of(text: str, links: list[tuple[int, int, str]], shape: bool) -> str:
+def _links(text: str, permalink: str | None) -> list[_Link]:
+    """Each link in visible text, in order; a link counts as leading to the page itself
+    only when a ``permalink`` is given and :func:`is_self_link` says so."""
+    return [
+        (m.start(), m.end(), _host(m.group(0)), is_self_link(m.group(0), permalink))
+        for m in _URL.finditer(text)
+    ]
+
+
+def _content_of(text: str, links: list[_Link], shape: bool, split: bool) -> str:
     pieces: list[str] = []
     last = 0
-    for start, end, host in links:
+    for start, end, host, own in links:
         pieces.append(text[last:start])
-        pieces.append(f" {LINK_MARK} {host or 'link'} ")
-        if shape:
-            pieces.append(f"{url_shape(text[start:end])} ")
+        if own:
+            pieces.append(f" {SELF_MARK} ")
+        else:
+            pieces.append(f" {LINK_MARK} {host or 'link'} ")
+            if shape:
+                pieces.append(f"{url_shape(text[start:end])} ")
         last = end
     pieces.append(text[last:])
-    text = _DIGIT.sub("0", "".join(pieces))
+    text = "".join(pieces)
+    if split:
+        text = _PUNCTUATION_RUN.sub(r" \1 ", text)
+    text = _DIGIT.sub("0", text)
     return _SPACE.sub(" ", text).strip()[:MAX_NGRAM_CHARS]
 
 
-def content_text(record: CommentRecord, *, url_shapes: bool = True) -> str:
+def _page_of(record: CommentRecord, self_links: bool) -> str | None:
+    return record.permalink if self_links else None
+
+
+def content_text(
+    record: CommentRecord,
+    *,
+    url_shapes: bool = True,
+    self_links: bool = True,
+    split_punctuation: bool = True,
+) -> str:
     """The normalised content that the n-gram vectorizers read.
 
     Links become ``xurl <host>`` followed, with ``url_shapes``, by the link's shape (see
-    :func:`url_shape`; the path's words themselves are noise); digits become ``0`` (a
-    phone number or a view count is a shape, not a word), whitespace runs become one
-    space, and only the first :data:`MAX_NGRAM_CHARS` characters are kept.
+    :func:`url_shape`; the path's words themselves are noise); with ``self_links`` a link
+    to the comment's own page (its ``permalink``; see :func:`is_self_link`) becomes
+    :data:`SELF_MARK` instead; with ``split_punctuation`` a run of punctuation glued to a
+    word ("subscribers...come", "ROCK!!!!") becomes a word of its own, so that the word
+    reads as itself; digits become ``0`` (a phone number or a view count is a shape, not
+    a word), whitespace runs become one space, and only the first
+    :data:`MAX_NGRAM_CHARS` characters are kept.
     """
     text = _visible_text(record.content[: MAX_NGRAM_CHARS * 4])
-    return _content_of(text, _links(text), url_shapes)
+    links = _links(text, _page_of(record, self_links))
+    return _content_of(text, links, url_shapes, split_punctuation)
 
 
 def content_and_stats(
-    record: CommentRecord, *, url_shapes: bool = True
+    record: CommentRecord,
+    *,
+    url_shapes: bool = True,
+    self_links: bool = True,
+    split_punctuation: bool = True,
 ) -> tuple[str, list[StatValue], list[str]]:
-    """``(content_text(record), record_stats(record), link_hosts(record.content))``,
-    sharing their common work."""
-    if len(record.content) > MAX_NGRAM_CHARS * 4:
-        return (
-            content_text(record, url_shapes=url_shapes),
-            record_stats(record),
-            link_hosts(record.content),
-        )
+    """``(content_text(record), record_stats(record), hosts)``, sharing their common
+    work; ``hosts`` are those of the outbound links, one per :data:`LINK_MARK` of the
+    text, in order."""
     text = _visible_text(record.content)
-    links = _links(text)
-    content = _content_of(text, links, url_shapes)
-    return content, _stats_of(record, text, links), [h for _, _, h in links]
+    links = _links(text, _page_of(record, self_links))
+    if len(record.content) > MAX_NGRAM_CHARS * 4:
+        content = content_text(
+            record,
+            url_shapes=url_shapes,
+            self_links=self_links,
+            split_punctuation=split_punctuation,
+        )
+    else:
+        content = _content_of(text, links, url_shapes, split_punctuation)
+    return content, _stats_of(record, text, links), [h for _, _, h, own in links if not own]
 
 
 def _email_domain(email: str) -> str:
@@ -259,15 +377,16 @@ STAT_NAMES: Final = (
 """The dense features, in column order."""
 
 
-def record_stats(record: CommentRecord) -> list[StatValue]:
+def record_stats(record: CommentRecord, *, self_links: bool = True) -> list[StatValue]:
     """The dense features of ``record``, in :data:`STAT_NAMES` order.
 
     Counts are capped and scaled into [0, 1] so that no single number can dominate the
     L2-normalised n-gram blocks; the author history is log-scaled because the tenth
-    approved comment says less than the first.
+    approved comment says less than the first. The link features count outbound links:
+    with ``self_links``, a link to the comment's own page is not one of them.
     """
     text = _visible_text(record.content)
-    return _stats_of(record, text, _links(text))
+    return _stats_of(record, text, _links(text, _page_of(record, self_links)))
 
 
 _ASCII_LETTERS: Final = string.ascii_letters.encode()
@@ -292,16 +411,15 @@ def _letters_upper_digits(text: str) -> tuple[int, int, int]:
     return sum(map(str.isalpha, text)), sum(map(str.isupper, text)), sum(map(str.isdigit, text))
 
 
-def _stats_of(
-    record: CommentRecord, text: str, links: list[tuple[int, int, str]]
-) -> list[StatValue]:
+def _stats_of(record: CommentRecord, text: str, every_link: list[_Link]) -> list[StatValue]:
     n = len(text)
-    hosts = [host for _, _, host in links]
+    links = [link for link in every_link if not link[3]]
+    hosts = [link[2] for link in links]
     letters, upper, digits = _letters_upper_digits(text)
     non_ascii = n - len(text.encode("ascii", "ignore"))
     emoji = len(_EMOJI.findall(text)) if non_ascii else 0
     repeats = sum(1 for _ in _REPEAT.finditer(text))
-    link_chars = sum(end - start for start, end, _ in links)
+    link_chars = sum(end - start for start, end, _, _ in links)
     distinct = len({h for h in hosts if h})
     shortener = any(h in SHORTENERS for h in hosts)
     ip_host = any(_IP_HOST.match(h) for h in hosts if h)
@@ -379,20 +497,33 @@ def describe_stat(name: str, stat: StatValue) -> str:
 
 
 class PreparedRecords(list[CommentRecord]):
-    """Records with their content texts (normalised with or without ``url_shapes``) and
-    dense features worked out once, in one pass that shares the visible text and the link
-    scan (:func:`content_and_stats`), for fitting or applying a feature union: its word
-    and char blocks read the same content text, and the dense features the same text.
-    :class:`ContentText` and :class:`RecordStats` take what was worked out; to anything
-    else this is a plain list of the records. Not to be changed once made."""
+    """Records with their content texts (normalised as ``url_shapes``, ``self_links`` and
+    ``split_punctuation`` say) and dense features worked out once, in one pass that shares
+    the visible text and the link scan (:func:`content_and_stats`), for fitting or
+    applying a feature union: its word and char blocks read the same content text, and the
+    dense features the same text. :class:`ContentText` and :class:`RecordStats` take what
+    was worked out when they normalise alike (else they work it out themselves); to
+    anything else this is a plain list of the records. Not to be changed once made."""
 
-    def __init__(self, records: Iterable[CommentRecord], *, url_shapes: bool = True) -> None:
+    def __init__(
+        self,
+        records: Iterable[CommentRecord],
+        *,
+        url_shapes: bool = True,
+        self_links: bool = True,
+        split_punctuation: bool = True,
+    ) -> None:
         super().__init__(records)
-        self.url_shapes = url_shapes
+        self.normalised = (url_shapes, self_links, split_punctuation)
         self.contents: list[str] = []
         self.stats: list[list[StatValue]] = []
         for record in self:
-            content, stats, _ = content_and_stats(record, url_shapes=url_shapes)
+            content, stats, _ = content_and_stats(
+                record,
+                url_shapes=url_shapes,
+                self_links=self_links,
+                split_punctuation=split_punctuation,
+            )
             self.contents.append(content)
             self.stats.append(stats)
 
@@ -405,8 +536,19 @@ class ContentText(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     restores an instance's saved attributes without calling ``__init__``, so such a
     transformer reads this False and keeps normalising text as it was trained."""
 
-    def __init__(self, url_shapes: bool = True) -> None:
+    self_links: bool = False
+    """Likewise for artifacts saved before links to the comment's own page became
+    :data:`SELF_MARK`."""
+
+    split_punctuation: bool = False
+    """Likewise for artifacts saved before punctuation runs were split from words."""
+
+    def __init__(
+        self, url_shapes: bool = True, self_links: bool = True, split_punctuation: bool = True
+    ) -> None:
         self.url_shapes = url_shapes
+        self.self_links = self_links
+        self.split_punctuation = split_punctuation
 
     def fit(self, records: Sequence[CommentRecord], y: Any = None) -> ContentText:
         """Nothing to learn; returns ``self``."""
@@ -414,9 +556,21 @@ class ContentText(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def transform(self, records: Iterable[CommentRecord]) -> list[str]:
         """One normalised content string per record."""
-        if isinstance(records, PreparedRecords) and records.url_shapes == self.url_shapes:
+        if isinstance(records, PreparedRecords) and records.normalised == (
+            self.url_shapes,
+            self.self_links,
+            self.split_punctuation,
+        ):
             return list(records.contents)
-        return [content_text(record, url_shapes=self.url_shapes) for record in records]
+        return [
+            content_text(
+                record,
+                url_shapes=self.url_shapes,
+                self_links=self.self_links,
+                split_punctuation=self.split_punctuation,
+            )
+            for record in records
+        ]
 
 
 class AuthorText(TransformerMixin, BaseEstimator):  # type: ignore[misc]
@@ -439,6 +593,12 @@ class RecordStats(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     length is unusual, and "no links" can count toward ham.
     """
 
+    self_links: bool = False
+    """As :attr:`ContentText.self_links`: False for artifacts saved before it existed."""
+
+    def __init__(self, self_links: bool = True) -> None:
+        self.self_links = self_links
+
     def fit(self, records: Sequence[CommentRecord], y: Any = None) -> RecordStats:
         """Learn the column means (``means_``, a plain list of floats)."""
         self.means_ = [float(v) for v in self._raw(records).mean(axis=0)]
@@ -456,12 +616,14 @@ class RecordStats(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self.means_ = [float(v) for v in raw.mean(axis=0)]
         return raw - np.asarray(self.means_, dtype=np.float64)
 
-    @staticmethod
-    def _raw(records: Iterable[CommentRecord]) -> np.ndarray[Any, np.dtype[np.float64]]:
-        every = (
-            records.stats if isinstance(records, PreparedRecords) else map(record_stats, records)
-        )
-        rows = [[stat.value for stat in stats] for stats in every]
+    def _raw(self, records: Iterable[CommentRecord]) -> np.ndarray[Any, np.dtype[np.float64]]:
+        if isinstance(records, PreparedRecords) and records.normalised[1] == self.self_links:
+            rows = [[stat.value for stat in stats] for stats in records.stats]
+        else:
+            rows = [
+                [stat.value for stat in record_stats(record, self_links=self.self_links)]
+                for record in records
+            ]
         return np.array(rows, dtype=np.float64).reshape(len(rows), len(STAT_NAMES))
 
 
@@ -538,7 +700,10 @@ class FeatureConfig:
     """The knobs of the feature union. The weights scale each block's columns: the n-gram
     blocks are L2-normalised per comment, so the weights set how much each block may say
     relative to the others under the same regularisation. ``url_shapes`` follows each
-    link's host with its shape words (:func:`url_shape`)."""
+    link's host with its shape words (:func:`url_shape`); ``self_links`` makes a link to
+    the comment's own page :data:`SELF_MARK`, not an outbound link (:func:`is_self_link`);
+    ``split_punctuation`` parts punctuation runs from the word they follow (see
+    :func:`content_text`)."""
 
     word_ngrams: tuple[int, int] = (1, 2)
     char_ngrams: tuple[int, int] = (2, 5)
@@ -551,6 +716,8 @@ class FeatureConfig:
     author_weight: float = 0.5
     stats_weight: float = 1.0
     url_shapes: bool = True
+    self_links: bool = True
+    split_punctuation: bool = True
 
 
 def build_features(config: FeatureConfig = FeatureConfig()) -> FeatureUnion:
@@ -571,7 +738,12 @@ def build_features(config: FeatureConfig = FeatureConfig()) -> FeatureUnion:
                 "word",
                 Pipeline(
                     [
-                        ("text", ContentText(config.url_shapes)),
+                        (
+                            "text",
+                            ContentText(
+                                config.url_shapes, config.self_links, config.split_punctuation
+                            ),
+                        ),
                         (
                             "tfidf",
                             tfidf(
@@ -587,7 +759,12 @@ def build_features(config: FeatureConfig = FeatureConfig()) -> FeatureUnion:
                 "char",
                 Pipeline(
                     [
-                        ("text", ContentText(config.url_shapes)),
+                        (
+                            "text",
+                            ContentText(
+                                config.url_shapes, config.self_links, config.split_punctuation
+                            ),
+                        ),
                         (
                             "tfidf",
                             tfidf(
@@ -616,7 +793,7 @@ def build_features(config: FeatureConfig = FeatureConfig()) -> FeatureUnion:
                     ]
                 ),
             ),
-            ("stats", RecordStats()),
+            ("stats", RecordStats(config.self_links)),
         ],
         transformer_weights={
             "word": config.word_weight,

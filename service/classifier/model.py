@@ -48,6 +48,7 @@ from service.classifier.features import (
     LINK_MARK,
     PATH_MARK,
     QUERY_MARK,
+    SELF_MARK,
     STAT_NAMES,
     FeatureConfig,
     PreparedRecords,
@@ -161,13 +162,13 @@ def _ngram_table(
     return {term: (idf[i], w[i]) for term, i in vec.vocabulary_.items()}
 
 
-def _is_shape_bigram(bigram: str) -> bool:
+def _is_shape_bigram(bigram: str, marks: tuple[str, ...]) -> bool:
     first, _, second = bigram.partition(" ")
-    return first.startswith(_SHAPE_PREFIXES) or second.startswith(_SHAPE_PREFIXES)
+    return first.startswith(marks) or second.startswith(marks)
 
 
 def _term_table(
-    vec: TfidfVectorizer, coef: np.ndarray, weight: float, url_shapes: bool
+    vec: TfidfVectorizer, coef: np.ndarray, weight: float, marks: tuple[str, ...]
 ) -> dict[str, _Term]:
     """term -> :data:`_Term` for the word block: everything the scoring loop needs that
     depends on the term alone, worked out once when the classifier is loaded."""
@@ -182,7 +183,7 @@ def _term_table(
             table[term] = (i, wi, ii, iw, _UNIGRAM, (term, 1, iw))
         elif term.startswith(_LINK_BIGRAM):
             table[term] = (i, wi, ii, iw, _LINKED, (term, 1, iw))
-        elif url_shapes and _is_shape_bigram(term):
+        elif marks and _is_shape_bigram(term, marks):
             table[term] = (i, wi, ii, iw, _SHAPED, (term, 1, iw))
         else:
             table[term] = (i, wi, ii, iw, _PHRASE, (f"phrase:{term}", 1, iw))
@@ -237,6 +238,8 @@ def _quoted(text: str) -> str:
 def _word_phrase(key: str) -> str:
     if key == LINK_MARK:
         return "a link"
+    if key == SELF_MARK:
+        return "a link to the page itself"
     if _WORDLIKE.match(key) and _LETTER.search(key):
         return f"the word {_quoted(key)}"
     if _LETTER.search(key):
@@ -443,6 +446,8 @@ class Classifier:
         weights = features.transformer_weights or {}
         offset = 0
         tables: dict[str, dict[str, tuple[float, float]]] = {}
+        # How the text blocks normalise links: set by the word block, checked by the rest.
+        self._url_shapes = self._self_links = self._split_punctuation = False
         for name, transformer in features.transformer_list:
             weight = float(weights.get(name, 1.0))
             if name == "stats":
@@ -456,6 +461,8 @@ class Classifier:
                         strict=True,
                     )
                 )
+                if bool(transformer.self_links) != self._self_links:
+                    raise ValueError("the stats and n-gram blocks count links differently")
             else:
                 vec: TfidfVectorizer = transformer.named_steps["tfidf"]
                 width = len(vec.vocabulary_)
@@ -463,14 +470,21 @@ class Classifier:
                     tables[name] = _ngram_table(vec, coef[offset : offset + width], weight)
                 if name == "word":
                     self._url_shapes = bool(transformer.named_steps["text"].url_shapes)
-                    self._terms = _term_table(
-                        vec, coef[offset : offset + width], weight, self._url_shapes
+                    self._self_links = bool(transformer.named_steps["text"].self_links)
+                    self._split_punctuation = bool(
+                        transformer.named_steps["text"].split_punctuation
                     )
+                    word_block = (vec, coef[offset : offset + width], weight)
                     self._word_token = re.compile(vec.token_pattern)
                     if vec.ngram_range != (1, 2) or vec.analyzer != "word":
                         raise ValueError(f"unsupported word n-grams {vec.ngram_range}")
                 elif name == "char":
-                    if bool(transformer.named_steps["text"].url_shapes) != self._url_shapes:
+                    text = transformer.named_steps["text"]
+                    if (
+                        bool(text.url_shapes),
+                        bool(text.self_links),
+                        bool(text.split_punctuation),
+                    ) != (self._url_shapes, self._self_links, self._split_punctuation):
                         raise ValueError("the word and char blocks normalise links differently")
                     self._char_preprocess = vec.build_preprocessor()
                     self._char_range: tuple[int, int] = vec.ngram_range
@@ -482,6 +496,12 @@ class Classifier:
             offset += width
         if offset != coef.size:
             raise ValueError(f"the union has {offset} columns, the model {coef.size}")
+        # Words standing for a link's shape or for a link to the page itself: a bigram
+        # holding one is credited to that word's reason, not reported as a phrase.
+        self._marks = (_SHAPE_PREFIXES if self._url_shapes else ()) + (
+            (SELF_MARK,) if self._self_links else ()
+        )
+        self._terms = _term_table(*word_block, self._marks)
         # Words recur across comments (and across the comments of a batch): each distinct
         # whitespace word's key, word tokens and char n-gram columns are computed once.
         self._word_cache = _WordCache(self._new_entry)
@@ -553,7 +573,12 @@ class Classifier:
     def _parse(self, record: CommentRecord) -> _Parsed:
         """Everything of ``record``'s contributions but its char n-grams (:class:`_Parsed`)."""
         weights: dict[str, float] = {}
-        text, stats, hosts = content_and_stats(record, url_shapes=self._url_shapes)
+        text, stats, hosts = content_and_stats(
+            record,
+            url_shapes=self._url_shapes,
+            self_links=self._self_links,
+            split_punctuation=self._split_punctuation,
+        )
         # The word and char vectorizers lower-case alike; content_text has already made
         # every whitespace run one space, so split() gives the words both analyzers see.
         words = self._char_preprocess(text).split()
@@ -664,12 +689,13 @@ class Classifier:
                     mark = i if token == LINK_MARK else -1
         if shape_bigrams:
             # A bigram with a link's shape word in it is credited to that word (whose
-            # reason is its link's).
+            # reason is its link's); one with the page's own link mark, to that mark.
+            marks = self._marks
             before, owner = "", -1
             for i, e in enumerate(entries):
                 for token in e[1]:
-                    shaped = token.startswith(_SHAPE_PREFIXES)
-                    if owner >= 0 and (shaped or before.startswith(_SHAPE_PREFIXES)):
+                    shaped = token.startswith(marks)
+                    if owner >= 0 and (shaped or before.startswith(marks)):
                         share = get(f"{before} {token}")
                         if share is not None:
                             totals[i if shaped else owner] += share
@@ -902,7 +928,12 @@ def train(
     say(f"extracting features from {y.size} comments")
     # Each comment's content text and dense features are worked out once, not once per
     # block that reads them.
-    prepared = PreparedRecords(records, url_shapes=features_cfg.url_shapes)
+    prepared = PreparedRecords(
+        records,
+        url_shapes=features_cfg.url_shapes,
+        self_links=features_cfg.self_links,
+        split_punctuation=features_cfg.split_punctuation,
+    )
     matrix = union.fit_transform(prepared).tocsr()
     del prepared  # its texts and features are not needed for the fits that follow
     # The dense block comes last; naive Bayes reads the non-negative n-gram blocks.

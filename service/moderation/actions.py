@@ -222,6 +222,7 @@ def act_on_comments(
                 Comment.author_name,
                 Comment.author_email,
                 Comment.author_url,
+                Comment.permalink,
             )
             .where(Comment.site_id == site_id, Comment.id.in_(ids))
             # Locked in one order, so that two bulk actions cannot deadlock each other.
@@ -389,6 +390,7 @@ def _audit_and_label(
                     "author_name": rows[cid].author_name,
                     "author_email": rows[cid].author_email,
                     "author_url": rows[cid].author_url,
+                    "permalink": rows[cid].permalink,
                     "actor_issuer": actor.issuer,
                     "actor_subject": actor.subject,
                     "audit_id": audit_id,

@@ -104,6 +104,7 @@ def import_labels(session: Session, *, site_id: int, path: Path) -> Imported:
             "author_name": (record.author_name or None) and record.author_name[:200],
             "author_email": (record.author_email or None) and record.author_email[:320],
             "author_url": record.author_url,
+            "permalink": record.permalink,
             "dataset": name,
         }
         for record, label in zip(dataset.records, dataset.labels, strict=True)
@@ -158,6 +159,7 @@ def gather_labels(
         Label.author_name,
         Label.author_email,
         Label.author_url,
+        Label.permalink,
         Label.dataset,
         func.row_number()
         .over(
@@ -185,6 +187,7 @@ def gather_labels(
                 author_name=row.author_name,
                 author_email=row.author_email,
                 author_url=row.author_url,
+                permalink=row.permalink,
             )
         )
         found.labels.append(1 if LabelValue(row.label) is LabelValue.spam else 0)

@@ -46,6 +46,7 @@ def make_comment(
         author_id=author.id,
         author_name=subject.title(),
         author_email=f"{subject}@example.org",
+        permalink="https://blog.example/post/1",
         content=content,
         content_hash=uuid.uuid4().hex,
         status=status,
@@ -106,7 +107,11 @@ def test_approve_moves_the_comment_audits_labels_and_counts(
     )
     label = db_session.scalars(select(Label).where(Label.comment_id == comment.id)).one()
     assert (label.label.value, label.source.value, label.audit_id) == ("ham", "moderator", entry.id)
-    assert (label.content, label.author_email) == (comment.content, "alice@example.org")
+    assert (label.content, label.author_email, label.permalink) == (
+        comment.content,
+        "alice@example.org",
+        "https://blog.example/post/1",
+    )
     assert (label.actor_issuer, label.actor_subject) == (DEV_ISSUER, "mod")
     author = db_session.get_one(Author, comment.author_id)
     assert (author.approved_count, author.spam_count) == (1, 0)

@@ -327,6 +327,19 @@ def test_real_youtube_files(name: str, expected: tuple[int, int]) -> None:
 
 
 @needs_youtube
+def test_real_youtube_files_carry_their_videos_page() -> None:
+    # The collection's description lists each file's video; the reader recognises the
+    # published files by their digest.
+    dataset = read_dataset(YOUTUBE_DIR / "Youtube01-Psy.csv")
+    assert {r.permalink for r in dataset.records} == {"https://www.youtube.com/watch?v=9bZkp7q19f0"}
+
+
+def test_a_youtube_file_not_of_the_collection_has_no_page(tmp_path: Path) -> None:
+    dataset = read_dataset(write(tmp_path, "Youtube01-Psy.csv", YOUTUBE_HEADER + b"i,A,,hi,0\n"))
+    assert dataset.records[0].permalink is None
+
+
+@needs_youtube
 def test_real_youtube_directory() -> None:
     dataset = read_dataset(YOUTUBE_DIR)
     assert len(dataset) == sum(rows for rows, _ in YOUTUBE_FILES.values())

@@ -10,9 +10,11 @@ from service.classifier.features import (
     STAT_NAMES,
     ContentText,
     FeatureConfig,
+    RecordStats,
     author_text,
     build_features,
     content_text,
+    is_self_link,
     link_hosts,
     record_stats,
     repair_text,
@@ -91,9 +93,65 @@ def test_content_transformer_of_an_old_artifact_keeps_its_normalisation() -> Non
     # skops restores saved attributes without __init__: a ContentText saved before links
     # had shape words has no url_shapes attribute and must read the class default.
     old = ContentText.__new__(ContentText)
-    record = CommentRecord("see http://example.com/watch?v=1")
-    assert old.transform([record]) == ["see xurl example.com"]
-    assert ContentText().transform([record]) == ["see xurl example.com xpathwatch xqueryv"]
+    record = CommentRecord(
+        "see http://example.com/watch?v=1... http://example.com/p1",
+        permalink="http://example.com/p1",
+    )
+    assert old.transform([record]) == ["see xurl example.com xurl example.com"]
+    assert ContentText().transform([record]) == ["see xurl example.com xpathwatch xqueryv xself"]
+    old_stats = RecordStats.__new__(RecordStats)
+    assert old_stats._raw([record])[0, STAT_NAMES.index("links")] == 2 / 5
+
+
+VIDEO = "https://www.youtube.com/watch?v=9bZkp7q19f0"
+POST = "https://blog.example.com/2024/05/why-we-moved/"
+
+
+@pytest.mark.parametrize(
+    ("url", "page", "own"),
+    [
+        ("http://youtu.be/9bZkp7q19f0", VIDEO, True),  # the site's own short host
+        ("https://youtu.be/9bZkp7q19f0?si=x1", VIDEO, True),
+        ("https://m.youtube.com/watch?v=9bZkp7q19f0&t=2m19s", VIDEO, True),
+        ("http://youtu.be/9bZkp7q19f0.", VIDEO, True),  # the sentence's full stop
+        ("https://www.youtube.com/watch?v=KQ6zr6kCPj8", VIDEO, False),  # another video
+        ("https://www.youtube.com/user/someone", VIDEO, False),
+        ("http://spam.example/9bZkp7q19f0", VIDEO, False),  # the id, elsewhere
+        (f"{POST}#comment-3", POST, True),
+        ("blog.example.com/2024/05/why-we-moved?utm_source=feed", POST, True),
+        ("https://blog.example.com/", POST, False),  # the same site, another page
+        ("https://blog.example.com/2024/05/other-post/", POST, False),
+        ("https://evil.example/2024/05/why-we-moved/", POST, False),
+        # A permalink without an id-like token: the same path and query.
+        ("https://blog.example.com/?p=123&utm_medium=x", "https://blog.example.com/?p=123", True),
+        ("https://blog.example.com/?p=124", "https://blog.example.com/?p=123", False),
+        ("http://youtu.be/9bZkp7q19f0", None, False),
+        ("http://youtu.be/9bZkp7q19f0", "", False),
+        ("http://[::1/x", "http://[::1/x", False),
+    ],
+)
+def test_is_self_link(url: str, page: str | None, own: bool) -> None:
+    assert is_self_link(url, page) is own
+
+
+def test_a_link_to_the_page_itself_is_no_outbound_link() -> None:
+    text = "PSY - GANGNAM STYLE M/V: http://youtu.be/9bZkp7q19f0 and http://bit.ly/x"
+    record = CommentRecord(text, permalink=VIDEO)
+    assert content_text(record) == "PSY - GANGNAM STYLE M/V: xself and xurl bit.ly xpathx"
+    stats = dict(zip(STAT_NAMES, record_stats(record), strict=True))
+    assert (stats["links"].raw, stats["link_domains"].raw) == (1, 1)
+    # Without the page, or with self_links off (an older artifact), it is a link.
+    assert "xurl youtu.be" in content_text(CommentRecord(text))
+    assert "xurl youtu.be" in content_text(record, self_links=False)
+    assert record_stats(record, self_links=False)[STAT_NAMES.index("links")].raw == 2
+
+
+def test_punctuation_runs_are_parted_from_words() -> None:
+    record = CommentRecord("so close to 14,000,000 subscribers...come on!!! e.g. 3.5")
+    assert content_text(record) == "so close to 00,000,000 subscribers ... come on !!! e.g. 0.0"
+    assert content_text(record, split_punctuation=False) == (
+        "so close to 00,000,000 subscribers...come on!!! e.g. 0.0"
+    )
 
 
 def test_author_text_tokens() -> None:

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from service.classifier.corpus import generate_corpus
-from service.classifier.model import Classifier, load_classifier, save_classifier, train
+from service.classifier.features import FeatureConfig
+from service.classifier.model import (
+    Classifier,
+    ModelConfig,
+    load_classifier,
+    save_classifier,
+    train,
+)
 from service.classifier.types import CommentRecord
 
 SPAM = [
@@ -255,9 +262,6 @@ def test_a_links_shape_words_belong_to_its_reason(classifier: Classifier) -> Non
 
 
 def test_a_model_without_url_shapes_scores_as_trained() -> None:
-    from service.classifier.features import FeatureConfig
-    from service.classifier.model import ModelConfig
-
     records = [CommentRecord(t) for t in SPAM + HAM]
     config = ModelConfig(features=FeatureConfig(url_shapes=False), folds=3)
     plain = train(records, [1] * len(SPAM) + [0] * len(HAM), seed=0, config=config)
@@ -267,6 +271,44 @@ def test_a_model_without_url_shapes_scores_as_trained() -> None:
     )
     vocabulary = plain.pipeline.named_steps["features"].transformer_list[0][1]
     assert not [t for t in vocabulary.named_steps["tfidf"].vocabulary_ if "xpath" in t]
+
+
+def test_a_link_to_the_page_itself_is_one_reason_of_its_own() -> None:
+    page = "https://www.youtube.com/watch?v=9bZkp7q19f0"
+    own = "Roar (Official): http://youtu.be/9bZkp7q19f0 love it"
+    records = [CommentRecord(t) for t in SPAM + HAM] + [
+        CommentRecord(own, permalink=page),
+        CommentRecord(f"best part {page}&t=3m40s", permalink=page),
+    ]
+    labels = [1] * len(SPAM) + [0] * (len(HAM) + 2)
+    model = train(records, labels, seed=0, config=ModelConfig(folds=3))
+    record = CommentRecord(own, permalink=page)
+    contributions = model._contributions(record)
+    # The mark and the bigrams it is in ("v xself", "xself love") are one reason.
+    assert not [k for k in contributions.weights if "xself" in k and k != "word:xself"]
+    assert contributions.phrase("word:xself") == "a link to the page itself"
+    assert not [k for k in contributions.weights if k.startswith("link:")]
+    probe = [
+        record,
+        CommentRecord(own),
+        CommentRecord("x http://youtu.be/9bZkp7q19f0.", permalink=page),
+    ]
+    np.testing.assert_allclose(
+        model.probabilities(probe), model.sklearn_probabilities(probe), atol=1e-9
+    )
+    # Without the page the same text has an outbound link, and scores otherwise.
+    assert model.score(CommentRecord(own)).probability != model.score(record).probability
+
+
+def test_a_model_without_self_links_scores_as_trained() -> None:
+    records = [CommentRecord(t, permalink="http://example.com/p1") for t in SPAM + HAM]
+    config = ModelConfig(features=FeatureConfig(self_links=False, split_punctuation=False), folds=3)
+    plain = train(records, [1] * len(SPAM) + [0] * len(HAM), seed=0, config=config)
+    probe = [CommentRecord("so...good http://example.com/p1", permalink="http://example.com/p1")]
+    np.testing.assert_allclose(
+        plain.probabilities(probe), plain.sklearn_probabilities(probe), atol=1e-9
+    )
+    assert "link:example.com" in plain._contributions(probe[0]).weights
 
 
 def test_odd_tokens_read_as_text(classifier: Classifier) -> None:

@@ -215,11 +215,11 @@ def test_import_stores_labels_once_and_reports_malformed_lines(
     site = make_site(db_session)
     data = tmp_path / "labels.csv"
     data.write_text(
-        "content,label\n"
-        "great post thanks,ham\n"
-        "cheap pills http://x.example,spam\n"
-        "no label here,maybe\n"
-        "another kind word,0\n",
+        "content,label,permalink\n"
+        "great post thanks,ham,https://blog.example/p1\n"
+        "cheap pills http://x.example,spam,\n"
+        "no label here,maybe,\n"
+        "another kind word,0,\n",
         encoding="utf-8",
     )
     done = import_labels(db_session, site_id=site.id, path=data)
@@ -231,6 +231,10 @@ def test_import_stores_labels_once_and_reports_malformed_lines(
     stored = db_session.scalars(select(Label).where(Label.site_id == site.id)).all()
     assert len(stored) == 3
     assert {label.source for label in stored} == {LabelSource.import_}
+    # The page goes with the text, so that retraining sees links to it as scoring does.
+    assert {label.permalink for label in stored} == {"https://blog.example/p1", None}
+    gathered = gather_labels(db_session, site_id=site.id, moderator_weight=3, import_weight=1)
+    assert {r.permalink for r in gathered.records} == {"https://blog.example/p1", None}
     with pytest.raises(InvalidInput):
         import_labels(db_session, site_id=site.id, path=tmp_path / "missing.csv")
 

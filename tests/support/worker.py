@@ -1,7 +1,7 @@
 """A real Celery worker in a child process, as ``celery -A workers.celery_app worker``.
 
-The worker (with its pool processes and an embedded beat) runs in its own session, so it
-can be killed as a whole, like a machine losing power. Its output goes to one log file per
+The worker (with an embedded beat, and its pool processes if it has any) runs in its own
+session, so it can be killed as a whole, like a machine losing power. Its output goes to one log file per
 start, which tests read to see what it did.
 """
 
@@ -29,8 +29,9 @@ class CeleryWorker:
 
     ``env`` is the whole environment of the child (the test Settings among it, see
     ``tests.support.env.settings_env``); ``workdir`` holds the log files and beat's
-    schedule. ``concurrency`` prefork processes; ``beat`` embeds the outbox sweeper's
-    scheduler (``-B``).
+    schedule. ``pool`` is Celery's: ``solo`` (one process running one task at a time, as
+    production runs the comment path) or ``prefork`` with ``concurrency`` processes;
+    ``beat`` embeds the outbox sweeper's scheduler (``-B``).
     """
 
     def __init__(
@@ -38,6 +39,7 @@ class CeleryWorker:
         env: dict[str, str],
         workdir: Path,
         *,
+        pool: str = "solo",
         concurrency: int = 2,
         beat: bool = True,
     ) -> None:
@@ -47,7 +49,10 @@ class CeleryWorker:
             "PYTHONUNBUFFERED": "1",
         }
         self.workdir = workdir
-        self.concurrency = concurrency
+        self.pool = pool
+        # The processes that run tasks, each loading its classifier: the solo pool runs
+        # them in the worker's own process.
+        self.concurrency = 1 if pool == "solo" else concurrency
         self.beat = beat
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
@@ -71,7 +76,7 @@ class CeleryWorker:
             "-A",
             "workers.celery_app",
             "worker",
-            "--pool=prefork",
+            f"--pool={self.pool}",
             f"--concurrency={self.concurrency}",
             f"--hostname={node}@%h",
             "--loglevel=INFO",
@@ -102,7 +107,7 @@ class CeleryWorker:
             raise AssertionError(f"the worker exited while starting; its log:\n{self.log_tail()}")
         text = self.log()
         # workers.celery_app logs "worker process <pid> ready: classifier <version>" from
-        # each pool process once it has loaded the classifier.
+        # each process that runs tasks once it has loaded the classifier.
         loaded = text.count(" ready: classifier ")
         return " ready." in text and loaded >= self.concurrency
 
