@@ -17,7 +17,8 @@ import functools
 import html
 import math
 import re
-from collections.abc import Iterable, Sequence
+import string
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 from urllib.parse import urlsplit
@@ -41,6 +42,7 @@ __all__ = [
     "CompactTfidfVectorizer",
     "ContentText",
     "FeatureConfig",
+    "PreparedRecords",
     "RecordStats",
     "StatValue",
     "author_text",
@@ -387,14 +389,33 @@ def record_stats(record: CommentRecord, *, self_links: bool = True) -> list[Stat
     return _stats_of(record, text, _links(text, _page_of(record, self_links)))
 
 
+_ASCII_LETTERS: Final = string.ascii_letters.encode()
+_ASCII_UPPER: Final = string.ascii_uppercase.encode()
+_ASCII_DIGITS: Final = string.digits.encode()
+
+
+def _letters_upper_digits(text: str) -> tuple[int, int, int]:
+    """How many characters of ``text`` are letters, upper case, digits (``str.isalpha``,
+    ``str.isupper``, ``str.isdigit``). Of ASCII characters exactly a-z A-Z, A-Z and 0-9
+    are, so ASCII text (``isascii`` is O(1)) is counted by ``bytes.translate``, in C
+    without a call per character."""
+    if text.isascii():
+        data = text.encode("ascii")
+        n = len(data)
+        return (
+            n - len(data.translate(None, _ASCII_LETTERS)),
+            n - len(data.translate(None, _ASCII_UPPER)),
+            n - len(data.translate(None, _ASCII_DIGITS)),
+        )
+    # map() over str methods runs the per-character loop in C.
+    return sum(map(str.isalpha, text)), sum(map(str.isupper, text)), sum(map(str.isdigit, text))
+
+
 def _stats_of(record: CommentRecord, text: str, every_link: list[_Link]) -> list[StatValue]:
     n = len(text)
     links = [link for link in every_link if not link[3]]
     hosts = [link[2] for link in links]
-    # map() over str methods runs the per-character loop in C.
-    letters = sum(map(str.isalpha, text))
-    upper = sum(map(str.isupper, text))
-    digits = sum(map(str.isdigit, text))
+    letters, upper, digits = _letters_upper_digits(text)
     non_ascii = n - len(text.encode("ascii", "ignore"))
     emoji = len(_EMOJI.findall(text)) if non_ascii else 0
     repeats = sum(1 for _ in _REPEAT.finditer(text))
@@ -475,6 +496,38 @@ def describe_stat(name: str, stat: StatValue) -> str:
     raise KeyError(name)
 
 
+class PreparedRecords(list[CommentRecord]):
+    """Records with their content texts (normalised as ``url_shapes``, ``self_links`` and
+    ``split_punctuation`` say) and dense features worked out once, in one pass that shares
+    the visible text and the link scan (:func:`content_and_stats`), for fitting or
+    applying a feature union: its word and char blocks read the same content text, and the
+    dense features the same text. :class:`ContentText` and :class:`RecordStats` take what
+    was worked out when they normalise alike (else they work it out themselves); to
+    anything else this is a plain list of the records. Not to be changed once made."""
+
+    def __init__(
+        self,
+        records: Iterable[CommentRecord],
+        *,
+        url_shapes: bool = True,
+        self_links: bool = True,
+        split_punctuation: bool = True,
+    ) -> None:
+        super().__init__(records)
+        self.normalised = (url_shapes, self_links, split_punctuation)
+        self.contents: list[str] = []
+        self.stats: list[list[StatValue]] = []
+        for record in self:
+            content, stats, _ = content_and_stats(
+                record,
+                url_shapes=url_shapes,
+                self_links=self_links,
+                split_punctuation=split_punctuation,
+            )
+            self.contents.append(content)
+            self.stats.append(stats)
+
+
 class ContentText(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Records -> :func:`content_text` strings (stateless)."""
 
@@ -503,6 +556,12 @@ class ContentText(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def transform(self, records: Iterable[CommentRecord]) -> list[str]:
         """One normalised content string per record."""
+        if isinstance(records, PreparedRecords) and records.normalised == (
+            self.url_shapes,
+            self.self_links,
+            self.split_punctuation,
+        ):
+            return list(records.contents)
         return [
             content_text(
                 record,
@@ -549,20 +608,76 @@ class RecordStats(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         """A ``(len(records), len(STAT_NAMES))`` float64 array, minus ``means_``."""
         return self._raw(records) - np.asarray(self.means_, dtype=np.float64)
 
+    def fit_transform(
+        self, records: Sequence[CommentRecord], y: Any = None, **params: Any
+    ) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """:meth:`fit` then :meth:`transform`, with the features extracted once."""
+        raw = self._raw(records)
+        self.means_ = [float(v) for v in raw.mean(axis=0)]
+        return raw - np.asarray(self.means_, dtype=np.float64)
+
     def _raw(self, records: Iterable[CommentRecord]) -> np.ndarray[Any, np.dtype[np.float64]]:
-        rows = [
-            [stat.value for stat in record_stats(record, self_links=self.self_links)]
-            for record in records
-        ]
+        if isinstance(records, PreparedRecords) and records.normalised[1] == self.self_links:
+            rows = [[stat.value for stat in stats] for stats in records.stats]
+        else:
+            rows = [
+                [stat.value for stat in record_stats(record, self_links=self.self_links)]
+                for record in records
+            ]
         return np.array(rows, dtype=np.float64).reshape(len(rows), len(STAT_NAMES))
+
+
+_WORDS_PER_ANALYZER: Final = 50_000
+"""Distinct words whose char n-grams one char_wb analyzer keeps (Zipf: the first ones
+seen are most of the words read)."""
+
+
+def _char_wb_ngrams(word: str, low: int, high: int) -> list[str]:
+    """scikit-learn's char_wb n-grams of one word, in its order: the word padded with a
+    space each side, its ``n``-grams for ``n`` from ``low`` to ``high``, except that a
+    padded word no longer than ``n`` counts once, whole, and ends the word."""
+    padded = f" {word} "
+    size = len(padded)
+    grams: list[str] = []
+    for n in range(low, high + 1):
+        if size <= n:
+            grams.append(padded)
+            break
+        grams += [padded[i : i + n] for i in range(size - n + 1)]
+    return grams
 
 
 class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
     """A TfidfVectorizer whose saved state holds its vocabulary as two numpy arrays.
 
     skops saves a dict entry by entry, which makes loading a 200,000-term vocabulary take
-    seconds; arrays load in milliseconds. Behaviour is TfidfVectorizer's exactly.
+    seconds; arrays load in milliseconds. Behaviour is TfidfVectorizer's exactly; its
+    char_wb analyzer works each distinct word's n-grams out once per pass over the
+    documents, where scikit-learn's slices them again at every occurrence.
     """
+
+    def build_analyzer(self) -> Callable[[Any], list[str]]:
+        """As TfidfVectorizer's (the same features in the same order), faster for char_wb."""
+        if self.analyzer != "char_wb":
+            return super().build_analyzer()  # type: ignore[no-any-return]
+        decode, preprocess = self.decode, self.build_preprocessor()
+        low, high = self.ngram_range
+        words: dict[str, list[str]] = {}
+
+        def analyze(doc: Any) -> list[str]:
+            grams: list[str] = []
+            # As scikit-learn: decode, preprocess, split on whitespace (its collapsing of
+            # whitespace runs first changes nothing that split() sees).
+            for word in preprocess(decode(doc)).split():
+                found = words.get(word)
+                if found is None:
+                    found = _char_wb_ngrams(word, low, high)
+                    if len(words) < _WORDS_PER_ANALYZER:
+                        words[word] = found
+                grams += found
+            return grams
+
+        return analyze
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())

@@ -21,11 +21,11 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
+from itertools import chain, pairwise
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -51,6 +51,7 @@ from service.classifier.features import (
     SELF_MARK,
     STAT_NAMES,
     FeatureConfig,
+    PreparedRecords,
     StatValue,
     author_text,
     build_features,
@@ -77,6 +78,14 @@ MIN_REASON_WEIGHT: Final = 0.01
 """Contributions smaller than this (in log-odds) are noise, not reasons."""
 
 _GRAM_CACHE_SIZE: Final = 100_000
+_BATCH: Final = 32
+"""Comments whose char n-grams go through numpy together in score_many(): enough that
+the numpy calls cost a fraction per comment, few enough that what the batch holds
+meanwhile does not set the garbage collector off more often."""
+_SCRATCH_SIZE: Final = 1 << 19
+"""Counts (of n-grams in comments) a thread's scratch array holds: as many comments'
+char vocabularies side by side as fit, so that one pass counts several comments."""
+_ONE: Final = np.intp(1)
 _MAX_SHOWN: Final = 30
 _LINK_BIGRAM: Final = LINK_MARK + " "
 _SHAPE_PREFIXES: Final = (PATH_MARK, QUERY_MARK)
@@ -87,6 +96,23 @@ _LETTER: Final = re.compile(r"[^\W\d_]")
 Progress = Callable[[str], None]
 _Word = tuple[str, tuple[str, ...], "np.ndarray[Any, np.dtype[np.intp]]"]
 """Per distinct whitespace word: its reason key, its word tokens, its char n-gram columns."""
+
+_Found = tuple[str, int, float]
+"""A word n-gram found in a comment: its name (the term, or a phrase's reason key), its
+count, its contribution before the norm."""
+
+_Term = tuple[float, float, float, float, int, _Found]
+"""Per word n-gram of the vocabulary: idf, weight (coefficient times block weight),
+idf * idf (its value squared when it occurs once), idf * weight, its kind (below), and
+its :data:`_Found` when it occurs once (made once, not per comment)."""
+
+_UNIGRAM: Final = 0
+_LINKED: Final = 1
+_SHAPED: Final = 2
+_PHRASE: Final = 3
+"""Kinds of word n-gram: a unigram and a bigram that belongs to a link (its mark's bigram,
+or one with a link's shape word) are credited to the words they sit in; any other bigram
+is a reason of its own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +165,61 @@ def _ngram_table(
 def _is_shape_bigram(bigram: str, marks: tuple[str, ...]) -> bool:
     first, _, second = bigram.partition(" ")
     return first.startswith(marks) or second.startswith(marks)
+
+
+def _term_table(
+    vec: TfidfVectorizer, coef: np.ndarray, weight: float, marks: tuple[str, ...]
+) -> dict[str, _Term]:
+    """term -> :data:`_Term` for the word block: everything the scoring loop needs that
+    depends on the term alone, worked out once when the classifier is loaded."""
+    idf = np.asarray(vec.idf_, dtype=np.float64)
+    w = coef * weight
+    # numpy's products are the same IEEE products the scoring loop would compute.
+    columns = zip(idf.tolist(), w.tolist(), (idf * idf).tolist(), (idf * w).tolist(), strict=True)
+    terms = sorted(vec.vocabulary_, key=vec.vocabulary_.__getitem__)
+    table: dict[str, _Term] = {}
+    for term, (i, wi, ii, iw) in zip(terms, columns, strict=True):
+        if " " not in term:
+            table[term] = (i, wi, ii, iw, _UNIGRAM, (term, 1, iw))
+        elif term.startswith(_LINK_BIGRAM):
+            table[term] = (i, wi, ii, iw, _LINKED, (term, 1, iw))
+        elif marks and _is_shape_bigram(term, marks):
+            table[term] = (i, wi, ii, iw, _SHAPED, (term, 1, iw))
+        else:
+            table[term] = (i, wi, ii, iw, _PHRASE, (f"phrase:{term}", 1, iw))
+    return table
+
+
+class _Parsed(NamedTuple):
+    """A comment scored but for its char n-grams (which a batch weighs at once): its
+    words' entries and reason keys, their word n-gram totals, the weights of every other
+    reason, and its dense features' (value, raw) pairs in one flat tuple. (A batch holds
+    hundreds of these at once: few objects each, so that the garbage collector, which
+    counts objects, is not set off by them.)"""
+
+    entries: list[_Word]
+    keys: list[str]
+    totals: list[float]
+    weights: dict[str, float]
+    stats: tuple[float, ...]
+
+
+class _WordCache(dict[str, _Word]):
+    """Each distinct whitespace word's :data:`_Word`, made on first sight by ``make``;
+    cleared when full. Its ``__getitem__`` is a dict lookup in C on a hit."""
+
+    __slots__ = ("_make",)
+
+    def __init__(self, make: Callable[[str], _Word]) -> None:
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, word: str) -> _Word:
+        entry = self._make(word)
+        if len(self) >= _GRAM_CACHE_SIZE:
+            self.clear()
+        self[word] = entry
+        return entry
 
 
 def _display(word: str) -> str:
@@ -210,6 +291,14 @@ def _stat_key(name: str, stat: StatValue, site: str | None) -> str:
     return f"stat:{name}"
 
 
+def _fixed_stat_key(name: str) -> str | None:
+    """:func:`_stat_key` of a dense feature whose key depends on neither its value nor the
+    author; None for the others."""
+    if name in ("shortener", "ip_host", "author_url"):
+        return None
+    return _stat_key(name, StatValue(0.0, 0.0), None)
+
+
 def _links_phrase(stats: Sequence[StatValue]) -> str:
     links = int(stats[_STAT_INDEX["links"]].raw)
     if not links:
@@ -249,6 +338,38 @@ def _key_phrase(feature: str) -> str:
 _PHRASES: dict[str, str] = {}
 """Phrases of reason keys, built once per key (they depend on the key alone)."""
 
+_NEW_REASON: Final = Reason.__new__
+_SET_PHRASE: Final = vars(Reason)["phrase"].__set__
+_SET_WEIGHT: Final = vars(Reason)["weight"].__set__
+_SET_FEATURE: Final = vars(Reason)["feature"].__set__
+
+
+def _reason(phrase: str, weight: float, feature: str) -> Reason:
+    """``Reason(phrase, weight, feature)``: the same object, set through its slots rather
+    than the frozen dataclass's ``__init__`` (three ``object.__setattr__`` calls), in
+    half the time; about ten are made per comment scored. A test holds the two equal."""
+    reason = _NEW_REASON(Reason)
+    _SET_PHRASE(reason, phrase)
+    _SET_WEIGHT(reason, weight)
+    _SET_FEATURE(reason, feature)
+    return reason
+
+
+_PHRASE_READS: Final = {
+    "links": tuple(2 * _STAT_INDEX[n] + 1 for n in ("links", "link_domains", "link_share")),
+    "length": (
+        2 * _STAT_INDEX["short"],
+        2 * _STAT_INDEX["short"] + 1,
+        2 * _STAT_INDEX["length"] + 1,
+    ),
+    **{name: (2 * i + 1,) for i, name in enumerate(STAT_NAMES) if name not in ("links", "length")},
+}
+"""Where, in the flat (value, raw) pairs of the dense features, the numbers a dense
+reason's phrase reads are (see :func:`_stat_phrase`)."""
+
+_STAT_PHRASES: dict[tuple[str | float, ...], str] = {}
+"""Phrases of dense reasons, built once per name and numbers read."""
+
 
 class _Contributions:
     """Contributions to the log-odds, summed per reason key (``kind:value``). Phrases are
@@ -257,15 +378,27 @@ class _Contributions:
 
     __slots__ = ("stats", "total", "weights")
 
-    def __init__(self, weights: dict[str, float], stats: Sequence[StatValue]) -> None:
+    def __init__(self, weights: dict[str, float], stats: tuple[float, ...]) -> None:
         self.weights = weights
         self.stats = stats
+        """The dense features' (value, raw) pairs, flattened."""
+        # Exact whatever the order of the weights (fsum rounds the exact sum once).
         self.total = math.fsum(weights.values())
 
     def phrase(self, feature: str) -> str:
         """The moderator's phrase for one reason key."""
         if feature.startswith("stat:"):
-            return _stat_phrase(feature[5:], self.stats)
+            name = feature[5:]
+            flat = self.stats
+            read: tuple[str | float, ...] = (name, *[flat[i] for i in _PHRASE_READS[name]])
+            phrase = _STAT_PHRASES.get(read)
+            if phrase is None:
+                stats = [StatValue(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+                phrase = _stat_phrase(name, stats)
+                if len(_STAT_PHRASES) >= _GRAM_CACHE_SIZE:
+                    _STAT_PHRASES.clear()
+                _STAT_PHRASES[read] = phrase
+            return phrase
         phrase = _PHRASES.get(feature)
         if phrase is None:
             phrase = _key_phrase(feature)
@@ -276,17 +409,21 @@ class _Contributions:
 
     def reasons(self) -> tuple[Reason, ...]:
         """The strongest contributions toward spam, then toward ham (ties by key)."""
-        spam: list[tuple[float, str]] = []
-        ham: list[tuple[float, str]] = []
-        for feature, weight in self.weights.items():
-            if weight >= MIN_REASON_WEIGHT:
-                spam.append((-weight, feature))
-            elif weight <= -MIN_REASON_WEIGHT:
-                ham.append((weight, feature))
-        spam.sort()
-        ham.sort()
-        return tuple(Reason(self.phrase(f), -w, f) for w, f in spam[:MAX_REASONS]) + tuple(
-            Reason(self.phrase(f), w, f) for w, f in ham[:MAX_REASONS]
+        weights = self.weights
+        # Only weights at least as strong as the fifth strongest either way can be
+        # reported; sorting the floats first (in C) leaves few tuples to build and sort.
+        high, low = MIN_REASON_WEIGHT, -MIN_REASON_WEIGHT
+        if len(weights) > MAX_REASONS:
+            ordered = sorted(weights.values())
+            high = max(high, ordered[-MAX_REASONS])
+            low = min(low, ordered[MAX_REASONS - 1])
+        items = weights.items()
+        spam = sorted([(-w, f) for f, w in items if w >= high])[:MAX_REASONS]
+        ham = sorted([(w, f) for f, w in items if w <= low])[:MAX_REASONS]
+        phrase = self.phrase
+        return (
+            *[_reason(phrase(f), -w, f) for w, f in spam],
+            *[_reason(phrase(f), w, f) for w, f in ham],
         )
 
 
@@ -315,14 +452,21 @@ class Classifier:
             weight = float(weights.get(name, 1.0))
             if name == "stats":
                 width = len(STAT_NAMES)
-                self._stat_weights = (coef[offset : offset + width] * weight).tolist()
-                self._stat_means: list[float] = list(transformer.means_)
+                self._stats = list(
+                    zip(
+                        STAT_NAMES,
+                        (coef[offset : offset + width] * weight).tolist(),
+                        [float(mean) for mean in transformer.means_],
+                        map(_fixed_stat_key, STAT_NAMES),
+                        strict=True,
+                    )
+                )
                 if bool(transformer.self_links) != self._self_links:
                     raise ValueError("the stats and n-gram blocks count links differently")
             else:
                 vec: TfidfVectorizer = transformer.named_steps["tfidf"]
                 width = len(vec.vocabulary_)
-                if name != "char":
+                if name == "author":
                     tables[name] = _ngram_table(vec, coef[offset : offset + width], weight)
                 if name == "word":
                     self._url_shapes = bool(transformer.named_steps["text"].url_shapes)
@@ -330,6 +474,7 @@ class Classifier:
                     self._split_punctuation = bool(
                         transformer.named_steps["text"].split_punctuation
                     )
+                    word_block = (vec, coef[offset : offset + width], weight)
                     self._word_token = re.compile(vec.token_pattern)
                     if vec.ngram_range != (1, 2) or vec.analyzer != "word":
                         raise ValueError(f"unsupported word n-grams {vec.ngram_range}")
@@ -356,15 +501,17 @@ class Classifier:
         self._marks = (_SHAPE_PREFIXES if self._url_shapes else ()) + (
             (SELF_MARK,) if self._self_links else ()
         )
+        self._terms = _term_table(*word_block, self._marks)
         # Words recur across comments (and across the comments of a batch): each distinct
         # whitespace word's key, word tokens and char n-gram columns are computed once.
-        self._word_cache: dict[str, _Word] = {}
+        self._word_cache = _WordCache(self._new_entry)
+        self._entry: Callable[[str], _Word] = self._word_cache.__getitem__
         self._scratch = threading.local()
+        self._slots = max(1, _SCRATCH_SIZE // self._char_idf.size)
         self._author_cache: dict[
             tuple[str | None, str | None, str | None],
             tuple[tuple[tuple[str, float], ...], str | None],
         ] = {}
-        self._word = tables["word"]
         self._author = tables["author"]
 
     @property
@@ -380,38 +527,51 @@ class Classifier:
         spam (strongest first), then toward ham."""
         contributions = self._contributions(record)
         probability = _sigmoid(self._intercept + contributions.total)
-        return Score(probability=probability, reasons=contributions.reasons())
+        return Score(probability, contributions.reasons())
 
     def score_many(self, records: Sequence[CommentRecord]) -> list[Score]:
         """:meth:`score` for each record, in order (identical results; the per-word caches
-        make a batch cheaper per comment than scoring its comments one by one cold)."""
-        score = self.score
-        return [score(record) for record in records]
+        make a batch cheaper per comment than scoring its comments one by one cold, and
+        the char n-grams of a batch are weighed in one numpy pass)."""
+        intercept = self._intercept
+        return [
+            Score(_sigmoid(intercept + c.total), c.reasons())
+            for c in self._contributions_of(records)
+        ]
 
     def probabilities(self, records: Sequence[CommentRecord]) -> list[float]:
         """Probabilities only, through the fast path (no reasons are built)."""
-        return [_sigmoid(self._intercept + self._contributions(r).total) for r in records]
+        intercept = self._intercept
+        return [_sigmoid(intercept + c.total) for c in self._contributions_of(records)]
 
     def sklearn_probabilities(self, records: Sequence[CommentRecord]) -> np.ndarray:
         """Probabilities through the scikit-learn pipeline itself: the reference the fast
         path must match, and the faster route for large offline batches."""
         return np.asarray(self.pipeline.predict_proba(list(records))[:, 1], dtype=np.float64)
 
-    def _entry(self, word: str) -> _Word:
-        cache = self._word_cache
-        entry = cache.get(word)
-        if entry is None:
-            entry = (
-                f"word:{_display(word)}",
-                tuple(self._word_token.findall(word)),
-                self._char_columns(word),
-            )
-            if len(cache) >= _GRAM_CACHE_SIZE:
-                cache.clear()
-            cache[word] = entry
-        return entry
+    def _new_entry(self, word: str) -> _Word:
+        return (
+            f"word:{_display(word)}",
+            tuple(self._word_token.findall(word)),
+            self._char_columns(word),
+        )
 
     def _contributions(self, record: CommentRecord) -> _Contributions:
+        parsed = self._parse(record)
+        return self._combine(parsed, self._char_sums_one(parsed.entries))
+
+    def _contributions_of(self, records: Sequence[CommentRecord]) -> Iterator[_Contributions]:
+        """:meth:`_contributions` of each record, in order; the char n-grams of up to
+        :data:`_BATCH` records at a time are weighed together."""
+        parse, combine = self._parse, self._combine
+        for start in range(0, len(records), _BATCH):
+            parsed = [parse(record) for record in records[start : start + _BATCH]]
+            sums = self._char_sums([p.entries for p in parsed])
+            for one, chars in zip(parsed, sums, strict=True):
+                yield combine(one, chars)
+
+    def _parse(self, record: CommentRecord) -> _Parsed:
+        """Everything of ``record``'s contributions but its char n-grams (:class:`_Parsed`)."""
         weights: dict[str, float] = {}
         text, stats, hosts = content_and_stats(
             record,
@@ -441,18 +601,26 @@ class Classifier:
                     j += 1
         totals = [0.0] * len(words)
         self._add_words(entries, totals, weights)
-        self._add_chars(entries, totals)
-        for key, total in zip(keys, totals, strict=True):
-            if total:
-                weights[key] = weights.get(key, 0.0) + total
+        # The author's and the dense features' reasons never share a key with a word's,
+        # a link's or a phrase's, so adding them before the words' char n-grams changes
+        # no sum, only the order of the keys.
         site = self._add_author(record, weights)
-        for name, stat, w, mean in zip(
-            STAT_NAMES, stats, self._stat_weights, self._stat_means, strict=True
-        ):
+        given = site if record.author_url else None
+        for (name, w, mean, fixed), stat in zip(self._stats, stats, strict=True):
             contribution = w * (stat.value - mean)
             if contribution:
-                key = _stat_key(name, stat, site if record.author_url else None)
+                key = fixed or _stat_key(name, stat, given)
                 weights[key] = weights.get(key, 0.0) + contribution
+        return _Parsed(entries, keys, totals, weights, tuple(chain.from_iterable(stats)))
+
+    def _combine(self, parsed: _Parsed, chars: list[float]) -> _Contributions:
+        """The contributions of a parsed comment, given its words' char n-gram sums."""
+        _, keys, totals, weights, stats = parsed
+        for key, total, char in zip(keys, totals, chars, strict=True):
+            if char:
+                total += char
+            if total:
+                weights[key] = weights.get(key, 0.0) + total
         return _Contributions(weights, stats)
 
     def _add_words(
@@ -466,36 +634,43 @@ class Classifier:
         tokens = [token for e in entries for token in e[1]]
         if not tokens:
             return
-        bigrams = [f"{a} {b}" for a, b in pairwise(tokens)]
-        table = self._word
-        found: list[tuple[str, int, float]] = []
+        # Counted in C, tokens first, then bigrams (in order of first occurrence, as
+        # sklearn's analyzer lists them), which fixes the order the norm is summed in.
+        counts = Counter(chain(tokens, map(" ".join, pairwise(tokens))))
+        lookup = self._terms.get
+        shared: list[_Found] = []
+        phrases: list[_Found] = []
         square = 0.0
-        for term, count in Counter(tokens + bigrams).items():
-            hit = table.get(term)
+        link_bigrams = shape_bigrams = False
+        for term, count in counts.items():
+            hit = lookup(term)
             if hit is None:
                 continue
-            value = (1.0 + math.log(count)) * hit[0]
-            square += value * value
-            found.append((term, count, value * hit[1]))
-        if not found:
+            if count == 1:
+                # The common case: sublinear tf is 1, so value = idf; no log, no product.
+                square += hit[2]
+                found = hit[5]
+            else:
+                value = (1.0 + math.log(count)) * hit[0]
+                square += value * value
+                found = (hit[5][0], count, value * hit[1])
+            kind = hit[4]
+            if kind == _UNIGRAM:
+                shared.append(found)
+            elif kind == _PHRASE:
+                phrases.append(found)
+            else:
+                shared.append(found)
+                link_bigrams = link_bigrams or kind == _LINKED
+                shape_bigrams = shape_bigrams or kind == _SHAPED
+        if not (shared or phrases):
             return
         norm = math.sqrt(square)
-        shares: dict[str, float] = {}
-        link_bigrams = shape_bigrams = False
-        for term, count, contribution in found:
-            if " " not in term:
-                shares[term] = contribution / norm / count
-            elif term.startswith(_LINK_BIGRAM):
-                shares[term] = contribution / norm / count
-                link_bigrams = True
-            elif self._marks and _is_shape_bigram(term, self._marks):
-                shares[term] = contribution / norm / count
-                shape_bigrams = True
-            else:
-                key = f"phrase:{term}"
-                weights[key] = weights.get(key, 0.0) + contribution / norm
-        if not shares:
+        for key, _, contribution in phrases:
+            weights[key] = weights.get(key, 0.0) + contribution / norm
+        if not shared:
             return
+        shares = {term: contribution / norm / count for term, count, contribution in shared}
         get = shares.get
         for i, e in enumerate(entries):
             for token in e[1]:
@@ -526,30 +701,85 @@ class Classifier:
                             totals[i if shaped else owner] += share
                     before, owner = token, i
 
-    def _add_chars(self, entries: list[_Word], totals: list[float]) -> None:
-        sizes = [e[2].size for e in entries]
-        if not any(sizes):
-            return
-        every = np.concatenate([e[2] for e in entries])
-        # Each occurrence's count within the comment, through a per-thread scratch array
-        # of counts (zero between calls), which is cheaper than sorting for np.unique.
-        scratch = self._scratch.__dict__.get("counts")
-        if scratch is None:
-            scratch = self._scratch.counts = np.zeros(self._char_idf.size, dtype=np.float64)
-        np.add.at(scratch, every, 1.0)
-        counts = scratch[every]
-        scratch[every] = 0.0
+    def _char_sums(self, batch: Sequence[Sequence[_Word]]) -> list[list[float]]:
+        """Per comment of ``batch`` (its words' entries), per word: the contribution of
+        the comment's char n-grams credited to that word.
+
+        As sklearn's char_wb TF-IDF computes it, comment by comment: an n-gram's value
+        is ``(1 + log count) * idf``, L2-normalised over the comment's distinct n-grams;
+        its contribution (value times coefficient over the norm) is shared among its
+        occurrences, each credited to the word it lies in (char_wb n-grams never cross
+        words). The whole batch goes through numpy at once; only the counts (a few
+        comments per pass) and each comment's norm are worked out per comment, with the
+        same operations in the same order, so a comment's figures do not depend on the
+        batch it is in."""
+        arrays = [e[2] for entries in batch for e in entries]
+        sizes = np.fromiter(map(len, arrays), dtype=np.intp, count=len(arrays))
+        if not sizes.any():
+            return [[0.0] * len(entries) for entries in batch]
+        every = np.concatenate(arrays)
+        # Where each comment's words and n-gram occurrences start and end.
+        word_bounds = np.zeros(len(batch) + 1, dtype=np.intp)
+        np.cumsum([len(entries) for entries in batch], out=word_bounds[1:])
+        starts = np.zeros(len(arrays) + 1, dtype=np.intp)
+        np.cumsum(sizes, out=starts[1:])
+        bounds = starts[word_bounds].tolist()
+        counts = self._counts(every, bounds)
         values = (1.0 + np.log(counts)) * self._char_idf[every]
         # The L2 norm over distinct n-grams: an n-gram seen k times adds k * value**2 / k.
+        scaled = values / counts
+        dot = np.dot
+        norms = [
+            math.sqrt(float(dot(values[lo:hi], scaled[lo:hi]))) if hi > lo else 1.0
+            for lo, hi in pairwise(bounds)
+        ]
+        shares = values * self._char_coef[every] / counts / np.repeat(norms, np.diff(bounds))
+        owner = np.repeat(np.arange(len(arrays)), sizes)
+        sums = np.bincount(owner, weights=shares, minlength=len(arrays)).tolist()
+        return [sums[lo:hi] for lo, hi in pairwise(word_bounds.tolist())]
+
+    def _char_sums_one(self, entries: Sequence[_Word]) -> list[float]:
+        """``_char_sums([entries])[0]``, the same operations without the batch's
+        bookkeeping (fewer numpy calls: this is what one score() pays)."""
+        sizes = [e[2].size for e in entries]
+        if not any(sizes):
+            return [0.0] * len(sizes)
+        every = np.concatenate([e[2] for e in entries])
+        counts = self._counts(every, [0, every.size])
+        values = (1.0 + np.log(counts)) * self._char_idf[every]
         norm = math.sqrt(float(np.dot(values, values / counts)))
-        # Each n-gram's contribution is shared among its occurrences, each credited to
-        # the word it lies in (char_wb n-grams never cross words).
         shares = values * self._char_coef[every] / counts / norm
         owner = np.repeat(np.arange(len(sizes)), sizes)
-        sums = np.bincount(owner, weights=shares, minlength=len(sizes)).tolist()
-        for i, total in enumerate(sums):
-            if total:
-                totals[i] += total
+        sums: list[float] = np.bincount(owner, weights=shares, minlength=len(sizes)).tolist()
+        return sums
+
+    def _counts(
+        self, every: np.ndarray[Any, np.dtype[np.intp]], bounds: list[int]
+    ) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """Each n-gram occurrence's count within its comment (comment ``i`` is
+        ``every[bounds[i]:bounds[i + 1]]``), through a per-thread scratch array of counts
+        (zero between calls), which is cheaper than sorting: ``slots`` comments at a time,
+        each counting in its own stretch of the scratch array."""
+        width, slots = self._char_idf.size, self._slots
+        scratch = self._scratch.__dict__.get("counts")
+        if scratch is None:
+            scratch = self._scratch.counts = np.zeros(width * slots, dtype=np.intp)
+        comments = len(bounds) - 1
+        keys = every
+        if slots > 1 and comments > 1:
+            keys = every + np.repeat(np.arange(comments) % slots * width, np.diff(bounds))
+        counts = np.empty(every.size, dtype=np.float64)
+        edges = [*bounds[:-1:slots], bounds[-1]]
+        try:
+            for lo, hi in pairwise(edges):
+                part = keys[lo:hi]
+                np.add.at(scratch, part, _ONE)
+                counts[lo:hi] = scratch[part]
+                scratch[part] = 0
+        except BaseException:
+            scratch.fill(0)
+            raise
+        return counts
 
     def _char_columns(self, word: str) -> np.ndarray[Any, np.dtype[np.intp]]:
         """The column indices of the in-vocabulary n-grams of sklearn's char_wb analyzer
@@ -696,7 +926,16 @@ def train(
         features_cfg = FeatureConfig(**{**_fields(features_cfg), "min_df": 1})
     union = build_features(features_cfg)
     say(f"extracting features from {y.size} comments")
-    matrix = union.fit_transform(list(records)).tocsr()
+    # Each comment's content text and dense features are worked out once, not once per
+    # block that reads them.
+    prepared = PreparedRecords(
+        records,
+        url_shapes=features_cfg.url_shapes,
+        self_links=features_cfg.self_links,
+        split_punctuation=features_cfg.split_punctuation,
+    )
+    matrix = union.fit_transform(prepared).tocsr()
+    del prepared  # its texts and features are not needed for the fits that follow
     # The dense block comes last; naive Bayes reads the non-negative n-gram blocks.
     text_columns = matrix.shape[1] - len(STAT_NAMES)
     say(f"{matrix.shape[1]} features; cross-validating")
@@ -716,9 +955,11 @@ def train(
         )
     ]
     nb = MultinomialNB(alpha=cfg.nb_alpha)
-    if cfg.nb_blend:
+    # The n-gram columns naive Bayes reads, sliced once for its folds and its final fit.
+    ngrams = matrix[:, :text_columns] if cfg.nb_blend else None
+    if ngrams is not None:
         log_proba = cross_val_predict(
-            nb, matrix[:, :text_columns], y, cv=folds, method="predict_log_proba", params=fit_params
+            nb, ngrams, y, cv=folds, method="predict_log_proba", params=fit_params
         )
         columns.append(np.asarray(log_proba[:, 1] - log_proba[:, 0]))
     decisions = np.column_stack(columns)
@@ -739,8 +980,8 @@ def train(
     linear.fit(matrix, y, **fit_params)
     coef = linear.coef_ * a[0]
     intercept = linear.intercept_ * a[0] + b
-    if cfg.nb_blend:
-        nb.fit(matrix[:, :text_columns], y, **fit_params)
+    if ngrams is not None:
+        nb.fit(ngrams, y, **fit_params)
         nb_weights, nb_intercept = _nb_log_odds(nb)
         coef[0, :text_columns] += a[1] * nb_weights
         intercept = intercept + a[1] * nb_intercept

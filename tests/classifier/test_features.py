@@ -187,3 +187,82 @@ def test_union_is_deterministic_and_handles_edge_cases() -> None:
     b = build_features(FeatureConfig(min_df=1)).fit_transform(records)
     assert (a != b).nnz == 0
     assert np.all(np.isfinite(a.data))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "Hello World 2024!",
+        "".join(map(chr, range(128))),
+        "ÉCOLE été 12 ٣٤ Ⅻ ① ＡＢ",
+        "😀 CHECK OUT 42",
+        *EDGE_CASES.values(),
+    ],
+)
+def test_letters_capitals_and_digits_are_counted_as_str_methods_count_them(text: str) -> None:
+    from service.classifier.features import _letters_upper_digits
+
+    assert _letters_upper_digits(text) == (
+        sum(c.isalpha() for c in text),
+        sum(c.isupper() for c in text),
+        sum(c.isdigit() for c in text),
+    )
+
+
+WHITESPACE_AND_WORDS = [
+    "",
+    "a",
+    "ab",
+    "abc",
+    "abcd",
+    "a b  c\t\td\n\ne \u2003f\u00a0g\x1ch",
+    "  leading and trailing  ",
+    "Supercalifragilisticexpialidocious words",
+    "xurl bit.ly xpathwatch xqueryv 000",
+    "😀🔥👍 مرحبا Привет 日本語",
+    "repeat repeat repeat REPEAT",
+]
+
+
+@pytest.mark.parametrize("ngrams", [(2, 5), (1, 3), (3, 3), (1, 1)])
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_char_wb_analyzer_gives_sklearns_ngrams_in_its_order(
+    ngrams: tuple[int, int], lowercase: bool
+) -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from service.classifier.features import CompactTfidfVectorizer
+
+    params = {"analyzer": "char_wb", "ngram_range": ngrams, "lowercase": lowercase}
+    fast = CompactTfidfVectorizer(**params).build_analyzer()
+    reference = TfidfVectorizer(**params).build_analyzer()
+    for text in WHITESPACE_AND_WORDS * 2:  # the second time from the analyzer's word cache
+        assert fast(text) == reference(text), text
+
+
+def test_prepared_records_give_the_same_features() -> None:
+    from service.classifier.corpus import generate_corpus
+    from service.classifier.features import PreparedRecords, RecordStats
+
+    records = [CommentRecord(t) for t in [*EDGE_CASES.values(), *WHITESPACE_AND_WORDS]]
+    records += generate_corpus(200, seed=4).records
+    for url_shapes in (True, False):
+        config = FeatureConfig(min_df=1, url_shapes=url_shapes)
+        plain = build_features(config)
+        a = plain.fit_transform(records)
+        prepared = build_features(config)
+        b = prepared.fit_transform(PreparedRecords(records, url_shapes=url_shapes))
+        assert (a != b).nnz == 0
+        assert a.shape == b.shape
+        # Prepared the other way: the content text is worked out again, as it should be.
+        c = prepared.transform(PreparedRecords(records, url_shapes=not url_shapes))
+        assert (plain.transform(records) != c).nnz == 0
+        pairs = zip(plain.transformer_list, prepared.transformer_list, strict=True)
+        for (name, x), (_, y) in pairs:
+            if name == "stats":
+                assert x.means_ == y.means_
+            else:
+                assert x.named_steps["tfidf"].vocabulary_ == y.named_steps["tfidf"].vocabulary_
+    once = RecordStats().fit_transform(records)
+    assert np.array_equal(once, RecordStats().fit(records).transform(records))

@@ -170,6 +170,46 @@ def test_score_many_equals_score(classifier: Classifier) -> None:
         assert got == want
 
 
+BATCH_EDGES = [
+    "",
+    " ",
+    "😀🔥👍",
+    "😀 😀 😀",
+    "x" * 65536,
+    "word " * 20000,
+    "<p>Nice <b>post</b> &amp; thanks</p><br/>",
+    '<a href="http://bit.ly/x">hi</a> <a href="https://www.example.com/watch?v=1">there</a>',
+    "http://a.com http://b.com/watch?v=1&ref=2 http://bit.ly/x www.c.xyz http://192.168.0.1/x",
+    "buy buy buy buy cheap cheap pills pills pills http://bit.ly/a http://bit.ly/a",
+    "the the the the the the",
+    "aaaaaaaa aaaaaaaa aaaaaaaa",
+    "xurl xurl xpathwatch xurl",
+    "lone \ud800 surrogate",
+    "a",
+]
+
+
+def test_a_batch_scores_as_one_by_one(classifier: Classifier) -> None:
+    # score_many weighs a batch's char n-grams together (in chunks); each record must come
+    # out exactly as score() makes it alone: edge cases, next to each other and among
+    # ordinary comments, across a chunk boundary, and in a batch with no n-grams at all.
+    from service.classifier.model import _BATCH
+
+    edges = [CommentRecord(t) for t in BATCH_EDGES]
+    corpus = generate_corpus(_BATCH + 40, seed=5).records
+    mixed = corpus[:7] + edges + corpus[7:] + edges
+    assert len(mixed) > _BATCH
+    empty = [CommentRecord(t) for t in ("", " ", "😀", "", "!!")]
+    fresh = Classifier(classifier.pipeline, classifier.metadata)
+    for batch in (edges, mixed, empty, mixed[: _BATCH - 3], [edges[4]]):
+        got = fresh.score_many(batch)
+        want = [Classifier(classifier.pipeline, classifier.metadata).score(r) for r in batch]
+        assert got == want
+        assert fresh.probabilities(batch) == [s.probability for s in want]
+    assert fresh.score_many([]) == []
+    assert fresh.probabilities([]) == []
+
+
 def test_scoring_from_threads_is_safe(classifier: Classifier) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -177,7 +217,9 @@ def test_scoring_from_threads_is_safe(classifier: Classifier) -> None:
     expected = classifier.score_many(records)
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(classifier.score, records * 3))
+        batches = list(pool.map(classifier.score_many, [records[i::3] for i in range(3)] * 2))
     assert got == expected * 3
+    assert batches == [expected[i::3] for i in range(3)] * 2
 
 
 def test_each_fact_is_one_reason(classifier: Classifier) -> None:
@@ -297,3 +339,41 @@ def test_naive_bayes_blend_is_folded_into_one_linear_model(classifier: Classifie
 def test_sources_must_match_the_records() -> None:
     with pytest.raises(ValueError, match="sources"):
         train([CommentRecord("a"), CommentRecord("b")], [1, 0], sources=["x"])
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [
+        {},
+        {"word:a": 0.5},
+        {"word:a": 0.5, "word:b": -0.2, "word:c": 0.005},
+        {f"word:{k}": 0.3 for k in "edcbazyx"} | {f"word:n{k}": -0.3 for k in "gfedcba"},
+        {f"word:{k}": float(i % 3) - 1.0 for i, k in enumerate("abcdefghijklmnop")},
+        {"word:a": 1.0, "word:b": 1.0, "word:c": 2.0, "word:d": 0.01, "word:e": -0.01},
+    ],
+)
+def test_reasons_are_the_strongest_five_each_way_ties_by_key(weights: dict[str, float]) -> None:
+    from service.classifier.model import _Contributions
+
+    reasons = _Contributions(dict(weights), (0.0, 0.0) * 16).reasons()
+    spam = sorted((-w, f) for f, w in weights.items() if w >= 0.01)[:5]
+    ham = sorted((w, f) for f, w in weights.items() if w <= -0.01)[:5]
+    assert [(r.feature, r.weight) for r in reasons] == [(f, -w) for w, f in spam] + [
+        (f, w) for w, f in ham
+    ]
+
+
+def test_reasons_made_through_their_slots_are_reasons() -> None:
+    from dataclasses import fields
+
+    from service.classifier.model import _reason
+    from service.classifier.types import Reason
+
+    # _reason sets these three slots itself: a field added to Reason must be added there.
+    assert [f.name for f in fields(Reason)] == ["phrase", "weight", "feature"]
+    made = _reason("the word 'x'", -0.5, "word:x")
+    assert made == Reason("the word 'x'", -0.5, "word:x")
+    assert hash(made) == hash(Reason("the word 'x'", -0.5, "word:x"))
+    assert made.direction == "ham"
+    with pytest.raises(AttributeError):
+        made.weight = 1.0  # type: ignore[misc]
