@@ -1,8 +1,8 @@
 """A real Celery worker in a child process, as ``celery -A workers.celery_app worker``.
 
 The worker (with an embedded beat, and its pool processes if it has any) runs in its own
-session, so it can be killed as a whole, like a machine losing power. Its output goes to one log file per
-start, which tests read to see what it did.
+session, so it can be killed as a whole, like a machine losing power. Its output goes to
+one log file per start, which tests read to see what it did.
 """
 
 from __future__ import annotations
