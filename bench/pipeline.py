@@ -928,11 +928,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--api-workers", type=int, default=os.cpu_count() or 2, help="gunicorn workers")
     p.add_argument("--worker-class", choices=["sync", "gthread"], default="gthread")
     p.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
+    # SCHED_IDLE starves a worker holding a row lock that an accepting transaction waits
+    # for (a comment_counts shard, an author): seconds-long accept stalls in the open loop.
     p.add_argument(
         "--worker-priority",
-        choices=["idle", "nice"],
-        default="idle",
-        help="the workers' CPU priority: SCHED_IDLE, or --worker-nice (process and autogroup)",
+        choices=["nice", "idle"],
+        default="nice",
+        help="the workers' CPU priority: --worker-nice (process and autogroup), or SCHED_IDLE",
     )
     p.add_argument(
         "--worker-nice", type=int, default=10, help="niceness of the Celery workers (0 to 19)"
