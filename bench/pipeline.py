@@ -928,8 +928,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--api-workers", type=int, default=os.cpu_count() or 2, help="gunicorn workers")
     p.add_argument("--worker-class", choices=["sync", "gthread"], default="gthread")
     p.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
-    # SCHED_IDLE starves a worker holding a row lock that an accepting transaction waits
-    # for (a comment_counts shard, an author): seconds-long accept stalls in the open loop.
+    # SCHED_IDLE (with the autogroup at nice 19) measured no better: the workers still ran
+    # in the API's waits, and a starved worker holds its locks and connection longer.
     p.add_argument(
         "--worker-priority",
         choices=["nice", "idle"],
