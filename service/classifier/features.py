@@ -175,6 +175,8 @@ _ID_LIKE: Final = re.compile(r"^(?![a-z]{1,12}$)(?!\d{1,4}$).{3,}$")
 short number (a year or month of a dated permalink)."""
 _TRAILING: Final = ".,;:!?)]}'\""
 _TRACKING_KEYS: Final = re.compile(r"^(?:utm_\w*|fbclid|gclid|ref|source|feature|si)$")
+_Page = tuple[str, frozenset[str], str, frozenset[str]]
+"""What identifies a page (see :func:`_page`)."""
 
 
 def _site(host: str) -> str:
@@ -183,7 +185,7 @@ def _site(host: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _page(permalink: str) -> tuple[str, frozenset[str], str, frozenset[str]] | None:
+def _page(permalink: str) -> _Page | None:
     """What identifies the page at ``permalink``: its site, the id-like tokens of its
     path and query, its path, and its query pairs (tracking keys left out); None for a
     permalink without a host."""
@@ -220,13 +222,17 @@ def is_self_link(url: str, permalink: str | None) -> bool:
     one, have its path and query (tracking keys aside). A link to another page of the
     same site is an ordinary link."""
     page = _page(permalink) if permalink else None
-    if page is None:
-        return False
-    site, ids, path, pairs = page
+    return page is not None and _on_site(_host(url), page) and _names_page(url, page)
+
+
+def _on_site(host: str, page: _Page) -> bool:
+    return _site(host.rstrip(".")) == page[0]
+
+
+def _names_page(url: str, page: _Page) -> bool:
+    _, ids, path, pairs = page
     # Punctuation after a link ends the sentence, not the URL ("see youtu.be/x1y2z3.").
-    host, tokens, link_path, link_pairs = _url_parts(url.rstrip(_TRAILING))
-    if _site(host) != site:
-        return False
+    _, tokens, link_path, link_pairs = _url_parts(url.rstrip(_TRAILING))
     if ids:
         return ids <= tokens
     return link_path == path and pairs <= link_pairs
@@ -244,11 +250,16 @@ _Link = tuple[int, int, str, bool]
 
 def _links(text: str, permalink: str | None) -> list[_Link]:
     """Each link in visible text, in order; a link counts as leading to the page itself
-    only when a ``permalink`` is given and :func:`is_self_link` says so."""
-    return [
-        (m.start(), m.end(), _host(m.group(0)), is_self_link(m.group(0), permalink))
-        for m in _URL.finditer(text)
-    ]
+    only when a ``permalink`` is given and :func:`is_self_link` says so (its whole URL is
+    read only when its host is the page's site)."""
+    page = _page(permalink) if permalink else None
+    found: list[_Link] = []
+    for match in _URL.finditer(text):
+        url = match.group(0)
+        host = _host(url)
+        own = page is not None and _on_site(host, page) and _names_page(url, page)
+        found.append((match.start(), match.end(), host, own))
+    return found
 
 
 def _content_of(text: str, links: list[_Link], shape: bool, split: bool) -> str:
