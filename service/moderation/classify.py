@@ -89,8 +89,8 @@ _LOCK_COMMENT = (
 # disk (synchronous_commit off, for this transaction only; set in the same round trip). A
 # verdict lost in a database crash is lost with its comment's move and its outbox row's
 # mark, so the comment is pending again with its task due, and the sweeper has it scored
-# again, to the same verdict. What a moderator or the API commits afterwards is flushed
-# with everything before it. This halves the WAL flushes the comment path waits for.
+# again. What a moderator or the API commits afterwards is flushed with everything before
+# it. The comment path then waits for one WAL flush per comment (its acceptance), not two.
 _LOCK_COMMENT_ASYNC = _LOCK_COMMENT.add_columns(
     func.set_config("synchronous_commit", "off", True).label("synchronous_commit")
 )
