@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     #: An outbox row re-enqueued this many times is logged as an error at each further
     #: attempt (it is never given up: every accepted comment must reach a verdict).
     outbox_max_attempts: int = 10
+    #: The sweeper deletes an outbox row this long after its task was done (0: never).
+    outbox_retention_seconds: int = Field(default=7 * 24 * 3600, ge=0)
 
     #: A trusted issuer's signing keys are fetched again this long after the last fetch.
     jwks_max_age_seconds: float = 300.0

@@ -24,7 +24,7 @@ from service.classifier.model import Classifier
 from service.moderation.active import ClassifierProvider
 from service.moderation.classify import classify_comment
 from service.moderation.errors import NotFound
-from service.moderation.outbox import claim_due
+from service.moderation.outbox import claim_due, purge_done
 from service.moderation.registry import create_job, get_job
 from service.moderation.rescore import rescore_batch
 from service.moderation.retrain import (
@@ -52,6 +52,9 @@ MAX_DATABASE_RETRIES = 10
 MAX_BACKOFF_SECONDS = 300.0
 #: Outbox rows one sweep claims at most; the next sweep takes the rest.
 SWEEP_LIMIT = 500
+#: Done outbox rows one sweep deletes at most (one statement): at the default interval,
+#: 20,000 a minute, far more than the service accepts, so a backlog shrinks.
+PURGE_LIMIT = 10_000
 
 
 class TaskResources(Protocol):
@@ -100,16 +103,30 @@ def classify(resources: TaskResources, comment_id: str) -> str:
 
 def sweep(resources: TaskResources, *, now: dt.datetime | None = None) -> int:
     """Claim the outbox rows due, commit the claim, then enqueue each; how many were sent.
+    Then, in a transaction of its own, delete up to :data:`PURGE_LIMIT` rows done more
+    than ``outbox_retention_seconds`` ago (none when that is 0).
 
     Enqueueing happens after the commit so that a task never runs against a claim that may
     still roll back. If the broker fails midway, the rest stay claimed until their next
     ``next_attempt_at`` and a later sweep sends them.
     """
+    now = now or dt.datetime.now(dt.UTC)
+    sent = _send_due(resources, now)
+    retention = resources.settings.outbox_retention_seconds
+    if retention:
+        with resources.sessions().begin() as session:
+            purged = purge_done(
+                session, done_before=now - dt.timedelta(seconds=retention), limit=PURGE_LIMIT
+            )
+        if purged:
+            log.info("sweep: deleted %d outbox row(s) done over %d s ago", purged, retention)
+    return sent
+
+
+def _send_due(resources: TaskResources, now: dt.datetime) -> int:
     timeout = dt.timedelta(seconds=resources.settings.outbox_timeout_seconds)
     with resources.sessions().begin() as session:
-        rows = claim_due(
-            session, now=now or dt.datetime.now(dt.UTC), limit=SWEEP_LIMIT, timeout=timeout
-        )
+        rows = claim_due(session, now=now, limit=SWEEP_LIMIT, timeout=timeout)
         claimed = [(row.id, row.task, dict(row.payload), row.attempts) for row in rows]
 
     queue = resources.queue()

@@ -1,10 +1,12 @@
-"""The sweeper's side of the outbox: find tasks whose run never finished and claim them."""
+"""The sweeper's side of the outbox: find tasks whose run never finished and claim them,
+and delete the rows of tasks done long ago."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.orm import Session
 
 from models import OutboxTask
@@ -39,3 +41,25 @@ def claim_due(
         row.next_attempt_at = now + timeout * factor
     session.flush()
     return rows
+
+
+def purge_done(session: Session, *, done_before: dt.datetime, limit: int) -> int:
+    """Delete up to ``limit`` outbox rows done before ``done_before``, lowest ids first;
+    how many were deleted. A row not done is never deleted, however old. Walks the
+    primary key (the oldest rows come first) rather than an index on ``done_at``, which
+    every verdict would have to update. Executes; the caller commits."""
+    oldest = (
+        select(OutboxTask.id)
+        .where(OutboxTask.done_at < done_before)
+        .order_by(OutboxTask.id)
+        .limit(limit)
+    )
+    result = cast(
+        CursorResult[Any],
+        session.execute(
+            delete(OutboxTask)
+            .where(OutboxTask.id.in_(oldest.scalar_subquery()))
+            .execution_options(synchronize_session=False)
+        ),
+    )
+    return result.rowcount

@@ -1,18 +1,21 @@
 """The task bodies in this process, against the run's real database: what a sweep commits
-before it enqueues, and which database errors are worth a retry."""
+before it enqueues, which outbox rows it deletes, and which database errors are worth a
+retry."""
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import OutboxTask
 from service.moderation.active import ClassifierProvider
+from service.moderation.outbox import purge_done
 from service.queue import TaskQueue, make_celery
 from service.settings import Settings
 from tests.support.comments import make_site, submit_comments
@@ -65,6 +68,74 @@ def test_a_sweep_commits_its_claim_even_when_the_broker_is_down(
     # Claimed: left alone until a timeout after the sweep's "now".
     assert all(r.next_attempt_at > now + dt.timedelta(hours=2) for r in rows)
     assert all(r.done_at is None for r in rows)
+
+
+def _mark_done(session: Session, ids: list[uuid.UUID], done_at: dt.datetime) -> None:
+    session.execute(
+        update(OutboxTask).where(OutboxTask.key.in_([str(i) for i in ids])).values(done_at=done_at)
+    )
+
+
+def _outbox_keys(session: Session, ids: list[uuid.UUID]) -> set[str]:
+    keys = [str(i) for i in ids]
+    return set(session.scalars(select(OutboxTask.key).where(OutboxTask.key.in_(keys))))
+
+
+def test_a_sweep_deletes_the_rows_done_before_the_retention_and_no_others(
+    committed: sessionmaker[Session], settings: Settings
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    retention = dt.timedelta(seconds=settings.outbox_retention_seconds)
+    with committed.begin() as session:
+        site = make_site(session)
+        # Not due for an hour: nothing for the sweep (or the run's worker) to send.
+        ids = submit_comments(session, site, 5, outbox_timeout=dt.timedelta(hours=1), now=now)
+        old, recent, pending = ids[:2], ids[2:4], ids[4:]
+        _mark_done(session, old, now - retention - dt.timedelta(days=30))
+        _mark_done(session, recent, now - retention + dt.timedelta(hours=1))
+    down = settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
+    resources = Resources(settings, committed, TaskQueue(make_celery(down)))
+
+    assert sweep(resources, now=now) == 0
+
+    with committed() as session:
+        assert _outbox_keys(session, ids) == {str(i) for i in recent + pending}
+
+
+def test_with_no_retention_a_sweep_deletes_nothing(
+    committed: sessionmaker[Session], settings: Settings
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    with committed.begin() as session:
+        site = make_site(session)
+        ids = submit_comments(session, site, 2, outbox_timeout=dt.timedelta(hours=1), now=now)
+        _mark_done(session, ids, now - dt.timedelta(days=3650))
+    keep = settings.model_copy(
+        update={"broker_url": "redis://127.0.0.1:1/0", "outbox_retention_seconds": 0}
+    )
+    resources = Resources(keep, committed, TaskQueue(make_celery(keep)))
+
+    sweep(resources, now=now)
+
+    with committed() as session:
+        assert _outbox_keys(session, ids) == {str(i) for i in ids}
+
+
+def test_a_purge_takes_the_oldest_done_rows_up_to_its_limit(db_session: Session) -> None:
+    now = dt.datetime.now(dt.UTC)
+    long_ago = now - dt.timedelta(days=1000)  # before any other test's rows
+    site = make_site(db_session)
+    ids = submit_comments(db_session, site, 6, outbox_timeout=dt.timedelta(hours=1), now=now)
+    _mark_done(db_session, ids[:5], long_ago)  # the sixth is never done
+
+    cutoff = long_ago + dt.timedelta(seconds=1)
+
+    assert purge_done(db_session, done_before=cutoff, limit=3) == 3
+    # The lowest ids first (the rows were stored in order).
+    assert _outbox_keys(db_session, ids) == {str(i) for i in ids[3:]}
+    assert purge_done(db_session, done_before=cutoff, limit=3) == 2
+    # A row not done stays, however old.
+    assert _outbox_keys(db_session, ids) == {str(ids[5])}
 
 
 def test_an_unreachable_database_is_worth_a_retry() -> None:
