@@ -754,7 +754,7 @@ def _start_profiler(args: argparse.Namespace, procs: Processes) -> list[subproce
     (``NAME-PID.folded``: flamegraph.pl or speedscope read it; so does ``sort | head``)."""
     if not args.profile:
         return []
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    py_spy = _py_spy()
     out = Path(args.profile)
     out.mkdir(parents=True, exist_ok=True)
     started = []
@@ -776,6 +776,14 @@ def _start_profiler(args: argparse.Namespace, procs: Processes) -> list[subproce
                 subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             )
     return started
+
+
+def _py_spy() -> str:
+    """py-spy's path: on PATH or beside this Python (it is not a dependency)."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(py_spy).exists():
+        raise BenchError("--profile needs py-spy: pip install py-spy")
+    return py_spy
 
 
 def _stop_profilers(profilers: list[subprocess.Popen[bytes]]) -> None:
@@ -965,6 +973,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        if args.profile:
+            _py_spy()  # before minutes of set-up, not after
         figures = run(args)
     except BenchError as exc:
         print(f"bench: failed: {exc}", file=sys.stderr)
