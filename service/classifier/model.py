@@ -55,7 +55,7 @@ from service.classifier.features import (
     StatValue,
     author_text,
     build_features,
-    content_and_stats,
+    content_and_stat_pairs,
     describe_stat,
 )
 from service.classifier.types import CommentRecord, Reason, Score
@@ -274,14 +274,14 @@ _LINK_STATS: Final = frozenset({"links", "link_domains", "link_share", "shortene
 _STAT_INDEX: Final = {name: i for i, name in enumerate(STAT_NAMES)}
 
 
-def _stat_key(name: str, stat: StatValue, site: str | None) -> str:
+def _stat_key(name: str, raw: float, site: str | None) -> str:
     """The reason a dense feature is reported under. Features that state one fact are
     merged, so a moderator never reads it twice: the link count, linked domains and link
     share (and, when absent, the shortener and IP-address flags) are one "links" reason;
     a very short text is a length; a given author website joins the reason of that
     website's host."""
     if name in _LINK_STATS:
-        if name in ("shortener", "ip_host") and stat.raw:
+        if name in ("shortener", "ip_host") and raw:
             return f"stat:{name}"
         return "stat:links"
     if name == "short":
@@ -296,7 +296,7 @@ def _fixed_stat_key(name: str) -> str | None:
     author; None for the others."""
     if name in ("shortener", "ip_host", "author_url"):
         return None
-    return _stat_key(name, StatValue(0.0, 0.0), None)
+    return _stat_key(name, 0.0, None)
 
 
 def _links_phrase(stats: Sequence[StatValue]) -> str:
@@ -573,7 +573,7 @@ class Classifier:
     def _parse(self, record: CommentRecord) -> _Parsed:
         """Everything of ``record``'s contributions but its char n-grams (:class:`_Parsed`)."""
         weights: dict[str, float] = {}
-        text, stats, hosts = content_and_stats(
+        text, stats, hosts = content_and_stat_pairs(
             record,
             url_shapes=self._url_shapes,
             self_links=self._self_links,
@@ -606,12 +606,14 @@ class Classifier:
         # no sum, only the order of the keys.
         site = self._add_author(record, weights)
         given = site if record.author_url else None
-        for (name, w, mean, fixed), stat in zip(self._stats, stats, strict=True):
-            contribution = w * (stat.value - mean)
+        for (name, w, mean, fixed), value, raw in zip(
+            self._stats, stats[::2], stats[1::2], strict=True
+        ):
+            contribution = w * (value - mean)
             if contribution:
-                key = fixed or _stat_key(name, stat, given)
+                key = fixed or _stat_key(name, raw, given)
                 weights[key] = weights.get(key, 0.0) + contribution
-        return _Parsed(entries, keys, totals, weights, tuple(chain.from_iterable(stats)))
+        return _Parsed(entries, keys, totals, weights, stats)
 
     def _combine(self, parsed: _Parsed, chars: list[float]) -> _Contributions:
         """The contributions of a parsed comment, given its words' char n-gram sums."""
