@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, pairwise
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
@@ -78,6 +79,7 @@ MIN_REASON_WEIGHT: Final = 0.01
 """Contributions smaller than this (in log-odds) are noise, not reasons."""
 
 _GRAM_CACHE_SIZE: Final = 100_000
+_REASON_CACHE_SIZE: Final = 20_000
 _BATCH: Final = 32
 """Comments whose char n-grams go through numpy together in score_many(): enough that
 the numpy calls cost a fraction per comment, few enough that what the batch holds
@@ -367,8 +369,21 @@ _PHRASE_READS: Final = {
 """Where, in the flat (value, raw) pairs of the dense features, the numbers a dense
 reason's phrase reads are (see :func:`_stat_phrase`)."""
 
-_STAT_PHRASES: dict[tuple[str | float, ...], str] = {}
+_READERS: Final = {name: itemgetter(*reads) for name, reads in _PHRASE_READS.items()}
+"""Per dense reason's name: the numbers its phrase reads, from the flat pairs."""
+
+_STAT_PHRASES: dict[tuple[str, Any], str] = {}
 """Phrases of dense reasons, built once per name and numbers read."""
+
+_SHARED_KINDS: Final = ("stat:", "author:")
+_SHARED_REASONS: dict[tuple[str, float, str], Reason] = {}
+"""Reasons of the dense features and of the author, which recur with the very same
+weight and phrase in comment after comment (no links, a first-time author, the same
+author's tokens: their weights depend on a few discrete numbers, not on the rest of the
+comment), made once and shared: a :class:`Reason` is immutable. A comment's other
+reasons are made anew. Each reason kept to the end of a batch is one more object for
+the garbage collector's full passes to walk, and about half the reasons of a comment
+are these."""
 
 
 class _Contributions:
@@ -390,7 +405,7 @@ class _Contributions:
         if feature.startswith("stat:"):
             name = feature[5:]
             flat = self.stats
-            read: tuple[str | float, ...] = (name, *[flat[i] for i in _PHRASE_READS[name]])
+            read = (name, _READERS[name](flat))
             phrase = _STAT_PHRASES.get(read)
             if phrase is None:
                 stats = [StatValue(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
@@ -420,11 +435,23 @@ class _Contributions:
         items = weights.items()
         spam = sorted([(-w, f) for f, w in items if w >= high])[:MAX_REASONS]
         ham = sorted([(w, f) for f, w in items if w <= low])[:MAX_REASONS]
-        phrase = self.phrase
-        return (
-            *[_reason(phrase(f), -w, f) for w, f in spam],
-            *[_reason(phrase(f), w, f) for w, f in ham],
-        )
+        reason = self.reason
+        return (*[reason(f, -w) for w, f in spam], *[reason(f, w) for w, f in ham])
+
+    def reason(self, feature: str, weight: float) -> Reason:
+        """The :class:`Reason` of one key and its weight (shared, for the kinds of
+        :data:`_SHARED_REASONS`)."""
+        phrase = self.phrase(feature)
+        if not feature.startswith(_SHARED_KINDS):
+            return _reason(phrase, weight, feature)
+        key = (phrase, weight, feature)
+        made = _SHARED_REASONS.get(key)
+        if made is None:
+            made = _reason(phrase, weight, feature)
+            if len(_SHARED_REASONS) >= _REASON_CACHE_SIZE:
+                _SHARED_REASONS.clear()
+            _SHARED_REASONS[key] = made
+        return made
 
 
 class Classifier:
