@@ -47,6 +47,7 @@ __all__ = [
     "StatValue",
     "author_text",
     "build_features",
+    "content_and_stat_pairs",
     "content_and_stats",
     "content_text",
     "describe_stat",
@@ -86,15 +87,24 @@ _URL: Final = re.compile(
     r"(?:/[^\s<>\"']*)?",
     re.IGNORECASE,
 )
+_URL_HINT: Final = re.compile(
+    r"://|www\.|\.(?:com|net|org|info|biz|ly|gl|be|co|tk|me|us|io|ru|tv|xyz|top|club|online|site)\b",
+    re.IGNORECASE,
+)
+"""What every match of :data:`_URL` contains (its scheme's ``://``, ``www.`` or its
+top-level domain): a text without it has no link, and this scan costs a fraction of
+:data:`_URL`'s, which tries a host at every word."""
 _SCHEME: Final = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _SHAPE_WORD: Final = re.compile(r"^[a-z]{1,12}$")
 _IP_HOST: Final = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$|^\[?[0-9a-f:]+:[0-9a-f:]*\]?$")
 _DIGIT: Final = re.compile(r"\d")
 _EMOJI: Final = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\ufe0f]")
-_SPACE: Final = re.compile(r"\s+")
 _PUNCTUATION_RUN: Final = re.compile(r"(?<=\w)([.!?,;:]{2,})")
+_PUNCTUATION_PAIR: Final = re.compile(r"[.!?,;:]{2}")
+"""What every match of :data:`_PUNCTUATION_RUN` contains: a quick test before it."""
 _REPEAT: Final = re.compile(r"(.)\1{2,}", re.DOTALL)
-_INVISIBLE: Final = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060\u00ad"), " ")
+_INVISIBLE: Final = re.compile("[\ufeff\u200b\u200c\u200d\u2060\u00ad]")
+"""Invisible characters (all outside ASCII), which become spaces."""
 
 SHORTENERS: Final = frozenset(
     {
@@ -120,6 +130,8 @@ FIRST_PARTY_SHORT_HOSTS: Final = {
 def repair_text(text: str) -> str:
     """``text`` as valid Unicode: surrogate pairs written as two code units are joined, and
     lone surrogates (which cannot be encoded, so would crash later steps) become U+FFFD."""
+    if text.isascii():  # O(1); surrogates are not ASCII
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -131,8 +143,10 @@ def _visible_text(text: str) -> str:
     """Repaired, HTML-unescaped text with tags removed (a link tag leaves its target, so
     that ``<a href=...>`` counts as a link) and invisible characters turned into spaces."""
     text = html.unescape(repair_text(text))
-    text = _TAG.sub(lambda m: f" {m.group(1) or ''} ", text)
-    return text.translate(_INVISIBLE)
+    if "<" in text:  # every tag starts with one
+        text = _TAG.sub(lambda m: f" {m.group(1) or ''} ", text)
+    # isascii() is O(1); a regex scan is cheaper than translate() with a dict.
+    return text if text.isascii() else _INVISIBLE.sub(" ", text)
 
 
 def _host(url: str) -> str:
@@ -252,8 +266,10 @@ def _links(text: str, permalink: str | None) -> list[_Link]:
     """Each link in visible text, in order; a link counts as leading to the page itself
     only when a ``permalink`` is given and :func:`is_self_link` says so (its whole URL is
     read only when its host is the page's site)."""
-    page = _page(permalink) if permalink else None
     found: list[_Link] = []
+    if not _URL_HINT.search(text):
+        return found
+    page = _page(permalink) if permalink else None
     for match in _URL.finditer(text):
         url = match.group(0)
         host = _host(url)
@@ -262,7 +278,11 @@ def _links(text: str, permalink: str | None) -> list[_Link]:
     return found
 
 
-def _content_of(text: str, links: list[_Link], shape: bool, split: bool) -> str:
+def _content_of(
+    text: str, links: list[_Link], shape: bool, split: bool, digits: bool = True
+) -> str:
+    """The content text of visible ``text`` with its ``links``; ``digits`` False says
+    that ``text`` has no digit (``str.isdigit``, which every ``\\d`` is)."""
     pieces: list[str] = []
     last = 0
     for start, end, host, own in links:
@@ -276,10 +296,13 @@ def _content_of(text: str, links: list[_Link], shape: bool, split: bool) -> str:
         last = end
     pieces.append(text[last:])
     text = "".join(pieces)
-    if split:
+    if split and _PUNCTUATION_PAIR.search(text):
         text = _PUNCTUATION_RUN.sub(r" \1 ", text)
-    text = _DIGIT.sub("0", text)
-    return _SPACE.sub(" ", text).strip()[:MAX_NGRAM_CHARS]
+    if digits:
+        text = _DIGIT.sub("0", text)
+    # As re.sub(r"\s+", " ", text).strip(): \s, split() and strip() all take the characters
+    # str.isspace() does.
+    return " ".join(text.split())[:MAX_NGRAM_CHARS]
 
 
 def _page_of(record: CommentRecord, self_links: bool) -> str | None:
@@ -319,8 +342,25 @@ def content_and_stats(
     """``(content_text(record), record_stats(record), hosts)``, sharing their common
     work; ``hosts`` are those of the outbound links, one per :data:`LINK_MARK` of the
     text, in order."""
+    content, pairs, hosts = content_and_stat_pairs(
+        record, url_shapes=url_shapes, self_links=self_links, split_punctuation=split_punctuation
+    )
+    return content, _stat_values(pairs), hosts
+
+
+def content_and_stat_pairs(
+    record: CommentRecord,
+    *,
+    url_shapes: bool = True,
+    self_links: bool = True,
+    split_punctuation: bool = True,
+) -> tuple[str, tuple[float, ...], list[str]]:
+    """:func:`content_and_stats` with the dense features as one flat tuple of their
+    ``(value, raw)`` pairs, ``(links.value, links.raw, link_domains.value, ...)``: the
+    same numbers, without building sixteen :class:`StatValue` per comment."""
     text = _visible_text(record.content)
     links = _links(text, _page_of(record, self_links))
+    counts = _letters_upper_digits(text)
     if len(record.content) > MAX_NGRAM_CHARS * 4:
         content = content_text(
             record,
@@ -329,8 +369,9 @@ def content_and_stats(
             split_punctuation=split_punctuation,
         )
     else:
-        content = _content_of(text, links, url_shapes, split_punctuation)
-    return content, _stats_of(record, text, links), [h for _, _, h, own in links if not own]
+        content = _content_of(text, links, url_shapes, split_punctuation, counts[2] > 0)
+    hosts = [h for _, _, h, own in links if not own] if links else []
+    return content, _stat_pairs(record, text, links, counts), hosts
 
 
 def _email_domain(email: str) -> str:
@@ -397,7 +438,8 @@ def record_stats(record: CommentRecord, *, self_links: bool = True) -> list[Stat
     with ``self_links``, a link to the comment's own page is not one of them.
     """
     text = _visible_text(record.content)
-    return _stats_of(record, text, _links(text, _page_of(record, self_links)))
+    links = _links(text, _page_of(record, self_links))
+    return _stat_values(_stat_pairs(record, text, links, _letters_upper_digits(text)))
 
 
 _ASCII_LETTERS: Final = string.ascii_letters.encode()
@@ -422,40 +464,84 @@ def _letters_upper_digits(text: str) -> tuple[int, int, int]:
     return sum(map(str.isalpha, text)), sum(map(str.isupper, text)), sum(map(str.isdigit, text))
 
 
-def _stats_of(record: CommentRecord, text: str, every_link: list[_Link]) -> list[StatValue]:
+_LOG_4000: Final = math.log1p(4000)
+_LOG_100: Final = math.log1p(100)
+
+
+def _stat_values(pairs: tuple[float, ...]) -> list[StatValue]:
+    """Flat ``(value, raw)`` pairs as :class:`StatValue`, in order."""
+    return [StatValue(pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2)]
+
+
+def _stat_pairs(
+    record: CommentRecord,
+    text: str,
+    every_link: list[_Link],
+    counts: tuple[int, int, int],
+) -> tuple[float, ...]:
+    """The dense features of ``record`` (visible ``text``, its links, and its
+    :func:`_letters_upper_digits`) as flat ``(value, raw)`` pairs in
+    :data:`STAT_NAMES` order."""
     n = len(text)
-    links = [link for link in every_link if not link[3]]
-    hosts = [link[2] for link in links]
-    letters, upper, digits = _letters_upper_digits(text)
-    non_ascii = n - len(text.encode("ascii", "ignore"))
-    emoji = len(_EMOJI.findall(text)) if non_ascii else 0
-    repeats = sum(1 for _ in _REPEAT.finditer(text))
-    link_chars = sum(end - start for start, end, _, _ in links)
-    distinct = len({h for h in hosts if h})
-    shortener = any(h in SHORTENERS for h in hosts)
-    ip_host = any(_IP_HOST.match(h) for h in hosts if h)
+    links = [link for link in every_link if not link[3]] if every_link else every_link
+    letters, upper, digits = counts
+    if text.isascii():  # O(1)
+        non_ascii = emoji = 0
+    else:
+        non_ascii = n - len(text.encode("ascii", "ignore"))
+        emoji = len(_EMOJI.findall(text))
+    repeats = len(_REPEAT.findall(text))
+    if links:
+        hosts = [link[2] for link in links]
+        link_chars = sum(end - start for start, end, _, _ in links)
+        distinct = len({h for h in hosts if h})
+        shortener = any(h in SHORTENERS for h in hosts)
+        ip_host = any(_IP_HOST.match(h) for h in hosts if h)
+    else:
+        link_chars = distinct = 0
+        shortener = ip_host = False
     approved = max(0, record.approved_count)
     spam = max(0, record.spam_count)
     upper_share = upper / letters if letters >= 4 else 0.0
     stripped = len(text.strip())
-    return [
-        StatValue(min(len(links), 5) / 5, len(links)),
-        StatValue(min(distinct, 5) / 5, distinct),
-        StatValue(float(shortener), float(shortener)),
-        StatValue(float(ip_host), float(ip_host)),
-        StatValue(link_chars / n if n else 0.0, link_chars / n if n else 0.0),
-        StatValue(min(math.log1p(n) / math.log1p(4000), 1.0), n),
-        StatValue(float(stripped < 25), stripped),
-        StatValue(upper_share, upper_share),
-        StatValue(digits / n if n else 0.0, digits),
-        StatValue(min(repeats, 5) / 5, repeats),
-        StatValue(non_ascii / n if n else 0.0, non_ascii / n if n else 0.0),
-        StatValue(min(emoji, 5) / 5, emoji),
-        StatValue(min(text.count("!"), 10) / 10, text.count("!")),
-        StatValue(float(bool(record.author_url)), float(bool(record.author_url))),
-        StatValue(min(math.log1p(approved) / math.log1p(100), 1.0), approved),
-        StatValue(min(math.log1p(spam) / math.log1p(100), 1.0), spam),
-    ]
+    exclamations = text.count("!")
+    link_share = link_chars / n if n else 0.0
+    non_ascii_share = non_ascii / n if n else 0.0
+    author_url = float(bool(record.author_url))
+    return (
+        min(len(links), 5) / 5,
+        len(links),
+        min(distinct, 5) / 5,
+        distinct,
+        float(shortener),
+        float(shortener),
+        float(ip_host),
+        float(ip_host),
+        link_share,
+        link_share,
+        min(math.log1p(n) / _LOG_4000, 1.0),
+        n,
+        float(stripped < 25),
+        stripped,
+        upper_share,
+        upper_share,
+        digits / n if n else 0.0,
+        digits,
+        min(repeats, 5) / 5,
+        repeats,
+        non_ascii_share,
+        non_ascii_share,
+        min(emoji, 5) / 5,
+        emoji,
+        min(exclamations, 10) / 10,
+        exclamations,
+        author_url,
+        author_url,
+        min(math.log1p(approved) / _LOG_100, 1.0),
+        approved,
+        min(math.log1p(spam) / _LOG_100, 1.0),
+        spam,
+    )
 
 
 def _plural(count: float, one: str, many: str) -> str:

@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, pairwise
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
@@ -55,7 +56,7 @@ from service.classifier.features import (
     StatValue,
     author_text,
     build_features,
-    content_and_stats,
+    content_and_stat_pairs,
     describe_stat,
 )
 from service.classifier.types import CommentRecord, Reason, Score
@@ -78,6 +79,7 @@ MIN_REASON_WEIGHT: Final = 0.01
 """Contributions smaller than this (in log-odds) are noise, not reasons."""
 
 _GRAM_CACHE_SIZE: Final = 100_000
+_REASON_CACHE_SIZE: Final = 20_000
 _BATCH: Final = 32
 """Comments whose char n-grams go through numpy together in score_many(): enough that
 the numpy calls cost a fraction per comment, few enough that what the batch holds
@@ -274,14 +276,14 @@ _LINK_STATS: Final = frozenset({"links", "link_domains", "link_share", "shortene
 _STAT_INDEX: Final = {name: i for i, name in enumerate(STAT_NAMES)}
 
 
-def _stat_key(name: str, stat: StatValue, site: str | None) -> str:
+def _stat_key(name: str, raw: float, site: str | None) -> str:
     """The reason a dense feature is reported under. Features that state one fact are
     merged, so a moderator never reads it twice: the link count, linked domains and link
     share (and, when absent, the shortener and IP-address flags) are one "links" reason;
     a very short text is a length; a given author website joins the reason of that
     website's host."""
     if name in _LINK_STATS:
-        if name in ("shortener", "ip_host") and stat.raw:
+        if name in ("shortener", "ip_host") and raw:
             return f"stat:{name}"
         return "stat:links"
     if name == "short":
@@ -296,7 +298,7 @@ def _fixed_stat_key(name: str) -> str | None:
     author; None for the others."""
     if name in ("shortener", "ip_host", "author_url"):
         return None
-    return _stat_key(name, StatValue(0.0, 0.0), None)
+    return _stat_key(name, 0.0, None)
 
 
 def _links_phrase(stats: Sequence[StatValue]) -> str:
@@ -367,8 +369,21 @@ _PHRASE_READS: Final = {
 """Where, in the flat (value, raw) pairs of the dense features, the numbers a dense
 reason's phrase reads are (see :func:`_stat_phrase`)."""
 
-_STAT_PHRASES: dict[tuple[str | float, ...], str] = {}
+_READERS: Final = {name: itemgetter(*reads) for name, reads in _PHRASE_READS.items()}
+"""Per dense reason's name: the numbers its phrase reads, from the flat pairs."""
+
+_STAT_PHRASES: dict[tuple[str, Any], str] = {}
 """Phrases of dense reasons, built once per name and numbers read."""
+
+_SHARED_KINDS: Final = ("stat:", "author:")
+_SHARED_REASONS: dict[tuple[str, float, str], Reason] = {}
+"""Reasons of the dense features and of the author, which recur with the very same
+weight and phrase in comment after comment (no links, a first-time author, the same
+author's tokens: their weights depend on a few discrete numbers, not on the rest of the
+comment), made once and shared: a :class:`Reason` is immutable. A comment's other
+reasons are made anew. Each reason kept to the end of a batch is one more object for
+the garbage collector's full passes to walk, and about half the reasons of a comment
+are these."""
 
 
 class _Contributions:
@@ -390,7 +405,7 @@ class _Contributions:
         if feature.startswith("stat:"):
             name = feature[5:]
             flat = self.stats
-            read: tuple[str | float, ...] = (name, *[flat[i] for i in _PHRASE_READS[name]])
+            read = (name, _READERS[name](flat))
             phrase = _STAT_PHRASES.get(read)
             if phrase is None:
                 stats = [StatValue(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
@@ -420,11 +435,23 @@ class _Contributions:
         items = weights.items()
         spam = sorted([(-w, f) for f, w in items if w >= high])[:MAX_REASONS]
         ham = sorted([(w, f) for f, w in items if w <= low])[:MAX_REASONS]
-        phrase = self.phrase
-        return (
-            *[_reason(phrase(f), -w, f) for w, f in spam],
-            *[_reason(phrase(f), w, f) for w, f in ham],
-        )
+        reason = self.reason
+        return (*[reason(f, -w) for w, f in spam], *[reason(f, w) for w, f in ham])
+
+    def reason(self, feature: str, weight: float) -> Reason:
+        """The :class:`Reason` of one key and its weight (shared, for the kinds of
+        :data:`_SHARED_REASONS`)."""
+        phrase = self.phrase(feature)
+        if not feature.startswith(_SHARED_KINDS):
+            return _reason(phrase, weight, feature)
+        key = (phrase, weight, feature)
+        made = _SHARED_REASONS.get(key)
+        if made is None:
+            made = _reason(phrase, weight, feature)
+            if len(_SHARED_REASONS) >= _REASON_CACHE_SIZE:
+                _SHARED_REASONS.clear()
+            _SHARED_REASONS[key] = made
+        return made
 
 
 class Classifier:
@@ -573,7 +600,7 @@ class Classifier:
     def _parse(self, record: CommentRecord) -> _Parsed:
         """Everything of ``record``'s contributions but its char n-grams (:class:`_Parsed`)."""
         weights: dict[str, float] = {}
-        text, stats, hosts = content_and_stats(
+        text, stats, hosts = content_and_stat_pairs(
             record,
             url_shapes=self._url_shapes,
             self_links=self._self_links,
@@ -606,12 +633,14 @@ class Classifier:
         # no sum, only the order of the keys.
         site = self._add_author(record, weights)
         given = site if record.author_url else None
-        for (name, w, mean, fixed), stat in zip(self._stats, stats, strict=True):
-            contribution = w * (stat.value - mean)
+        for (name, w, mean, fixed), value, raw in zip(
+            self._stats, stats[::2], stats[1::2], strict=True
+        ):
+            contribution = w * (value - mean)
             if contribution:
-                key = fixed or _stat_key(name, stat, given)
+                key = fixed or _stat_key(name, raw, given)
                 weights[key] = weights.get(key, 0.0) + contribution
-        return _Parsed(entries, keys, totals, weights, tuple(chain.from_iterable(stats)))
+        return _Parsed(entries, keys, totals, weights, stats)
 
     def _combine(self, parsed: _Parsed, chars: list[float]) -> _Contributions:
         """The contributions of a parsed comment, given its words' char n-gram sums."""

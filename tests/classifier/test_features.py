@@ -266,3 +266,49 @@ def test_prepared_records_give_the_same_features() -> None:
                 assert x.named_steps["tfidf"].vocabulary_ == y.named_steps["tfidf"].vocabulary_
     once = RecordStats().fit_transform(records)
     assert np.array_equal(once, RecordStats().fit(records).transform(records))
+
+
+SHORTCUT_CASES = [
+    "",
+    " \x1c a\x1db\u3000c\u2028d\xa0e\x85f \t\n",
+    "١٢٣ digits ² ³ 4 and ٤٥",
+    "Visit WWW.Example.COM/path?q=1 now!!! ok.. a..b ..x !! end?!",
+    "HTTP://LOCALHOST:80/x and foo.CoM, bar.company, x.info.",
+    "&nbsp;zero\u200bwidth\ufeffjoin\u00adsoft &lt;b&gt;",
+    "<b>tag</b> then a < b > c",
+    "lone \ud800 surrogate http://bit.ly/x",
+    "no link here, just words. And sentences!",
+]
+
+
+def _reference_content(text: str) -> str:
+    """content_text's normalisation of link-free ASCII or Unicode text, written with the
+    regexes the shortcuts stand for."""
+    import html
+    import re
+
+    from service.classifier.features import MAX_NGRAM_CHARS, repair_text
+
+    text = html.unescape(repair_text(text))
+    text = re.sub(r"<[^<>]{0,500}>", "  ", text)
+    text = text.translate(dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060\u00ad"), " "))
+    text = re.sub(r"(?<=\w)([.!?,;:]{2,})", r" \1 ", text)
+    text = re.sub(r"\d", "0", text)
+    return re.sub(r"\s+", " ", text).strip()[:MAX_NGRAM_CHARS]
+
+
+@pytest.mark.parametrize("text", SHORTCUT_CASES)
+def test_shortcuts_change_no_feature(text: str) -> None:
+    # The quick tests before each regex (a link's hint, a punctuation pair, a digit, a
+    # tag's "<", ASCII text) and split()/join() for the whitespace runs leave every
+    # feature as the plain regexes make it.
+    from service.classifier.features import content_and_stat_pairs, content_and_stats
+
+    record = CommentRecord(text, permalink="http://example.com/watch?v=1")
+    content, stats, hosts = content_and_stats(record)
+    same, pairs, same_hosts = content_and_stat_pairs(record)
+    assert (same, same_hosts) == (content, hosts)
+    assert pairs == tuple(x for stat in stats for x in stat)
+    assert stats == record_stats(record)
+    if not link_hosts(text):
+        assert content == _reference_content(text)

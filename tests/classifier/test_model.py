@@ -377,3 +377,24 @@ def test_reasons_made_through_their_slots_are_reasons() -> None:
     assert made.direction == "ham"
     with pytest.raises(AttributeError):
         made.weight = 1.0  # type: ignore[misc]
+
+
+def test_dense_and_author_reasons_are_shared_when_equal() -> None:
+    from service.classifier.model import _Contributions
+    from service.classifier.types import Reason
+
+    # The reasons of the dense features and the author recur from comment to comment
+    # with the same weight: one immutable Reason serves them all; word reasons are new.
+    weights = {"stat:links": -0.5, "author:name:jo": 0.25, "word:cheap": 0.75}
+    first = _Contributions(dict(weights), (0.0, 0.0) * 16).reasons()
+    again = _Contributions(dict(weights), (0.0, 0.0) * 16).reasons()
+    assert first == again
+    assert [r.feature for r in first] == ["word:cheap", "author:name:jo", "stat:links"]
+    assert first[0] is not again[0]
+    assert first[1] is again[1]
+    assert first[2] is again[2]
+    assert first[2] == Reason("no links", -0.5, "stat:links")
+    # Another phrase or weight is another reason.
+    other = _Contributions({"stat:links": -0.5}, (0.2, 1, 0.2, 1) + (0.0, 0.0) * 14).reasons()
+    assert other[0].phrase != "no links"
+    assert other[0] is not first[2]
