@@ -80,17 +80,16 @@ nobody elsewhere, so such a link is this word, not an outbound link."""
 _TAG: Final = re.compile(
     r"<a\s[^>]{0,500}?href\s*=\s*[\"']?([^\"'>\s]+)[^>]{0,500}>|<[^<>]{0,500}>", re.IGNORECASE
 )
+#: The top-level domains that make a bare ``name.tld`` a link.
+_LINK_TLDS: Final = "com|net|org|info|biz|ly|gl|be|co|tk|me|us|io|ru|tv|xyz|top|club|online|site"
 _URL: Final = re.compile(
     r"(?:https?://|www\.)[^\s<>\"']+"
     r"|\b[a-z0-9][a-z0-9-]{0,62}(?:\.[a-z0-9-]{1,63})*"
-    r"\.(?:com|net|org|info|biz|ly|gl|be|co|tk|me|us|io|ru|tv|xyz|top|club|online|site)\b"
+    rf"\.(?:{_LINK_TLDS})\b"
     r"(?:/[^\s<>\"']*)?",
     re.IGNORECASE,
 )
-_URL_HINT: Final = re.compile(
-    r"://|www\.|\.(?:com|net|org|info|biz|ly|gl|be|co|tk|me|us|io|ru|tv|xyz|top|club|online|site)\b",
-    re.IGNORECASE,
-)
+_URL_HINT: Final = re.compile(rf"://|www\.|\.(?:{_LINK_TLDS})\b", re.IGNORECASE)
 """What every match of :data:`_URL` contains (its scheme's ``://``, ``www.`` or its
 top-level domain): a text without it has no link, and this scan costs a fraction of
 :data:`_URL`'s, which tries a host at every word."""
