@@ -52,8 +52,9 @@ MAX_DATABASE_RETRIES = 10
 MAX_BACKOFF_SECONDS = 300.0
 #: Outbox rows one sweep claims at most; the next sweep takes the rest.
 SWEEP_LIMIT = 500
-#: Done outbox rows one sweep deletes at most (one statement): at the default interval,
-#: 20,000 a minute, far more than the service accepts, so a backlog shrinks.
+#: The oldest outbox rows one sweep looks at to delete those long done (one statement, a
+#: bounded read): at the default interval up to 20,000 a minute, far more than the service
+#: accepts, so a backlog shrinks.
 PURGE_LIMIT = 10_000
 
 
@@ -103,8 +104,8 @@ def classify(resources: TaskResources, comment_id: str) -> str:
 
 def sweep(resources: TaskResources, *, now: dt.datetime | None = None) -> int:
     """Claim the outbox rows due, commit the claim, then enqueue each; how many were sent.
-    Then, in a transaction of its own, delete up to :data:`PURGE_LIMIT` rows done more
-    than ``outbox_retention_seconds`` ago (none when that is 0).
+    Then, in a transaction of its own, delete those of the :data:`PURGE_LIMIT` oldest rows
+    done more than ``outbox_retention_seconds`` ago (none when that is 0).
 
     Enqueueing happens after the commit so that a task never runs against a claim that may
     still roll back. If the broker fails midway, the rest stay claimed until their next

@@ -44,21 +44,20 @@ def claim_due(
 
 
 def purge_done(session: Session, *, done_before: dt.datetime, limit: int) -> int:
-    """Delete up to ``limit`` outbox rows done before ``done_before``, lowest ids first;
-    how many were deleted. A row not done is never deleted, however old. Walks the
-    primary key (the oldest rows come first) rather than an index on ``done_at``, which
-    every verdict would have to update. Executes; the caller commits."""
-    oldest = (
-        select(OutboxTask.id)
-        .where(OutboxTask.done_at < done_before)
-        .order_by(OutboxTask.id)
-        .limit(limit)
-    )
+    """Of the ``limit`` oldest outbox rows (lowest ids), delete those done before
+    ``done_before``; how many were deleted. A row not done is never deleted, however old.
+
+    Each call reads at most ``limit`` rows through the primary key, however large the
+    table (a search by ``done_at`` would need an index that every verdict updates, or a
+    scan of every row kept). Rows are written in about the order they are done, so the
+    oldest ones are those due; one done late waits at the head until it is due too.
+    Executes; the caller commits."""
+    oldest = select(OutboxTask.id).order_by(OutboxTask.id).limit(limit)
     result = cast(
         CursorResult[Any],
         session.execute(
             delete(OutboxTask)
-            .where(OutboxTask.id.in_(oldest.scalar_subquery()))
+            .where(OutboxTask.id.in_(oldest.scalar_subquery()), OutboxTask.done_at < done_before)
             .execution_options(synchronize_session=False)
         ),
     )

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import create_engine, select, text, update
+from sqlalchemy import create_engine, func, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -121,21 +121,25 @@ def test_with_no_retention_a_sweep_deletes_nothing(
         assert _outbox_keys(session, ids) == {str(i) for i in ids}
 
 
-def test_a_purge_takes_the_oldest_done_rows_up_to_its_limit(db_session: Session) -> None:
+def test_a_purge_looks_at_the_oldest_rows_only_and_deletes_those_done_before(
+    db_session: Session,
+) -> None:
     now = dt.datetime.now(dt.UTC)
-    long_ago = now - dt.timedelta(days=1000)  # before any other test's rows
+    long_ago = now - dt.timedelta(days=1000)  # before any other test's rows were done
     site = make_site(db_session)
     ids = submit_comments(db_session, site, 6, outbox_timeout=dt.timedelta(hours=1), now=now)
-    _mark_done(db_session, ids[:5], long_ago)  # the sixth is never done
-
+    # The first row (the oldest) is never done; the last was done just now.
+    _mark_done(db_session, ids[1:5], long_ago)
+    _mark_done(db_session, ids[5:], now)
+    first_id = db_session.scalar(select(OutboxTask.id).where(OutboxTask.key == str(ids[0])))
+    older = db_session.scalar(select(func.count()).where(OutboxTask.id < first_id))
     cutoff = long_ago + dt.timedelta(seconds=1)
 
-    assert purge_done(db_session, done_before=cutoff, limit=3) == 3
-    # The lowest ids first (the rows were stored in order).
-    assert _outbox_keys(db_session, ids) == {str(i) for i in ids[3:]}
-    assert purge_done(db_session, done_before=cutoff, limit=3) == 2
-    # A row not done stays, however old.
-    assert _outbox_keys(db_session, ids) == {str(ids[5])}
+    # The three oldest of this test's rows: the one not done stays, two go.
+    assert purge_done(db_session, done_before=cutoff, limit=older + 3) == 2
+    assert _outbox_keys(db_session, ids) == {str(ids[i]) for i in (0, 3, 4, 5)}
+    assert purge_done(db_session, done_before=cutoff, limit=older + 6) == 2
+    assert _outbox_keys(db_session, ids) == {str(ids[0]), str(ids[5])}
 
 
 def test_an_unreachable_database_is_worth_a_retry() -> None:
