@@ -132,7 +132,7 @@ def test_a_purge_looks_at_the_oldest_rows_only_and_deletes_those_done_before(
     _mark_done(db_session, ids[1:5], long_ago)
     _mark_done(db_session, ids[5:], now)
     first_id = db_session.scalar(select(OutboxTask.id).where(OutboxTask.key == str(ids[0])))
-    older = db_session.scalar(select(func.count()).where(OutboxTask.id < first_id))
+    older = db_session.scalar(select(func.count()).where(OutboxTask.id < first_id)) or 0
     cutoff = long_ago + dt.timedelta(seconds=1)
 
     # The three oldest of this test's rows: the one not done stays, two go.
