@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.orm import Session
 
 from models import OutboxTask
@@ -50,14 +50,19 @@ def purge_done(session: Session, *, done_before: dt.datetime, limit: int) -> int
     Each call reads at most ``limit`` rows through the primary key, however large the
     table (a search by ``done_at`` would need an index that every verdict updates, or a
     scan of every row kept). Rows are written in about the order they are done, so the
-    oldest ones are those due; one done late waits at the head until it is due too.
+    oldest ones are those due; one done late waits at the head until it is due too. The
+    bound on ids is found first and passed as a value, so that the planner sees how few
+    rows it covers (``id IN (... LIMIT n)`` was planned as a scan of the whole table).
     Executes; the caller commits."""
-    oldest = select(OutboxTask.id).order_by(OutboxTask.id).limit(limit)
+    oldest = select(OutboxTask.id).order_by(OutboxTask.id).limit(limit).subquery()
+    bound = session.scalar(select(func.max(oldest.c.id)))
+    if bound is None:
+        return 0
     result = cast(
         CursorResult[Any],
         session.execute(
             delete(OutboxTask)
-            .where(OutboxTask.id.in_(oldest.scalar_subquery()), OutboxTask.done_at < done_before)
+            .where(OutboxTask.id <= bound, OutboxTask.done_at < done_before)
             .execution_options(synchronize_session=False)
         ),
     )
