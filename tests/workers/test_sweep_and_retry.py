@@ -46,6 +46,12 @@ class Resources:
         return self.task_queue
 
 
+def _broker_down(settings: Settings, committed: sessionmaker[Session]) -> Resources:
+    """Resources whose broker cannot be reached (nothing listens on port 1)."""
+    down = settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
+    return Resources(settings, committed, TaskQueue(make_celery(down)))
+
+
 def test_a_sweep_commits_its_claim_even_when_the_broker_is_down(
     committed: sessionmaker[Session], settings: Settings
 ) -> None:
@@ -54,8 +60,7 @@ def test_a_sweep_commits_its_claim_even_when_the_broker_is_down(
     with committed.begin() as session:
         site = make_site(session)
         ids = submit_comments(session, site, 3, outbox_timeout=dt.timedelta(hours=1), now=now)
-    down = settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
-    resources = Resources(settings, committed, TaskQueue(make_celery(down)))
+    resources = _broker_down(settings, committed)
 
     sent = sweep(resources, now=now + dt.timedelta(hours=2))
 
@@ -93,8 +98,7 @@ def test_a_sweep_deletes_the_rows_done_before_the_retention_and_no_others(
         old, recent, pending = ids[:2], ids[2:4], ids[4:]
         _mark_done(session, old, now - retention - dt.timedelta(days=30))
         _mark_done(session, recent, now - retention + dt.timedelta(hours=1))
-    down = settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
-    resources = Resources(settings, committed, TaskQueue(make_celery(down)))
+    resources = _broker_down(settings, committed)
 
     assert sweep(resources, now=now) == 0
 
@@ -110,10 +114,7 @@ def test_with_no_retention_a_sweep_deletes_nothing(
         site = make_site(session)
         ids = submit_comments(session, site, 2, outbox_timeout=dt.timedelta(hours=1), now=now)
         _mark_done(session, ids, now - dt.timedelta(days=3650))
-    keep = settings.model_copy(
-        update={"broker_url": "redis://127.0.0.1:1/0", "outbox_retention_seconds": 0}
-    )
-    resources = Resources(keep, committed, TaskQueue(make_celery(keep)))
+    resources = _broker_down(settings.model_copy(update={"outbox_retention_seconds": 0}), committed)
 
     sweep(resources, now=now)
 
