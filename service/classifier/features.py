@@ -24,6 +24,8 @@ from typing import Any, Final, NamedTuple
 from urllib.parse import urlsplit
 
 import numpy as np
+import scipy.sparse as sp
+from sklearn import get_config
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
@@ -743,13 +745,21 @@ def _char_wb_ngrams(word: str, low: int, high: int) -> list[str]:
     return grams
 
 
+_DOCS_PER_COUNT: Final = 2_000
+"""Documents whose char_wb n-gram occurrences are counted in one sparse pass: enough that
+the pass's fixed cost is small per document, few enough that the occurrences (hundreds
+per document, duplicates included) stay a few megabytes."""
+
+
 class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
     """A TfidfVectorizer whose saved state holds its vocabulary as two numpy arrays.
 
     skops saves a dict entry by entry, which makes loading a 200,000-term vocabulary take
     seconds; arrays load in milliseconds. Behaviour is TfidfVectorizer's exactly; its
     char_wb analyzer works each distinct word's n-grams out once per pass over the
-    documents, where scikit-learn's slices them again at every occurrence.
+    documents, where scikit-learn's slices them again at every occurrence, and its
+    char_wb counting looks each distinct word's n-grams up in the vocabulary once and
+    counts the occurrences in numpy, where scikit-learn's loops over every occurrence.
     """
 
     def build_analyzer(self) -> Callable[[Any], list[str]]:
@@ -775,6 +785,78 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
 
         return analyze
 
+    def _count_vocab(self, raw_documents: Iterable[Any], fixed_vocab: bool) -> tuple[Any, Any]:
+        """As scikit-learn's: the vocabulary (grown unless ``fixed_vocab``) and the
+        document-term counts, CSR with sorted indices and ``self.dtype`` values.
+
+        For char_wb, each distinct word's n-grams become vocabulary ids once (a word's
+        n-grams are the same wherever it occurs, and char_wb n-grams never cross words),
+        ids are first given in the order scikit-learn gives them (the order in which
+        n-grams are first met), and scipy counts a few thousand documents' occurrences at
+        a time. Same vocabulary, same matrix, for every analyzer; other analyzers are
+        counted by scikit-learn."""
+        if self.analyzer != "char_wb":
+            return super()._count_vocab(raw_documents, fixed_vocab)  # type: ignore[no-any-return]
+        vocabulary: dict[str, int] = self.vocabulary_ if fixed_vocab else {}
+        decode, preprocess = self.decode, self.build_preprocessor()
+        low, high = self.ngram_range
+        words: dict[str, tuple[np.ndarray[Any, np.dtype[np.int64]], int]] = {}
+
+        def ids_of(word: str) -> tuple[np.ndarray[Any, np.dtype[np.int64]], int]:
+            grams = _char_wb_ngrams(word, low, high)
+            if fixed_vocab:
+                found = [vocabulary[g] for g in grams if g in vocabulary]
+            else:
+                found = [vocabulary.setdefault(g, len(vocabulary)) for g in grams]
+            return np.array(found, dtype=np.int64), len(found)
+
+        counted: list[sp.csr_array] = []
+        occurrences: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+        lengths: list[int] = []
+
+        def count() -> None:
+            indptr = np.zeros(len(lengths) + 1, dtype=np.int64)
+            np.cumsum(lengths, out=indptr[1:])
+            every = np.concatenate(occurrences) if occurrences else np.zeros(0, np.int64)
+            part = sp.csr_array(
+                (np.ones(every.size, dtype=np.float64), every, indptr),
+                shape=(len(lengths), max(1, len(vocabulary))),
+            )
+            part.sum_duplicates()  # sorts each row's indices and adds up repeats
+            counted.append(part)
+            occurrences.clear()
+            lengths.clear()
+
+        for doc in raw_documents:
+            size = 0
+            for word in preprocess(decode(doc)).split():
+                known = words.get(word)
+                if known is None:
+                    known = ids_of(word)
+                    if len(words) < _WORDS_PER_ANALYZER:
+                        words[word] = known
+                occurrences.append(known[0])
+                size += known[1]
+            lengths.append(size)
+            if len(lengths) == _DOCS_PER_COUNT:
+                count()
+        if lengths or not counted:
+            count()
+        if not fixed_vocab and not vocabulary:
+            raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
+        data = np.concatenate([part.data for part in counted]).astype(self.dtype, copy=False)
+        index_dtype = np.int32 if data.size <= np.iinfo(np.int32).max else np.int64
+        indices = np.concatenate([part.indices for part in counted]).astype(index_dtype, copy=False)
+        ends = [0]
+        for part in counted:
+            ends.extend((part.indptr[1:] + ends[-1]).tolist())
+        matrix = sp.csr_array(
+            (data, indices, np.asarray(ends, dtype=index_dtype)),
+            shape=(len(ends) - 1, len(vocabulary)),
+        )
+        matrix.has_sorted_indices = True
+        return vocabulary, _sparse_interface(matrix)
+
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())
         vocabulary = state.pop("vocabulary_", None)
@@ -789,6 +871,15 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
         if terms is not None:
             state["vocabulary_"] = {str(term): i for i, term in enumerate(terms.tolist())}
         super().__setstate__(state)
+
+
+def _sparse_interface(matrix: sp.csr_array) -> Any:
+    """``matrix`` as the sparse type scikit-learn's configuration asks its vectorizers to
+    return (``sparse_interface``: scipy's arrays or its matrices; matrices before the
+    setting existed)."""
+    if get_config().get("sparse_interface", "spmatrix") == "sparray":
+        return matrix
+    return sp.csr_matrix(matrix)
 
 
 @dataclass(frozen=True, slots=True)

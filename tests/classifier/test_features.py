@@ -241,6 +241,48 @@ def test_char_wb_analyzer_gives_sklearns_ngrams_in_its_order(
         assert fast(text) == reference(text), text
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"ngram_range": (2, 5), "min_df": 2, "max_features": 3000, "sublinear_tf": True},
+        {"ngram_range": (1, 3)},
+        {"ngram_range": (3, 3), "lowercase": False, "max_features": 50},
+    ],
+)
+@pytest.mark.parametrize("interface", ["spmatrix", "sparray"])
+def test_char_wb_counting_gives_sklearns_vocabulary_and_matrix(
+    params: dict[str, object], interface: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sklearn
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from service.classifier import features
+    from service.classifier.corpus import generate_corpus
+
+    texts = [*WHITESPACE_AND_WORDS, *EDGE_CASES.values()]
+    texts += [r.content for r in generate_corpus(300, seed=5).records]
+    # Unseen at fit: n-grams out of the vocabulary count for nothing.
+    unseen = ["qqqzzz xxyyzz", "", "Zebra ZEBRA zebra", "😀 unseen"]
+    with sklearn.config_context(sparse_interface=interface):
+        reference = TfidfVectorizer(analyzer="char_wb", **params)
+        fast = features.CompactTfidfVectorizer(analyzer="char_wb", **params)
+        fitted = (reference.fit_transform(texts), fast.fit_transform(texts))
+        assert fast.vocabulary_ == reference.vocabulary_
+        assert np.array_equal(fast.idf_, reference.idf_)
+        pairs = [fitted, (reference.transform(texts + unseen), fast.transform(texts + unseen))]
+    # Small batches of documents, so that the counts are pieced together from several.
+    monkeypatch.setattr(features, "_DOCS_PER_COUNT", 7)
+    with sklearn.config_context(sparse_interface=interface):
+        small = features.CompactTfidfVectorizer(analyzer="char_wb", **params)
+        pairs.append((fitted[0], small.fit_transform(texts)))
+    for expected, got in pairs:
+        assert type(got) is type(expected)
+        assert got.indices.dtype == expected.indices.dtype
+        assert np.array_equal(got.indptr, expected.indptr)
+        assert np.array_equal(got.indices, expected.indices)
+        assert np.array_equal(got.data, expected.data)
+
+
 def test_prepared_records_give_the_same_features() -> None:
     from service.classifier.corpus import generate_corpus
     from service.classifier.features import PreparedRecords, RecordStats
