@@ -596,8 +596,8 @@ def describe_stat(name: str, stat: StatValue) -> str:
 
 class PreparedRecords(list[CommentRecord]):
     """Records with their content texts (normalised as ``url_shapes``, ``self_links`` and
-    ``split_punctuation`` say) and dense features worked out once, in one pass that shares
-    the visible text and the link scan (:func:`content_and_stats`), for fitting or
+    ``split_punctuation`` say) and dense feature values worked out once, in one pass that
+    shares the visible text and the link scan (:func:`content_and_stat_pairs`), for fitting or
     applying a feature union: its word and char blocks read the same content text, and the
     dense features the same text. :class:`ContentText` and :class:`RecordStats` take what
     was worked out when they normalise alike (else they work it out themselves); to
@@ -614,16 +614,17 @@ class PreparedRecords(list[CommentRecord]):
         super().__init__(records)
         self.normalised = (url_shapes, self_links, split_punctuation)
         self.contents: list[str] = []
-        self.stats: list[list[StatValue]] = []
+        self.values: list[tuple[float, ...]] = []
+        """Each record's dense feature values, in :data:`STAT_NAMES` order."""
         for record in self:
-            content, stats, _ = content_and_stats(
+            content, pairs, _ = content_and_stat_pairs(
                 record,
                 url_shapes=url_shapes,
                 self_links=self_links,
                 split_punctuation=split_punctuation,
             )
             self.contents.append(content)
-            self.stats.append(stats)
+            self.values.append(pairs[::2])
 
 
 class ContentText(TransformerMixin, BaseEstimator):  # type: ignore[misc]
@@ -716,7 +717,7 @@ class RecordStats(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def _raw(self, records: Iterable[CommentRecord]) -> np.ndarray[Any, np.dtype[np.float64]]:
         if isinstance(records, PreparedRecords) and records.normalised[1] == self.self_links:
-            rows = [[stat.value for stat in stats] for stats in records.stats]
+            rows: list[Any] = records.values
         else:
             rows = [
                 [stat.value for stat in record_stats(record, self_links=self.self_links)]
