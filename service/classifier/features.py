@@ -50,7 +50,6 @@ __all__ = [
     "author_text",
     "build_features",
     "content_and_stat_pairs",
-    "content_and_stats",
     "content_text",
     "describe_stat",
     "is_self_link",
@@ -333,22 +332,6 @@ def content_text(
     return _content_of(text, links, url_shapes, split_punctuation)
 
 
-def content_and_stats(
-    record: CommentRecord,
-    *,
-    url_shapes: bool = True,
-    self_links: bool = True,
-    split_punctuation: bool = True,
-) -> tuple[str, list[StatValue], list[str]]:
-    """``(content_text(record), record_stats(record), hosts)``, sharing their common
-    work; ``hosts`` are those of the outbound links, one per :data:`LINK_MARK` of the
-    text, in order."""
-    content, pairs, hosts = content_and_stat_pairs(
-        record, url_shapes=url_shapes, self_links=self_links, split_punctuation=split_punctuation
-    )
-    return content, _stat_values(pairs), hosts
-
-
 def content_and_stat_pairs(
     record: CommentRecord,
     *,
@@ -356,9 +339,11 @@ def content_and_stat_pairs(
     self_links: bool = True,
     split_punctuation: bool = True,
 ) -> tuple[str, tuple[float, ...], list[str]]:
-    """:func:`content_and_stats` with the dense features as one flat tuple of their
-    ``(value, raw)`` pairs, ``(links.value, links.raw, link_domains.value, ...)``: the
-    same numbers, without building sixteen :class:`StatValue` per comment."""
+    """``(content_text(record), pairs, hosts)``, sharing their common work: ``pairs`` are
+    :func:`record_stats` as one flat tuple of their ``(value, raw)`` pairs,
+    ``(links.value, links.raw, link_domains.value, ...)`` (the same numbers, without
+    sixteen :class:`StatValue` per comment); ``hosts`` are those of the outbound links,
+    one per :data:`LINK_MARK` of the text, in order."""
     text = _visible_text(record.content)
     links = _links(text, _page_of(record, self_links))
     counts = _letters_upper_digits(text)
