@@ -833,13 +833,10 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
         data = np.concatenate([part.data for part in counted]).astype(self.dtype, copy=False)
         index_dtype = np.int32 if data.size <= np.iinfo(np.int32).max else np.int64
         indices = np.concatenate([part.indices for part in counted]).astype(index_dtype, copy=False)
-        ends = [0]
-        for part in counted:
-            ends.extend((part.indptr[1:] + ends[-1]).tolist())
-        matrix = sp.csr_array(
-            (data, indices, np.asarray(ends, dtype=index_dtype)),
-            shape=(len(ends) - 1, len(vocabulary)),
-        )
+        row_sizes = np.concatenate([np.diff(part.indptr) for part in counted])
+        indptr = np.zeros(row_sizes.size + 1, dtype=index_dtype)
+        np.cumsum(row_sizes, out=indptr[1:])
+        matrix = sp.csr_array((data, indices, indptr), shape=(row_sizes.size, len(vocabulary)))
         matrix.has_sorted_indices = True
         return vocabulary, _sparse_interface(matrix)
 
