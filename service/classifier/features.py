@@ -16,8 +16,10 @@ from __future__ import annotations
 import functools
 import html
 import math
+import operator
 import re
 import string
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
@@ -732,9 +734,27 @@ def _char_wb_ngrams(word: str, low: int, high: int) -> list[str]:
 
 
 _DOCS_PER_COUNT: Final = 2_000
-"""Documents whose char_wb n-gram occurrences are counted in one sparse pass: enough that
+"""Documents whose n-gram occurrences are counted in one sparse pass: enough that
 the pass's fixed cost is small per document, few enough that the occurrences (hundreds
 per document, duplicates included) stay a few megabytes."""
+
+_Ids = np.ndarray[Any, np.dtype[np.int64]]
+_IdsOf = Callable[[Any, list[Any]], int]
+"""Appends one document's n-gram ids to a list (as arrays, or as ints); returns how many."""
+
+_NOT_NONE: Final = functools.partial(operator.is_not, None)
+
+
+def _vocabulary_ids(vocabulary: dict[str, int], fixed: bool) -> Callable[[Iterable[str]], Any]:
+    """An iterator over the vocabulary ids of n-grams, in order, without a Python step
+    per n-gram: in a ``fixed`` vocabulary, those it holds (the others count for
+    nothing); else every n-gram's, a new one added with the next id (``vocabulary`` is
+    then a defaultdict whose default is its own length)."""
+    if fixed:
+        get = vocabulary.get
+        return lambda grams: filter(_NOT_NONE, map(get, grams))
+    getitem = vocabulary.__getitem__
+    return lambda grams: map(getitem, grams)
 
 
 class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
@@ -743,13 +763,16 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
     skops saves a dict entry by entry, which makes loading a 200,000-term vocabulary take
     seconds; arrays load in milliseconds. Behaviour is TfidfVectorizer's exactly; its
     char_wb analyzer works each distinct word's n-grams out once per pass over the
-    documents, where scikit-learn's slices them again at every occurrence, and its
-    char_wb counting looks each distinct word's n-grams up in the vocabulary once and
-    counts the occurrences in numpy, where scikit-learn's loops over every occurrence.
+    documents, where scikit-learn's slices them again at every occurrence; its word
+    analyzer joins n-grams with iterators; and its counting (see :meth:`_count_vocab`)
+    adds up occurrences in scipy, where scikit-learn's loops over every occurrence.
     """
 
     def build_analyzer(self) -> Callable[[Any], list[str]]:
-        """As TfidfVectorizer's (the same features in the same order), faster for char_wb."""
+        """As TfidfVectorizer's (the same features in the same order), faster for char_wb
+        and for word n-grams."""
+        if self.analyzer == "word":
+            return self._word_analyzer()
         if self.analyzer != "char_wb":
             return super().build_analyzer()  # type: ignore[no-any-return]
         decode, preprocess = self.decode, self.build_preprocessor()
@@ -771,39 +794,63 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
 
         return analyze
 
+    def _word_analyzer(self) -> Callable[[Any], list[str]]:
+        """scikit-learn's word analyzer (decode, preprocess, tokenize, drop stop words,
+        n-grams), its n-grams joined by iterators rather than a Python loop."""
+        super().build_analyzer()  # scikit-learn's checks of the settings, and its warnings
+        decode, preprocess, tokenize = (
+            self.decode,
+            self.build_preprocessor(),
+            self.build_tokenizer(),
+        )
+        stop_words = self.get_stop_words()
+        low, high = self.ngram_range
+
+        def analyze(doc: Any) -> list[str]:
+            tokens: list[str] = tokenize(preprocess(decode(doc)))
+            if stop_words is not None:
+                tokens = [t for t in tokens if t not in stop_words]
+            grams = tokens[:] if low == 1 else []
+            for n in range(max(low, 2), min(high, len(tokens)) + 1):
+                grams += map(" ".join, zip(*[tokens[k:] for k in range(n)], strict=False))
+            return grams
+
+        return analyze
+
     def _count_vocab(self, raw_documents: Iterable[Any], fixed_vocab: bool) -> tuple[Any, Any]:
         """As scikit-learn's: the vocabulary (grown unless ``fixed_vocab``) and the
         document-term counts, CSR with sorted indices and ``self.dtype`` values.
 
-        For char_wb, each distinct word's n-grams become vocabulary ids once (a word's
-        n-grams are the same wherever it occurs, and char_wb n-grams never cross words),
-        ids are first given in the order scikit-learn gives them (the order in which
-        n-grams are first met), and scipy counts a few thousand documents' occurrences at
-        a time. Same vocabulary, same matrix, for every analyzer; other analyzers are
-        counted by scikit-learn."""
-        if self.analyzer != "char_wb":
-            return super()._count_vocab(raw_documents, fixed_vocab)  # type: ignore[no-any-return]
-        vocabulary: dict[str, int] = self.vocabulary_ if fixed_vocab else {}
-        decode, preprocess = self.decode, self.build_preprocessor()
-        low, high = self.ngram_range
-        words: dict[str, tuple[np.ndarray[Any, np.dtype[np.int64]], int]] = {}
-
-        def ids_of(word: str) -> tuple[np.ndarray[Any, np.dtype[np.int64]], int]:
-            grams = _char_wb_ngrams(word, low, high)
-            if fixed_vocab:
-                found = [vocabulary[g] for g in grams if g in vocabulary]
-            else:
-                found = [vocabulary.setdefault(g, len(vocabulary)) for g in grams]
-            return np.array(found, dtype=np.int64), len(found)
+        Ids are given in the order scikit-learn gives them (the order in which n-grams
+        are first met), by a dict lookup per n-gram run in C, not a Python loop; for
+        char_wb, each distinct word's n-grams become ids once (a word's n-grams are the
+        same wherever it occurs, and char_wb n-grams never cross words). scipy counts a
+        few thousand documents' occurrences at a time, where scikit-learn adds them up
+        one by one in a Python dict. Same vocabulary, same matrix, for every analyzer."""
+        vocabulary: dict[str, int]
+        if fixed_vocab:
+            vocabulary = self.vocabulary_
+        else:
+            vocabulary = defaultdict()
+            vocabulary.default_factory = vocabulary.__len__
+        # What a document's ids are appended as: a char_wb word's arrays of a dozen or
+        # more ids; a word n-gram's ids one by one (an array each would cost more).
+        flatten: Callable[[list[Any]], _Ids]
+        if self.analyzer == "char_wb":
+            ids_of = self._char_wb_ids(vocabulary, fixed_vocab)
+            flatten = np.concatenate
+        else:
+            ids_of = self._analyzer_ids(vocabulary, fixed_vocab)
+            flatten = functools.partial(np.array, dtype=np.int64)
 
         counted: list[sp.csr_array] = []
-        occurrences: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+        occurrences: list[Any] = []
         lengths: list[int] = []
 
         def count() -> None:
             indptr = np.zeros(len(lengths) + 1, dtype=np.int64)
             np.cumsum(lengths, out=indptr[1:])
-            every = np.concatenate(occurrences) if occurrences else np.zeros(0, np.int64)
+            every = flatten(occurrences) if occurrences else np.zeros(0, np.int64)
             part = sp.csr_array(
                 (np.ones(every.size, dtype=np.float64), every, indptr),
                 shape=(len(lengths), max(1, len(vocabulary))),
@@ -814,16 +861,7 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
             lengths.clear()
 
         for doc in raw_documents:
-            size = 0
-            for word in preprocess(decode(doc)).split():
-                known = words.get(word)
-                if known is None:
-                    known = ids_of(word)
-                    if len(words) < _WORDS_PER_ANALYZER:
-                        words[word] = known
-                occurrences.append(known[0])
-                size += known[1]
-            lengths.append(size)
+            lengths.append(ids_of(doc, occurrences))
             if len(lengths) == _DOCS_PER_COUNT:
                 count()
         if lengths or not counted:
@@ -838,7 +876,43 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
         np.cumsum(row_sizes, out=indptr[1:])
         matrix = sp.csr_array((data, indices, indptr), shape=(row_sizes.size, len(vocabulary)))
         matrix.has_sorted_indices = True
-        return vocabulary, _sparse_interface(matrix)
+        return dict(vocabulary), _sparse_interface(matrix)
+
+    def _char_wb_ids(self, vocabulary: dict[str, int], fixed_vocab: bool) -> _IdsOf:
+        """Per document: appends its words' char_wb n-gram ids, returns how many."""
+        decode, preprocess = self.decode, self.build_preprocessor()
+        low, high = self.ngram_range
+        known_ids = _vocabulary_ids(vocabulary, fixed_vocab)
+        words: dict[str, _Ids] = {}
+
+        def ids_of(doc: Any, out: list[_Ids]) -> int:
+            size = 0
+            # As scikit-learn: decode, preprocess, split on whitespace (its collapsing of
+            # whitespace runs first changes nothing that split() sees).
+            for word in preprocess(decode(doc)).split():
+                ids = words.get(word)
+                if ids is None:
+                    ids = np.fromiter(known_ids(_char_wb_ngrams(word, low, high)), np.int64)
+                    if len(words) < _WORDS_PER_ANALYZER:
+                        words[word] = ids
+                out.append(ids)
+                size += ids.size
+            return size
+
+        return ids_of
+
+    def _analyzer_ids(self, vocabulary: dict[str, int], fixed_vocab: bool) -> _IdsOf:
+        """Per document: appends the ids of what scikit-learn's analyzer makes of it
+        (ints), returns how many."""
+        analyze = self.build_analyzer()
+        known_ids = _vocabulary_ids(vocabulary, fixed_vocab)
+
+        def ids_of(doc: Any, out: list[int]) -> int:
+            before = len(out)
+            out += known_ids(analyze(doc))
+            return len(out) - before
+
+        return ids_of
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())

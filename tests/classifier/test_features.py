@@ -222,6 +222,7 @@ WHITESPACE_AND_WORDS = [
     "xurl bit.ly xpathwatch xqueryv 000",
     "😀🔥👍 مرحبا Привет 日本語",
     "repeat repeat repeat REPEAT",
+    "well-known e.g. foo_bar it's a-b-c x.y",
 ]
 
 
@@ -244,13 +245,45 @@ def test_char_wb_analyzer_gives_sklearns_ngrams_in_its_order(
 @pytest.mark.parametrize(
     "params",
     [
-        {"ngram_range": (2, 5), "min_df": 2, "max_features": 3000, "sublinear_tf": True},
-        {"ngram_range": (1, 3)},
-        {"ngram_range": (3, 3), "lowercase": False, "max_features": 50},
+        {"ngram_range": (1, 2)},
+        {"ngram_range": (1, 1), "lowercase": False},
+        {"ngram_range": (2, 3)},
+        {"ngram_range": (1, 3), "stop_words": ["and", "the"]},
+        {"ngram_range": (1, 2), "token_pattern": r"\S+"},
+    ],
+)
+def test_word_analyzer_gives_sklearns_ngrams_in_its_order(params: dict[str, object]) -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from service.classifier.features import CompactTfidfVectorizer
+
+    fast = CompactTfidfVectorizer(**params).build_analyzer()
+    reference = TfidfVectorizer(**params).build_analyzer()
+    for text in [*WHITESPACE_AND_WORDS, *EDGE_CASES.values(), "the cat and the hat and"]:
+        assert fast(text) == reference(text), text
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {
+            "analyzer": "char_wb",
+            "ngram_range": (2, 5),
+            "min_df": 2,
+            "max_features": 3000,
+            "sublinear_tf": True,
+        },
+        {"analyzer": "char_wb", "ngram_range": (1, 3)},
+        {"analyzer": "char_wb", "ngram_range": (3, 3), "lowercase": False, "max_features": 50},
+        {"analyzer": "word", "ngram_range": (1, 2), "min_df": 2, "sublinear_tf": True},
+        {"analyzer": "word", "ngram_range": (1, 1)},
+        {"analyzer": "word", "ngram_range": (2, 3), "lowercase": False, "max_features": 50},
+        # Tokens that cross whitespace.
+        {"analyzer": "word", "ngram_range": (1, 2), "token_pattern": r"\S+(?: \S+)?"},
     ],
 )
 @pytest.mark.parametrize("interface", ["spmatrix", "sparray"])
-def test_char_wb_counting_gives_sklearns_vocabulary_and_matrix(
+def test_counting_gives_sklearns_vocabulary_and_matrix(
     params: dict[str, object], interface: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import sklearn
@@ -264,8 +297,8 @@ def test_char_wb_counting_gives_sklearns_vocabulary_and_matrix(
     # Unseen at fit: n-grams out of the vocabulary count for nothing.
     unseen = ["qqqzzz xxyyzz", "", "Zebra ZEBRA zebra", "😀 unseen"]
     with sklearn.config_context(sparse_interface=interface):
-        reference = TfidfVectorizer(analyzer="char_wb", **params)
-        fast = features.CompactTfidfVectorizer(analyzer="char_wb", **params)
+        reference = TfidfVectorizer(**params)
+        fast = features.CompactTfidfVectorizer(**params)
         fitted = (reference.fit_transform(texts), fast.fit_transform(texts))
         assert fast.vocabulary_ == reference.vocabulary_
         assert np.array_equal(fast.idf_, reference.idf_)
@@ -273,7 +306,7 @@ def test_char_wb_counting_gives_sklearns_vocabulary_and_matrix(
     # Small batches of documents, so that the counts are pieced together from several.
     monkeypatch.setattr(features, "_DOCS_PER_COUNT", 7)
     with sklearn.config_context(sparse_interface=interface):
-        small = features.CompactTfidfVectorizer(analyzer="char_wb", **params)
+        small = features.CompactTfidfVectorizer(**params)
         pairs.append((fitted[0], small.fit_transform(texts)))
     for expected, got in pairs:
         assert type(got) is type(expected)
