@@ -902,8 +902,8 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
         return ids_of
 
     def _analyzer_ids(self, vocabulary: dict[str, int], fixed_vocab: bool) -> _IdsOf:
-        """Per document: appends the ids of what scikit-learn's analyzer makes of it
-        (ints), returns how many."""
+        """Per document: appends the ids (ints) of what :meth:`build_analyzer`'s analyzer
+        makes of it, returns how many."""
         analyze = self.build_analyzer()
         known_ids = _vocabulary_ids(vocabulary, fixed_vocab)
 
