@@ -437,20 +437,39 @@ def _author_params(
     }
 
 
+def _new_author(insert_of: Any) -> Any:
+    """The new-author upsert, in the INSERT of one dialect (``postgresql`` or ``sqlite``)."""
+    return (
+        insert_of(Author)
+        .values(
+            site_id=bindparam("site_id"),
+            issuer=bindparam("issuer"),
+            subject=bindparam("subject"),
+            display_name=bindparam("display_name"),
+            email=bindparam("email"),
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+# Built once: building the statement and its cache key at each first comment of a new
+# author cost 0.3-0.6 ms of Python, more than executing it.
+_NEW_AUTHOR_POSTGRESQL = _new_author(postgresql.insert)
+_NEW_AUTHOR_SQLITE = _new_author(sqlite.insert)
+
+
 def _create_author(connection: Connection, *, site: SiteInfo, identity: Identity) -> None:
     """Uses INSERT ... ON CONFLICT DO NOTHING so two first comments racing from one new
     author do not fail on the unique (site, issuer, subject) constraint."""
-    upsert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
     connection.execute(
-        upsert(Author)
-        .values(
-            site_id=site.id,
-            issuer=identity.issuer,
-            subject=identity.subject,
-            display_name=identity.name,
-            email=identity.email,
-        )
-        .on_conflict_do_nothing()
+        _NEW_AUTHOR_POSTGRESQL if connection.dialect.name == "postgresql" else _NEW_AUTHOR_SQLITE,
+        {
+            "site_id": site.id,
+            "issuer": identity.issuer,
+            "subject": identity.subject,
+            "display_name": identity.name,
+            "email": identity.email,
+        },
     )
 
 
