@@ -4,8 +4,6 @@ other transaction's uncommitted author, then finds it)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import threading
 import uuid
 
@@ -14,23 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models import Author, Comment
 from service.moderation.sites import SiteInfo
-from service.moderation.submit import CommentInput, submit_comment
-from service.moderation.types import Identity
-from tests.support.comments import ISSUER, make_site
+from tests.support.comments import make_site, submit_text
 from tests.support.wait import wait_until
-
-
-def _submit(session: Session, site: SiteInfo, identity: Identity, content: str) -> uuid.UUID:
-    return submit_comment(
-        session,
-        site=site,
-        identity=identity,
-        data=CommentInput(thread="/post/1", content=content),
-        idempotency_key=None,
-        request_hash=hashlib.sha256(content.encode()).hexdigest(),
-        now=dt.datetime.now(dt.UTC),
-        outbox_timeout=dt.timedelta(minutes=5),
-    ).id
 
 
 def test_two_first_comments_of_a_new_author_make_one_author(
@@ -38,13 +21,13 @@ def test_two_first_comments_of_a_new_author_make_one_author(
 ) -> None:
     with committed.begin() as session:
         site = SiteInfo.of(make_site(session))
-    identity = Identity(issuer=ISSUER, subject=f"new-{uuid.uuid4().hex}")
+    subject = f"new-{uuid.uuid4().hex}"
     second: dict[str, uuid.UUID | BaseException] = {}
 
     def submit_second() -> None:
         try:
             with committed.begin() as session:
-                second["id"] = _submit(session, site, identity, "the second comment")
+                second["id"] = submit_text(session, site, subject, "the second comment")
         except BaseException as exc:  # reported by the assertion below
             second["error"] = exc
 
@@ -61,7 +44,7 @@ def test_two_first_comments_of_a_new_author_make_one_author(
 
     with committed() as first:
         with first.begin():
-            first_id = _submit(first, site, identity, "the first comment")
+            first_id = submit_text(first, site, subject, "the first comment")
             thread = threading.Thread(target=submit_second)
             thread.start()
             # The second transaction sees no author yet, inserts one, and waits on the
@@ -77,7 +60,7 @@ def test_two_first_comments_of_a_new_author_make_one_author(
 
     with committed() as session:
         authors = session.scalars(
-            select(Author.id).where(Author.site_id == site.id, Author.subject == identity.subject)
+            select(Author.id).where(Author.site_id == site.id, Author.subject == subject)
         ).all()
         assert len(authors) == 1
         owners = session.execute(

@@ -5,8 +5,6 @@ moderator approved."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import uuid
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,28 +14,14 @@ from service.moderation.actions import Action, Item, act_on_comments
 from service.moderation.authors import set_trust
 from service.moderation.policy import SitePolicy
 from service.moderation.sites import SiteInfo
-from service.moderation.submit import CommentInput, submit_comment
 from service.moderation.types import Identity
 from service.queue import TaskQueue
 from service.settings import Settings
-from tests.support.comments import ISSUER, make_site
+from tests.support.comments import ISSUER, make_site, submit_text
 from tests.support.wait import wait_until
 from tests.support.worker import CeleryWorker
 
 MODERATOR = Identity(issuer=ISSUER, subject="mod", roles=frozenset({"moderator"}))
-
-
-def _submit(session: Session, site: SiteInfo, subject: str, text: str) -> uuid.UUID:
-    return submit_comment(
-        session,
-        site=site,
-        identity=Identity(issuer=ISSUER, subject=subject),
-        data=CommentInput(thread="/post/1", content=text),
-        idempotency_key=None,
-        request_hash=hashlib.sha256(text.encode()).hexdigest(),
-        now=dt.datetime.now(dt.UTC),
-        outbox_timeout=dt.timedelta(minutes=5),
-    ).id
 
 
 def test_bans_and_known_authors_in_the_worker(
@@ -58,7 +42,7 @@ def test_bans_and_known_authors_in_the_worker(
     with committed.begin() as session:
         site = make_site(session, policy=policy)
         info = SiteInfo.of(site)
-        first = _submit(session, info, "known", "My first comment here, hello everyone.")
+        first = submit_text(session, info, "known", "My first comment here, hello everyone.")
         for subject in ("expired", "banned", "newcomer"):
             session.add(Author(site_id=site.id, issuer=ISSUER, subject=subject))
         session.flush()
@@ -91,7 +75,7 @@ def test_bans_and_known_authors_in_the_worker(
         session.get_one(Author, authors["expired"]).banned_until = now - dt.timedelta(hours=1)
     with committed.begin() as session:
         ids = {
-            subject: _submit(
+            subject: submit_text(
                 session, info, subject, f"A second thought on this post, by {subject}."
             )
             for subject in ("known", "newcomer", "expired", "banned")

@@ -43,6 +43,21 @@ def make_site(session: Session, *, policy: SitePolicy | None = None) -> Site:
     )
 
 
+def submit_text(session: Session, site: SiteInfo, subject: str, content: str) -> uuid.UUID:
+    """Submit one comment by ``subject`` (of :data:`ISSUER`) on ``/post/1`` of ``site``, as
+    the API does; its id. Flushes; the caller commits."""
+    return submit_comment(
+        session,
+        site=site,
+        identity=Identity(issuer=ISSUER, subject=subject),
+        data=CommentInput(thread="/post/1", content=content),
+        idempotency_key=None,
+        request_hash=hashlib.sha256(content.encode()).hexdigest(),
+        now=dt.datetime.now(dt.UTC),
+        outbox_timeout=dt.timedelta(minutes=5),
+    ).id
+
+
 def submit_comments(
     session: Session,
     site: Site,
