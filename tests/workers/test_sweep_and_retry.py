@@ -113,7 +113,10 @@ def test_with_no_retention_a_sweep_deletes_nothing(
     with committed.begin() as session:
         site = make_site(session)
         ids = submit_comments(session, site, 2, outbox_timeout=dt.timedelta(hours=1), now=now)
-        _mark_done(session, ids, now - dt.timedelta(days=3650))
+        # Done long ago, though not so long that the run's worker (which sweeps with the
+        # default retention) may delete them while this test looks.
+        kept = dt.timedelta(seconds=settings.outbox_retention_seconds)
+        _mark_done(session, ids, now - kept + dt.timedelta(hours=1))
     resources = _broker_down(settings.model_copy(update={"outbox_retention_seconds": 0}), committed)
 
     sweep(resources, now=now)
