@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+
 from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -14,7 +16,7 @@ from service.errors import register_error_handlers
 from service.logs import configure_logging, install_request_ids
 from service.moderation.active import ClassifierProvider
 from service.moderation.sites import SiteDirectory
-from service.queue import TaskQueue, make_celery
+from service.queue import ClassificationBatcher, TaskQueue, make_celery
 from service.settings import Settings
 
 
@@ -36,12 +38,22 @@ def create_app(
     # last use fails its request with a 503 (Retry-After), and the disconnect invalidates
     # the process's whole pool, so the next request connects afresh.
     sessions = sessions or make_sessionmaker(make_engine(settings, pool_pre_ping=False))
+    task_queue = TaskQueue(make_celery(settings))
+    classifications = ClassificationBatcher(
+        task_queue,
+        linger_seconds=settings.enqueue_linger_ms / 1000,
+        max_batch=settings.enqueue_max_batch,
+    )
+    # A process that exits cleanly sends what it accepted; one that is killed leaves it to
+    # the outbox sweeper.
+    atexit.register(classifications.close)
     app.extensions[EXTENSION] = Services(
         settings=settings,
         sessions=sessions,
         verifier=TokenVerifier(settings),
         introspector=Introspector(timeout=settings.dependency_timeout_seconds),
-        queue=TaskQueue(make_celery(settings)),
+        queue=task_queue,
+        classifications=classifications,
         classifier=ClassifierProvider(
             settings.classifier_path,
             sessions=sessions,

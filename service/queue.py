@@ -8,9 +8,11 @@ so the API never imports the workers, and tells whether the broker is reachable.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery
@@ -23,6 +25,8 @@ from service.settings import Settings
 log = logging.getLogger(__name__)
 
 CLASSIFY_COMMENT = "commentguard.classify_comment"
+#: The API's classification task: many comments per message (see ``ClassificationBatcher``).
+CLASSIFY_COMMENTS = "commentguard.classify_comments"
 SWEEP_OUTBOX = "commentguard.sweep_outbox"
 RETRAIN = "commentguard.retrain"
 RESCORE = "commentguard.rescore"
@@ -174,6 +178,14 @@ class TaskQueue:
         when the broker cannot be reached; the outbox row makes that recoverable."""
         self._send(CLASSIFY_COMMENT, args=[str(comment_id)])
 
+    def enqueue_classifications(
+        self, comment_ids: Sequence[str], request_ids: Sequence[str | None]
+    ) -> None:
+        """Send one ``CLASSIFY_COMMENTS`` for ``comment_ids`` (each comment's HTTP request
+        id beside it, for the worker's log lines). Call and raise as
+        ``enqueue_classification``."""
+        self._send(CLASSIFY_COMMENTS, args=[list(comment_ids), list(request_ids)])
+
     def enqueue(self, task: str, payload: dict[str, Any]) -> None:
         """Send ``task`` with ``payload`` as its keyword arguments (an outbox row's task and
         payload). Raises like ``enqueue_classification``."""
@@ -222,3 +234,100 @@ class TaskQueue:
         answer = (time.monotonic(), True)
         with self._lock:
             self._last_ping = answer
+
+
+class ClassificationBatcher:
+    """Enqueues the classification of the comments this process accepts, many comments to
+    a message, from a background thread.
+
+    ``add`` returns at once: the comment joins the next batch. The thread sends a batch
+    (one ``CLASSIFY_COMMENTS`` message) once ``linger_seconds`` have passed since the
+    batch's first comment, or as soon as it holds ``max_batch``; so a comment waits at most
+    ``linger_seconds`` before it is sent. Under load, building and publishing a Celery
+    message, and delivering and acknowledging it on a worker, are paid once per batch
+    instead of once per comment.
+
+    A batch that is never sent loses nothing: each comment's outbox row, committed before
+    ``add``, stays undone, and the sweeper enqueues it after ``outbox_timeout_seconds``.
+    That covers a broker that fails the send (logged, and the next broker ping probes
+    again) and a process killed with comments pending. ``close`` sends what is pending
+    and stops the thread (the app registers it to run at exit). Thread-safe. A child
+    process forked from one with a batcher starts with nothing pending (its parent sends
+    its own) and starts its own thread.
+    """
+
+    def __init__(self, queue: TaskQueue, *, linger_seconds: float, max_batch: int) -> None:
+        if linger_seconds < 0 or max_batch < 1:
+            raise ValueError("linger_seconds must be >= 0 and max_batch >= 1")
+        self._queue = queue
+        self._linger = linger_seconds
+        self._max_batch = max_batch
+        self._start_afresh()
+        os.register_at_fork(after_in_child=self._start_afresh)
+
+    def _start_afresh(self) -> None:
+        self._ready = threading.Condition()
+        self._pending: list[tuple[str, str | None]] = []
+        self._first_at = 0.0
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def add(self, comment_id: uuid.UUID, request_id: str | None = None) -> None:
+        """Have ``comment_id`` classified: sent within ``linger_seconds``. Call only after
+        the commit that stored the comment and its outbox row. After ``close``, sends at
+        once in this thread (raising as ``TaskQueue.enqueue_classification``)."""
+        with self._ready:
+            if not self._closed:
+                if not self._pending:
+                    self._first_at = time.monotonic()
+                self._pending.append((str(comment_id), request_id))
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="classification-batcher", daemon=True
+                    )
+                    self._thread.start()
+                elif len(self._pending) in (1, self._max_batch):
+                    self._ready.notify()
+                return
+        self._queue.enqueue_classifications([str(comment_id)], [request_id])
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Send what is pending and stop the thread (waiting up to ``timeout`` seconds)."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._pending and not self._closed:
+                    self._ready.wait()
+                if not self._pending:
+                    return
+                deadline = self._first_at + self._linger
+                while len(self._pending) < self._max_batch and not self._closed:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._ready.wait(left)
+                batch = self._pending[: self._max_batch]
+                # What is left is older than its deadline: it goes out next, at once.
+                del self._pending[: self._max_batch]
+            self._send(batch)
+
+    def _send(self, batch: list[tuple[str, str | None]]) -> None:
+        comment_ids = [comment_id for comment_id, _ in batch]
+        try:
+            self._queue.enqueue_classifications(
+                comment_ids, [request_id for _, request_id in batch]
+            )
+        except Exception:
+            log.warning(
+                "enqueueing %d comment(s) failed (first %s); the sweeper will send them",
+                len(batch),
+                comment_ids[0],
+                exc_info=True,
+            )

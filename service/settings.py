@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     max_content_bytes: int = 64 * 1024
     max_body_bytes: int = 256 * 1024
 
+    #: The API sends a classification this long after its comment's commit at most,
+    #: batching the comments accepted meanwhile into one message (0: each at once, unless
+    #: others are already waiting), and at most this many comments to a message.
+    enqueue_linger_ms: float = Field(default=20.0, ge=0, le=1000)
+    enqueue_max_batch: int = Field(default=100, ge=1, le=1000)
     #: An outbox row not done this long after its last attempt is enqueued again.
     outbox_timeout_seconds: int = 60
     #: How often the beat sweeper looks for such rows.

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import os
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -13,16 +16,19 @@ from kombu.exceptions import OperationalError
 
 from service.queue import (
     CLASSIFY_COMMENT,
+    CLASSIFY_COMMENTS,
     COMMENTS_QUEUE,
     RESCORE,
     RETRAIN,
     SCHEDULED_RETRAIN,
     SWEEP_OUTBOX,
     TRAINING_QUEUE,
+    ClassificationBatcher,
     TaskQueue,
     make_celery,
 )
 from service.settings import Settings
+from tests.support.wait import wait_until
 
 
 def test_delivery_guarantees_and_the_sweep_schedule(settings: Settings) -> None:
@@ -133,3 +139,117 @@ def test_a_redis_channel_reuses_one_client_until_its_pool_is_replaced(settings: 
         assert renewed.connection_pool is channel.pool
         assert renewed.llen(queue_name) == 2
         renewed.delete(queue_name)
+
+
+class InspectedQueue:
+    """A TaskQueue sending to a queue of its own that no worker of this run consumes, and
+    the (args, kwargs) of the messages sent to it, oldest first."""
+
+    def __init__(self, settings: Settings) -> None:
+        app = make_celery(settings)
+        self.name = app.conf.task_default_queue = f"inspect-{uuid.uuid4().hex}"
+        self.queue = TaskQueue(app)
+        self._client = redis.Redis.from_url(settings.broker_url)
+
+    def messages(self) -> list[tuple[str, list[object], dict[str, object]]]:
+        # kombu LPUSHes and its consumers BRPOP: the oldest message is last in the list.
+        found = []
+        for raw in reversed(self._client.lrange(self.name, 0, -1)):
+            message = json.loads(raw)
+            args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+            found.append((message["headers"]["task"], args, kwargs))
+        return found
+
+    def close(self) -> None:
+        self._client.delete(self.name)
+        self._client.close()
+
+
+@pytest.fixture
+def inspected(settings: Settings) -> Iterator[InspectedQueue]:
+    queue = InspectedQueue(settings)
+    yield queue
+    queue.close()
+
+
+def test_a_batcher_sends_what_came_within_its_linger_as_one_message(
+    inspected: InspectedQueue,
+) -> None:
+    batcher = ClassificationBatcher(inspected.queue, linger_seconds=0.3, max_batch=100)
+    ids = [uuid.uuid4() for _ in range(5)]
+    for n, comment_id in enumerate(ids):
+        batcher.add(comment_id, f"req-{n}" if n % 2 == 0 else None)
+
+    [message] = wait_until(inspected.messages, timeout=10, message="the batch to be sent")
+    assert message == (
+        CLASSIFY_COMMENTS,
+        [[str(i) for i in ids], ["req-0", None, "req-2", None, "req-4"]],
+        {},
+    )
+    # A later comment starts a batch of its own.
+    later = uuid.uuid4()
+    batcher.add(later)
+    wait_until(lambda: len(inspected.messages()) == 2, timeout=10, message="the second batch")
+    assert inspected.messages()[1][1] == [[str(later)], [None]]
+    batcher.close()
+
+
+def test_a_full_batch_goes_at_once_and_close_sends_the_rest(inspected: InspectedQueue) -> None:
+    # A linger no test waits out: only a full batch, or close, sends anything.
+    batcher = ClassificationBatcher(inspected.queue, linger_seconds=3600, max_batch=3)
+    ids = [str(uuid.uuid4()) for _ in range(4)]
+    for comment_id in ids:
+        batcher.add(uuid.UUID(comment_id))
+
+    [full] = wait_until(inspected.messages, timeout=10, message="the full batch to be sent")
+    assert full[1][0] == ids[:3]
+    batcher.close()
+    assert [args[0] for _, args, _ in inspected.messages()] == [ids[:3], ids[3:]]
+    # Once closed, a comment is sent at once, in the caller's thread.
+    last = uuid.uuid4()
+    batcher.add(last)
+    assert inspected.messages()[-1][1] == [[str(last)], [None]]
+
+
+def test_a_forked_child_sends_only_its_own_comments(inspected: InspectedQueue) -> None:
+    batcher = ClassificationBatcher(inspected.queue, linger_seconds=3600, max_batch=100)
+    parents, childs = str(uuid.uuid4()), str(uuid.uuid4())
+    batcher.add(uuid.UUID(parents))
+    pid = os.fork()
+    if pid == 0:  # the child: its batcher starts empty, with a thread of its own
+        code = 1
+        try:
+            batcher.add(uuid.UUID(childs))
+            batcher.close()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    batcher.close()
+    assert [args[0] for _, args, _ in inspected.messages()] == [[childs], [parents]]
+
+
+def test_a_batch_the_broker_refuses_is_logged_for_the_sweeper(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    down = settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
+    queue = ProbeCountingQueue(make_celery(down), ping_cache_seconds=60)
+    batcher = ClassificationBatcher(queue, linger_seconds=0, max_batch=100)
+    comment_id = uuid.uuid4()
+    with caplog.at_level(logging.WARNING, logger="service.queue"):
+        batcher.add(comment_id)
+        batcher.close(timeout=settings.dependency_timeout_seconds * 4)
+    [record] = [r for r in caplog.records if "the sweeper will send them" in r.getMessage()]
+    assert f"enqueueing 1 comment(s) failed (first {comment_id})" in record.getMessage()
+    # The failed send made the next ping probe the broker again.
+    assert queue.ping() is False
+    assert queue.probes == 1
+
+
+def test_a_batcher_refuses_a_negative_linger_or_an_empty_batch(settings: Settings) -> None:
+    queue = TaskQueue(make_celery(settings))
+    with pytest.raises(ValueError, match="linger"):
+        ClassificationBatcher(queue, linger_seconds=-1, max_batch=10)
+    with pytest.raises(ValueError, match="max_batch"):
+        ClassificationBatcher(queue, linger_seconds=0, max_batch=0)

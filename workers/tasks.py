@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import random
 import uuid
+from collections import Counter
 from typing import Any, Protocol
 
 from celery import Celery
@@ -21,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.classifier.model import Classifier
+from service.logs import bind_request_id, request_id_var
 from service.moderation.active import ClassifierProvider
 from service.moderation.classify import classify_comment
 from service.moderation.errors import NotFound
@@ -36,6 +38,7 @@ from service.moderation.retrain import (
 )
 from service.queue import (
     CLASSIFY_COMMENT,
+    CLASSIFY_COMMENTS,
     RESCORE,
     RETRAIN,
     SCHEDULED_RETRAIN,
@@ -100,6 +103,52 @@ def classify(resources: TaskResources, comment_id: str) -> str:
     if verdict is None:
         log.info("comment %s is no longer pending; nothing to do", comment_id)
     return decision
+
+
+class BatchInterrupted(Exception):
+    """The database became unreachable in the middle of a batch: ``remaining`` (the
+    comment it failed on and those after it) are still to be classified."""
+
+    def __init__(self, cause: DBAPIError, remaining: int) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.remaining = remaining
+
+
+def classify_batch(
+    resources: TaskResources, comment_ids: list[str], request_ids: list[str | None]
+) -> dict[str, int]:
+    """Classify each comment of a batch in its own transaction, as :func:`classify`; how
+    many got each decision (``"unchanged"``: no longer pending; ``"failed"``: an error).
+
+    One comment's failure (a bug, bad data) is logged and the batch goes on: that
+    comment's outbox row stays undone, so the sweeper sends it again on its own. A
+    database that cannot be reached stops the batch with :class:`BatchInterrupted`,
+    which says how many comments are left, for the task to retry them. Each comment's log
+    lines carry the id of the HTTP request that accepted it.
+    """
+    if len(request_ids) != len(comment_ids):
+        request_ids = [None] * len(comment_ids)
+    decisions: Counter[str] = Counter()
+    for done, (comment_id, request_id) in enumerate(zip(comment_ids, request_ids, strict=True)):
+        token = bind_request_id(request_id) if request_id else request_id_var.set(None)
+        try:
+            decisions[classify(resources, comment_id)] += 1
+        except DBAPIError as exc:
+            if database_unreachable(exc):
+                raise BatchInterrupted(exc, len(comment_ids) - done) from exc
+            log.exception(
+                "classifying comment %s failed; the sweeper will send it again", comment_id
+            )
+            decisions["failed"] += 1
+        except Exception:
+            log.exception(
+                "classifying comment %s failed; the sweeper will send it again", comment_id
+            )
+            decisions["failed"] += 1
+        finally:
+            request_id_var.reset(token)
+    return dict(decisions)
 
 
 def sweep(resources: TaskResources, *, now: dt.datetime | None = None) -> int:
@@ -250,8 +299,8 @@ def scheduled_retrain(resources: TaskResources) -> str | None:
 
 
 def register_tasks(app: Celery, resources: TaskResources) -> None:
-    """Register ``CLASSIFY_COMMENT``, ``SWEEP_OUTBOX``, ``RETRAIN``, ``RESCORE`` and
-    ``SCHEDULED_RETRAIN`` on ``app``, run with ``resources``."""
+    """Register ``CLASSIFY_COMMENT``, ``CLASSIFY_COMMENTS``, ``SWEEP_OUTBOX``, ``RETRAIN``,
+    ``RESCORE`` and ``SCHEDULED_RETRAIN`` on ``app``, run with ``resources``."""
 
     def classify_comment_task(task: Any, comment_id: str) -> str:
         try:
@@ -271,6 +320,28 @@ def register_tasks(app: Celery, resources: TaskResources) -> None:
             )
             raise task.retry(exc=exc, countdown=countdown) from exc
 
+    def classify_comments_task(
+        task: Any, comment_ids: list[str], request_ids: list[str | None] | None = None
+    ) -> dict[str, int]:
+        try:
+            return classify_batch(resources, comment_ids, request_ids or [])
+        except BatchInterrupted as stop:
+            left = len(comment_ids) - stop.remaining
+            retries: int = task.request.retries
+            countdown = backoff_seconds(retries)
+            log.warning(
+                "database unreachable classifying a batch: %d of %d comment(s) left "
+                "(retry %d of %d in %.1fs): %s",
+                stop.remaining,
+                len(comment_ids),
+                retries + 1,
+                MAX_DATABASE_RETRIES,
+                countdown,
+                stop.cause.orig or stop.cause,
+            )
+            rest = [comment_ids[left:], (request_ids or [])[left:] or None]
+            raise task.retry(args=rest, exc=stop.cause, countdown=countdown) from stop.cause
+
     def sweep_outbox_task() -> int:
         return sweep(resources)
 
@@ -281,6 +352,13 @@ def register_tasks(app: Celery, resources: TaskResources) -> None:
         acks_late=True,
         ignore_result=True,
     )(classify_comment_task)
+    app.task(
+        name=CLASSIFY_COMMENTS,
+        bind=True,
+        max_retries=MAX_DATABASE_RETRIES,
+        acks_late=True,
+        ignore_result=True,
+    )(classify_comments_task)
     app.task(name=SWEEP_OUTBOX, acks_late=True, ignore_result=True)(sweep_outbox_task)
 
     def retrain_task(job_id: str) -> str | None:

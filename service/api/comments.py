@@ -23,6 +23,7 @@ from service.api.context import (
     transaction,
 )
 from service.api.schemas import CommentIn, CommentOut, ReasonOut, VerdictOut
+from service.logs import request_id_var
 from service.moderation.comments import CommentView, comment_etag, find_comment, read_comment
 from service.moderation.errors import FieldError, InvalidInput, NotFound
 from service.moderation.sites import SiteInfo
@@ -127,10 +128,11 @@ def _uuid_or_404(value: str) -> uuid.UUID:
 
 
 def _enqueue(comment_id: uuid.UUID) -> None:
-    """Enqueue after commit. A failure here loses nothing: the outbox row is committed and
-    the sweeper enqueues it after its timeout."""
+    """Enqueue after commit (batched with the process's other comments: sent within
+    ``enqueue_linger_ms``). A failure here or in the batch's send loses nothing: the
+    outbox row is committed and the sweeper enqueues it after its timeout."""
     try:
-        services().queue.enqueue_classification(comment_id)
+        services().classifications.add(comment_id, request_id_var.get())
     except Exception:
         log.warning(
             "enqueue failed for comment %s; the sweeper will retry", comment_id, exc_info=True

@@ -48,6 +48,10 @@ class Queue(Protocol):
     def ping(self) -> bool: ...
 
 
+class Classifications(Protocol):
+    def add(self, comment_id: Any, request_id: str | None = None) -> None: ...
+
+
 class ClassifierStatus(Protocol):
     def ready(self) -> tuple[bool, str]: ...
 
@@ -61,6 +65,8 @@ class Services:
     verifier: Verifier
     introspector: Introspector
     queue: Queue
+    #: Where accepted comments go to be classified (batched; see ``ClassificationBatcher``).
+    classifications: Classifications
     classifier: ClassifierStatus
     sites: SiteDirectory
 

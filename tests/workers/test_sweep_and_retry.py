@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, func, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import OutboxTask
+from models import Comment, OutboxTask, Status
 from service.moderation.active import ClassifierProvider
 from service.moderation.outbox import purge_done
 from service.queue import TaskQueue, make_celery
@@ -21,8 +21,10 @@ from service.settings import Settings
 from tests.support.comments import make_site, submit_comments
 from workers.tasks import (
     MAX_BACKOFF_SECONDS,
+    BatchInterrupted,
     backoff_seconds,
     classify,
+    classify_batch,
     database_unreachable,
     sweep,
 )
@@ -178,3 +180,45 @@ def test_backoff_doubles_with_jitter_up_to_its_ceiling() -> None:
         step = min(2.0**retries, MAX_BACKOFF_SECONDS)
         assert step / 2 <= backoff_seconds(retries) <= step
     assert backoff_seconds(30) <= MAX_BACKOFF_SECONDS
+
+
+@dataclass
+class FailingAfter(Resources):
+    """Resources whose database stops answering after ``good`` transactions: sessions of
+    the run's database, then of one that cannot be reached (nothing listens on port 1)."""
+
+    good: int = 1
+    provider: ClassifierProvider | None = None
+
+    def sessions(self) -> sessionmaker[Session]:
+        if self.good > 0:
+            self.good -= 1
+            return self.session_factory
+        dead = create_engine(
+            "postgresql+psycopg://postgres@127.0.0.1:1/none", connect_args={"connect_timeout": 1}
+        )
+        return sessionmaker(dead)
+
+    def classifier(self) -> ClassifierProvider:
+        if self.provider is None:
+            self.provider = ClassifierProvider(None, sessions=self.session_factory)
+        return self.provider
+
+
+def test_a_batch_stops_where_the_database_went_away_and_says_how_many_are_left(
+    committed: sessionmaker[Session], settings: Settings
+) -> None:
+    with committed.begin() as session:
+        site = make_site(session)
+        # Due only in an hour, so the run's worker keeps off them.
+        ids = submit_comments(session, site, 3, outbox_timeout=dt.timedelta(hours=1))
+    resources = FailingAfter(settings, committed, TaskQueue(make_celery(settings)), good=1)
+
+    with pytest.raises(BatchInterrupted) as stopped:
+        classify_batch(resources, [str(i) for i in ids], [None, None, None])
+
+    assert stopped.value.remaining == 2
+    assert database_unreachable(stopped.value.cause)
+    with committed() as session:
+        assert session.get_one(Comment, ids[0]).status is not Status.pending
+        assert [session.get_one(Comment, i).status for i in ids[1:]] == [Status.pending] * 2

@@ -7,14 +7,14 @@ import datetime as dt
 import re
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import Comment, OutboxTask, Status, Verdict
+from models import Comment, OutboxTask, Site, Status, Verdict
 from service.logs import bind_request_id, request_id_var
 from service.queue import TaskQueue
 from service.settings import Settings
-from tests.support.comments import make_site, submit_comments, verdict_counts
+from tests.support.comments import make_site, open_outbox_rows, submit_comments, verdict_counts
 from tests.support.wait import wait_until
 from tests.support.worker import CeleryWorker
 
@@ -104,3 +104,65 @@ def test_worker_lines_carry_the_task_id_and_the_id_of_the_request_that_enqueued(
     line = wait_until(verdict_line, timeout=30, message="the verdict's log line")
     assert f"request_id={request_id} " in line
     assert re.search(r"task_id=[0-9a-f-]{36} ", line), line
+
+
+def test_a_batch_classifies_each_comment_and_one_that_fails_holds_up_no_other(
+    committed: sessionmaker[Session],
+    running_worker: CeleryWorker,
+    task_queue: TaskQueue,
+    settings: Settings,
+) -> None:
+    timeout = dt.timedelta(seconds=settings.outbox_timeout_seconds)
+    with committed.begin() as session:
+        site = make_site(session)
+        good = submit_comments(session, site, 3, outbox_timeout=timeout)
+        broken_site = make_site(session)
+        [broken] = submit_comments(session, broken_site, 1, outbox_timeout=timeout)
+        # A policy no validation would let in (as if edited by hand in the database): the
+        # worker cannot decide this comment.
+        session.execute(
+            update(Site).where(Site.id == broken_site.id).values(policy={"max_links": -1})
+        )
+    missing = uuid.uuid4()
+    ids = [good[0], broken, missing, good[1], good[2]]
+    request_ids = [f"req-{uuid.uuid4().hex}" for _ in ids]
+
+    try:
+        task_queue.enqueue_classifications([str(i) for i in ids], request_ids)
+        _wait_for_the_batch(committed, running_worker, ids, request_ids, good, broken, missing)
+    finally:
+        # Nothing left for the sweeper to retry for the rest of the run.
+        with committed.begin() as session:
+            session.execute(
+                update(OutboxTask)
+                .where(OutboxTask.key == str(broken))
+                .values(done_at=dt.datetime.now(dt.UTC))
+            )
+
+
+def _wait_for_the_batch(
+    committed: sessionmaker[Session],
+    running_worker: CeleryWorker,
+    ids: list[uuid.UUID],
+    request_ids: list[str],
+    good: list[uuid.UUID],
+    broken: uuid.UUID,
+    missing: uuid.UUID,
+) -> None:
+    def classified() -> bool:
+        with committed() as session:
+            return verdict_counts(session, good) == dict.fromkeys(good, 1)
+
+    wait_until(classified, timeout=30, message=lambda: running_worker.log_tail())
+    failed = f"classifying comment {broken} failed; the sweeper will send it again"
+    wait_until(lambda: failed in running_worker.log(), timeout=30, message="the failure's line")
+    log = running_worker.log()
+    assert f"comment {missing} is no longer pending; nothing to do" in log
+    for comment_id, request_id in zip(ids, request_ids, strict=True):
+        if comment_id in good:
+            [line] = [x for x in log.splitlines() if f"verdict comment={comment_id}" in x]
+            assert f"request_id={request_id} " in line
+    with committed() as session:
+        assert session.get_one(Comment, broken).status is Status.pending
+        # Left for the sweeper, which sends it on its own (and fails until it is fixed).
+        assert [row.key for row in open_outbox_rows(session, [broken, *good])] == [str(broken)]
