@@ -4,8 +4,12 @@ task delivered many times writes one verdict."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,8 +19,11 @@ from service.logs import bind_request_id, request_id_var
 from service.queue import TaskQueue
 from service.settings import Settings
 from tests.support.comments import make_site, open_outbox_rows, submit_comments, verdict_counts
+from tests.support.env import settings_env
 from tests.support.wait import wait_until
 from tests.support.worker import CeleryWorker
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_sweeper_enqueues_an_outbox_row_that_was_never_enqueued(
@@ -166,3 +173,42 @@ def _wait_for_the_batch(
         assert session.get_one(Comment, broken).status is Status.pending
         # Left for the sweeper, which sends it on its own (and fails until it is fixed).
         assert [row.key for row in open_outbox_rows(session, [broken, *good])] == [str(broken)]
+
+
+EXIT_AFTER_ADD = """
+import sys, uuid
+from service.api.context import EXTENSION
+from service.app import create_app
+
+app = create_app()
+app.extensions[EXTENSION].classifications.add(uuid.UUID(sys.argv[1]))
+sys.exit(0)  # at once: well within the batch's linger
+"""
+
+
+def test_an_api_process_that_exits_cleanly_sends_the_batch_it_holds(
+    committed: sessionmaker[Session], running_worker: CeleryWorker, settings: Settings
+) -> None:
+    with committed.begin() as session:
+        site = make_site(session)
+        # Due in an hour: only the exiting process's batch can get it classified in time.
+        [comment_id] = submit_comments(session, site, 1, outbox_timeout=dt.timedelta(hours=1))
+    env = {
+        **os.environ,
+        **settings_env(settings),
+        "COMMENTGUARD_ENQUEUE_LINGER_MS": "1000",
+        "PYTHONPATH": str(ROOT),
+    }
+    subprocess.run(
+        [sys.executable, "-c", EXIT_AFTER_ADD, str(comment_id)],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        timeout=60,
+    )
+
+    def classified() -> bool:
+        with committed() as session:
+            return verdict_counts(session, [comment_id]) == {comment_id: 1}
+
+    wait_until(classified, timeout=30, message=lambda: running_worker.log_tail())
