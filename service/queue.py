@@ -12,7 +12,8 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from celery import Celery
@@ -263,7 +264,9 @@ class ClassificationBatcher:
         self._linger = linger_seconds
         self._max_batch = max_batch
         self._start_afresh()
-        os.register_at_fork(after_in_child=self._start_afresh)
+        # Weakly: a fork hook must not keep every batcher a process ever made alive.
+        start_afresh = weakref.WeakMethod(self._start_afresh)
+        os.register_at_fork(after_in_child=lambda: _call_if_alive(start_afresh))
 
     def _start_afresh(self) -> None:
         self._ready = threading.Condition()
@@ -331,3 +334,9 @@ class ClassificationBatcher:
                 comment_ids[0],
                 exc_info=True,
             )
+
+
+def _call_if_alive(method: weakref.WeakMethod[Callable[[], None]]) -> None:
+    bound = method()
+    if bound is not None:
+        bound()

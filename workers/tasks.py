@@ -134,14 +134,9 @@ def classify_batch(
         token = bind_request_id(request_id) if request_id else request_id_var.set(None)
         try:
             decisions[classify(resources, comment_id)] += 1
-        except DBAPIError as exc:
-            if database_unreachable(exc):
+        except Exception as exc:
+            if isinstance(exc, DBAPIError) and database_unreachable(exc):
                 raise BatchInterrupted(exc, len(comment_ids) - done) from exc
-            log.exception(
-                "classifying comment %s failed; the sweeper will send it again", comment_id
-            )
-            decisions["failed"] += 1
-        except Exception:
             log.exception(
                 "classifying comment %s failed; the sweeper will send it again", comment_id
             )
