@@ -340,20 +340,18 @@ def register_tasks(app: Celery, resources: TaskResources) -> None:
     def sweep_outbox_task() -> int:
         return sweep(resources)
 
-    app.task(
-        name=CLASSIFY_COMMENT,
-        bind=True,
-        max_retries=MAX_DATABASE_RETRIES,
-        acks_late=True,
-        ignore_result=True,
-    )(classify_comment_task)
-    app.task(
-        name=CLASSIFY_COMMENTS,
-        bind=True,
-        max_retries=MAX_DATABASE_RETRIES,
-        acks_late=True,
-        ignore_result=True,
-    )(classify_comments_task)
+    # Both classification tasks retry their own database outages (task.retry).
+    for name, body in (
+        (CLASSIFY_COMMENT, classify_comment_task),
+        (CLASSIFY_COMMENTS, classify_comments_task),
+    ):
+        app.task(
+            name=name,
+            bind=True,
+            max_retries=MAX_DATABASE_RETRIES,
+            acks_late=True,
+            ignore_result=True,
+        )(body)
     app.task(name=SWEEP_OUTBOX, acks_late=True, ignore_result=True)(sweep_outbox_task)
 
     def retrain_task(job_id: str) -> str | None:
