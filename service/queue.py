@@ -1,8 +1,10 @@
-"""The task queue as the rest of the service sees it: a configured Celery app and a sender.
+"""The task queue as the rest of the service sees it: a configured Celery app and senders.
 
 ``make_celery`` is the one place Celery is configured, for the API (which only sends) and
 for the workers and beat (``workers/celery_app.py``). ``TaskQueue`` sends tasks by name,
 so the API never imports the workers, and tells whether the broker is reachable.
+``ClassificationBatcher`` is how the API enqueues the comments it accepts: many to a
+message, from a background thread.
 """
 
 from __future__ import annotations
