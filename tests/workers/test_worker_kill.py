@@ -1,7 +1,8 @@
 """A worker killed outright (SIGKILL: no warm shutdown, no acknowledgement, no cleanup)
 while comments are queued loses none of them: a new worker, helped by the outbox sweeper,
 gives every comment exactly one verdict. So does a worker stopped the polite way (SIGTERM,
-as a deployment does)."""
+as a deployment does). Both for comments enqueued one to a message (as the sweeper sends
+them) and many to a message (as the API does)."""
 
 from __future__ import annotations
 
@@ -24,11 +25,15 @@ from tests.support.wait import wait_until
 from tests.support.worker import CeleryWorker
 
 COMMENTS = 300
+#: Comments to a message in the batched case.
+BATCH = 20
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["single", "batched"])
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_a_stopped_worker_loses_no_comment_and_doubles_none(
     sig: signal.Signals,
+    batched: bool,
     committed: sessionmaker[Session],
     running_worker: CeleryWorker,
     task_queue: TaskQueue,
@@ -38,9 +43,14 @@ def test_a_stopped_worker_loses_no_comment_and_doubles_none(
     with committed.begin() as session:
         site = make_site(session)
         ids = submit_comments(session, site, COMMENTS, outbox_timeout=timeout)
-    # As the API does: enqueue after the commit.
-    for comment_id in ids:
-        task_queue.enqueue_classification(comment_id)
+    # Enqueued after the commit, as the API and the sweeper do.
+    if batched:
+        for start in range(0, COMMENTS, BATCH):
+            batch = [str(i) for i in ids[start : start + BATCH]]
+            task_queue.enqueue_classifications(batch, [None] * len(batch))
+    else:
+        for comment_id in ids:
+            task_queue.enqueue_classification(comment_id)
 
     def some_classified() -> bool:
         with committed() as session:
