@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import ARRAY, Uuid, any_, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from models import Author, Comment, OutboxTask, Site, Status, Trust, Verdict
@@ -58,7 +60,7 @@ class Decided:
 
 
 # Statements are built once per process: this is the worker's hot path.
-_LOCK_COMMENT = (
+_LOCKED = (
     select(
         Comment.id,
         Comment.site_id,
@@ -82,18 +84,17 @@ _LOCK_COMMENT = (
     )
     .join(Author, Author.id == Comment.author_id)
     .join(Site, Site.id == Comment.site_id)
-    .where(Comment.id == bindparam("comment_id"))
     .with_for_update(of=Comment)
 )
+_LOCK_COMMENT = _LOCKED.where(Comment.id == bindparam("comment_id"))
 # PostgreSQL: the same, and the transaction commits without waiting for its WAL to reach the
 # disk (synchronous_commit off, for this transaction only; set in the same round trip). A
 # verdict lost in a database crash is lost with its comment's move and its outbox row's
 # mark, so the comment is pending again with its task due, and the sweeper has it scored
 # again. What a moderator or the API commits afterwards is flushed with everything before
 # it. The comment path then waits for one WAL flush per comment (its acceptance), not two.
-_LOCK_COMMENT_ASYNC = _LOCK_COMMENT.add_columns(
-    func.set_config("synchronous_commit", "off", True).label("synchronous_commit")
-)
+_ASYNC_COMMIT = func.set_config("synchronous_commit", "off", True).label("synchronous_commit")
+_LOCK_COMMENT_ASYNC = _LOCK_COMMENT.add_columns(_ASYNC_COMMIT)
 _INSERT_VERDICT = insert(Verdict).values(
     comment_id=bindparam("v_comment_id"),
     classifier_version=bindparam("v_version"),
@@ -139,6 +140,29 @@ _WRITE_ALL = _MARK_DONE.add_cte(
 )
 
 
+# PostgreSQL, a batch (:func:`classify_comments`). The comments are locked in id order, so
+# that two batches sharing comments (one sent again) wait for each other, never deadlock.
+# Then one statement moves them all, so that the counts trigger runs once and takes its
+# count rows in key order; then, per comment, the verdict, the author's count and the
+# outbox mark (:data:`_RECORD`), in author id order, for the same reason.
+_LOCK_COMMENTS = (
+    _LOCKED.add_columns(_ASYNC_COMMIT)
+    .where(Comment.id == any_(bindparam("comment_ids", type_=ARRAY(Uuid))))
+    .order_by(Comment.id)
+)
+_MOVE_COMMENTS = text(
+    "UPDATE comments SET status = d.status, discard = d.discard, score = d.score,"
+    " version = comments.version + 1, updated_at = now()"
+    " FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:discards AS boolean[]),"
+    " CAST(:scores AS float8[])) AS d (id, status, discard, score)"
+    " WHERE comments.id = d.id"
+)
+_RECORD = _MARK_DONE.add_cte(
+    _INSERT_VERDICT.cte("new_verdict"),
+    _COUNT_AUTHOR.cte("counted_author"),
+)
+
+
 def classify_comment(
     session: Session,
     *,
@@ -159,8 +183,24 @@ def classify_comment(
     the transaction commits asynchronously (:data:`_LOCK_COMMENT_ASYNC`): a crash of the
     database within a fraction of a second of the commit may undo all of it, leaving the
     comment as it was (a pending one is then scored again by the sweeper).
-    Executes statements; the caller commits once.
+    Executes statements; the caller commits once. Logs the verdict (:func:`log_verdict`).
     """
+    decided = _classify_one(
+        session, comment_id=comment_id, classifier=classifier, now=now, statuses=statuses
+    )
+    if decided is not None:
+        log_verdict(decided)
+    return decided
+
+
+def _classify_one(
+    session: Session,
+    *,
+    comment_id: uuid.UUID,
+    classifier: ClassifierChoice,
+    now: dt.datetime | None,
+    statuses: frozenset[Status],
+) -> Decided | None:
     now = now or dt.datetime.now(dt.UTC)
     connection = session.connection()
     postgresql = connection.dialect.name == "postgresql"
@@ -170,10 +210,184 @@ def classify_comment(
         connection.execute(_MARK_DONE, {"o_key": str(comment_id), "o_now": now})
         return None
 
+    chosen = classifier.for_site(row.site_id)
+    decided = _decided(row, chosen, chosen.score(record_of(row)), now)
+    params = _record_params(decided, row.author_id, now)
+    if postgresql:
+        connection.execute(_WRITE_ALL, params)
+    else:
+        for statement in (_INSERT_VERDICT, _UPDATE_COMMENT, _COUNT_AUTHOR, _MARK_DONE):
+            connection.execute(statement, params)
+    return decided
+
+
+def classify_comments(
+    session: Session,
+    *,
+    comment_ids: Sequence[uuid.UUID],
+    classifier: ClassifierChoice,
+    now: dt.datetime | None = None,
+) -> list[Decided]:
+    """Classify a batch of comments in the caller's transaction: for each pending one,
+    exactly what :func:`classify_comment` would decide and record if called for each in
+    turn (in the order given); the verdicts recorded, in that order. Logs nothing: the
+    caller logs each (:func:`log_verdict`) where it knows more, such as request ids.
+
+    Guarantees, beyond :func:`classify_comment`'s for each comment: the batch is one
+    transaction (all of it or none); a comment given twice is classified once. An author
+    with several comments in the batch is seen by each later one with the counts the
+    earlier ones moved, as one at a time; such a comment is scored again on its own, the
+    others with one ``score_many`` per classifier. On PostgreSQL that takes four round
+    trips whatever the batch's size (lock the comments, move them, record the verdicts
+    with their counts and outbox marks, commit; one more marks the outbox rows of
+    comments no longer pending), and the transaction commits asynchronously as
+    :func:`classify_comment`'s does; elsewhere it is :func:`classify_comment`'s
+    statements for each comment. Executes statements; the caller commits once.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    wanted = list(dict.fromkeys(comment_ids))
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        found = (
+            _classify_one(
+                session,
+                comment_id=comment_id,
+                classifier=classifier,
+                now=now,
+                statuses=frozenset({Status.pending}),
+            )
+            for comment_id in wanted
+        )
+        return [decided for decided in found if decided is not None]
+
+    locked = connection.execute(_LOCK_COMMENTS, {"comment_ids": wanted}).all()
+    by_id = {row.id: row for row in locked}
+    rows = [
+        by_id[comment_id]
+        for comment_id in wanted
+        if comment_id in by_id and Status(by_id[comment_id].status) is Status.pending
+    ]
+    scored = BatchScores(classifier)
+    scored.score_batch([(row.site_id, record_of(row)) for row in rows])
+    decided: list[Decided] = []
+    moved: dict[int, list[int]] = {}  # author id -> [approved, spam] this batch adds
+    for row in rows:
+        counts = moved.setdefault(row.author_id, [0, 0])
+        seen = row if counts == [0, 0] else _with_counts(row, *counts)
+        chosen = scored.for_site(row.site_id)
+        verdict = _decided(seen, chosen, chosen.score(record_of(seen)), now)
+        counts[0] += verdict.decision is Status.approved
+        counts[1] += verdict.decision is Status.spam
+        decided.append(verdict)
+
+    if decided:
+        connection.execute(
+            _MOVE_COMMENTS,
+            {
+                "ids": [d.comment_id for d in decided],
+                "statuses": [d.decision.value for d in decided],
+                "discards": [d.discard for d in decided],
+                "scores": [d.score for d in decided],
+            },
+        )
+        author_of = {row.id: row.author_id for row in rows}
+        in_author_order = sorted(decided, key=lambda d: author_of[d.comment_id])
+        # executemany: psycopg pipelines the statements, one round trip for all of them.
+        connection.execute(
+            _RECORD, [_record_params(d, author_of[d.comment_id], now) for d in in_author_order]
+        )
+    recorded = {d.comment_id for d in decided}
+    undecided = [comment_id for comment_id in wanted if comment_id not in recorded]
+    if undecided:
+        connection.execute(_MARK_DONE, [{"o_key": str(i), "o_now": now} for i in undecided])
+    return decided
+
+
+def _record_params(decided: Decided, author_id: int, now: dt.datetime) -> dict[str, Any]:
+    """The parameters of :data:`_RECORD` (and of :data:`_WRITE_ALL`) for one verdict."""
+    comment_id = decided.comment_id
+    return {
+        "v_comment_id": comment_id,
+        "v_version": decided.classifier_version,
+        "v_score": decided.score,
+        "v_decision": decided.decision.value,
+        "v_discard": decided.discard,
+        "v_reasons": decided.reasons,
+        "v_latency_ms": decided.latency_ms,
+        "c_id": comment_id,
+        "c_status": decided.decision.value,
+        "c_discard": decided.discard,
+        "c_score": decided.score,
+        "a_id": author_id,
+        "a_approved": 1 if decided.decision is Status.approved else 0,
+        "a_spam": 1 if decided.decision is Status.spam else 0,
+        "o_key": str(comment_id),
+        "o_now": now,
+    }
+
+
+def _with_counts(row: Any, approved: int, spam: int) -> Any:
+    """``row`` as it reads once the batch's earlier verdicts moved its author's counts."""
+    values = row._asdict()
+    values["approved_count"] += approved
+    values["spam_count"] += spam
+    return SimpleNamespace(**values)
+
+
+class _Prescored:
+    """A classifier whose scores of known records were computed beforehand."""
+
+    def __init__(self, inner: ScoringClassifier, scores: dict[CommentRecord, Score]) -> None:
+        self._inner = inner
+        self._scores = scores
+        self.version = inner.version
+        self.thresholds: Thresholds = inner.thresholds
+
+    def score(self, record: CommentRecord) -> Score:
+        found = self._scores.get(record)
+        return found if found is not None else self._inner.score(record)
+
+
+class BatchScores:
+    """``ClassifierChoice`` over ``classifier`` that serves a batch's scores, computed by
+    :meth:`score_batch` with one ``score_many`` per classifier (when it has one); a record
+    it was not given is scored on its own."""
+
+    def __init__(self, classifier: ClassifierChoice) -> None:
+        self._classifier = classifier
+        self._by_version: dict[str, _Prescored] = {}
+
+    def score_batch(self, items: list[tuple[int, CommentRecord]]) -> None:
+        groups: dict[str, tuple[ScoringClassifier, list[CommentRecord]]] = {}
+        for site_id, record in items:
+            chosen = self._classifier.for_site(site_id)
+            groups.setdefault(chosen.version, (chosen, []))[1].append(record)
+        for version, (chosen, records) in groups.items():
+            many = getattr(chosen, "score_many", None)
+            scores = many(records) if many is not None else [chosen.score(r) for r in records]
+            self._by_version[version] = _Prescored(chosen, dict(zip(records, scores, strict=True)))
+
+    def for_site(self, site_id: int | None) -> ScoringClassifier:
+        chosen = self._classifier.for_site(site_id)
+        return self._by_version.get(chosen.version) or chosen
+
+
+def log_verdict(decided: Decided) -> None:
+    """The log line of a recorded verdict (INFO)."""
+    log.info(
+        "verdict comment=%s decision=%s score=%.4f version=%s",
+        decided.comment_id,
+        decided.decision.value,
+        decided.score,
+        decided.classifier_version,
+    )
+
+
+def _decided(row: Any, chosen: ScoringClassifier, score: Score, now: dt.datetime) -> Decided:
+    """What the site's policy makes of ``score`` for the locked comment ``row`` (the
+    columns of :data:`_LOCK_COMMENT`)."""
     policy = SitePolicy.model_validate(row.policy or {})
     trust = effective_trust(Trust(row.trust), row.banned_until, now)
-    chosen = classifier.for_site(row.site_id)
-    score = chosen.score(record_of(row))
     thresholds = effective_thresholds(policy, chosen.thresholds)
     decision = decide(
         policy,
@@ -185,7 +399,6 @@ def classify_comment(
         # service/moderation/actions.py), so a comment a moderator took back counts no more.
         known_author=row.approved_count > 0,
     )
-
     reasons: list[dict[str, Any]] = [
         {"phrase": r.phrase, "weight": round(r.weight, 4), "feature": r.feature}
         for r in score.reasons
@@ -193,8 +406,8 @@ def classify_comment(
     reasons.extend(
         {"phrase": r.phrase, "weight": None, "feature": r.feature} for r in decision.rules
     )
-    decided = Decided(
-        comment_id=comment_id,
+    return Decided(
+        comment_id=row.id,
         decision=decision.status,
         discard=decision.discard,
         score=score.probability,
@@ -202,37 +415,6 @@ def classify_comment(
         reasons=reasons,
         latency_ms=_elapsed_ms(row.created_at, now),
     )
-    params = {
-        "v_comment_id": comment_id,
-        "v_version": decided.classifier_version,
-        "v_score": decided.score,
-        "v_decision": decided.decision.value,
-        "v_discard": decided.discard,
-        "v_reasons": reasons,
-        "v_latency_ms": decided.latency_ms,
-        "c_id": comment_id,
-        "c_status": decided.decision.value,
-        "c_discard": decided.discard,
-        "c_score": decided.score,
-        "a_id": row.author_id,
-        "a_approved": 1 if decided.decision is Status.approved else 0,
-        "a_spam": 1 if decided.decision is Status.spam else 0,
-        "o_key": str(comment_id),
-        "o_now": now,
-    }
-    if postgresql:
-        connection.execute(_WRITE_ALL, params)
-    else:
-        for statement in (_INSERT_VERDICT, _UPDATE_COMMENT, _COUNT_AUTHOR, _MARK_DONE):
-            connection.execute(statement, params)
-    log.info(
-        "verdict comment=%s decision=%s score=%.4f version=%s",
-        comment_id,
-        decided.decision.value,
-        decided.score,
-        decided.classifier_version,
-    )
-    return decided
 
 
 def record_of(row: Any) -> CommentRecord:

@@ -22,11 +22,9 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from models import AuditEntry, Author, Comment, Status, Verdict
-from service.classifier import CommentRecord, Score
-from service.classifier.evaluation import Thresholds
 from service.moderation.classify import (
+    BatchScores,
     ClassifierChoice,
-    ScoringClassifier,
     classify_comment,
     record_of,
 )
@@ -91,7 +89,7 @@ def rescore_batch(
         return Batch(0, 0, None)
     latest = _latest_versions(session, [row.id for row in rows])
     todo = [row for row in rows if latest.get(row.id) != classifier.for_site(row.site_id).version]
-    scored = _Scored(classifier)
+    scored = BatchScores(classifier)
     scored.score_batch([(row.site_id, record_of(row)) for row in todo])
     rescored = 0
     for row in todo:
@@ -105,43 +103,6 @@ def rescore_batch(
         if decided is not None:
             rescored += 1
     return Batch(len(rows), rescored, rows[-1].id)
-
-
-class _Prescored:
-    """A classifier whose scores of known records were computed beforehand."""
-
-    def __init__(self, inner: ScoringClassifier, scores: dict[CommentRecord, Score]) -> None:
-        self._inner = inner
-        self._scores = scores
-        self.version = inner.version
-        self.thresholds: Thresholds = inner.thresholds
-
-    def score(self, record: CommentRecord) -> Score:
-        found = self._scores.get(record)
-        return found if found is not None else self._inner.score(record)
-
-
-class _Scored:
-    """``ClassifierChoice`` over ``classifier`` that serves a batch's scores, computed
-    with one ``score_many`` per classifier (when it has one)."""
-
-    def __init__(self, classifier: ClassifierChoice) -> None:
-        self._classifier = classifier
-        self._by_version: dict[str, _Prescored] = {}
-
-    def score_batch(self, items: list[tuple[int, CommentRecord]]) -> None:
-        groups: dict[str, tuple[ScoringClassifier, list[CommentRecord]]] = {}
-        for site_id, record in items:
-            chosen = self._classifier.for_site(site_id)
-            groups.setdefault(chosen.version, (chosen, []))[1].append(record)
-        for version, (chosen, records) in groups.items():
-            many = getattr(chosen, "score_many", None)
-            scores = many(records) if many is not None else [chosen.score(r) for r in records]
-            self._by_version[version] = _Prescored(chosen, dict(zip(records, scores, strict=True)))
-
-    def for_site(self, site_id: int | None) -> ScoringClassifier:
-        chosen = self._classifier.for_site(site_id)
-        return self._by_version.get(chosen.version) or chosen
 
 
 def _latest_versions(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
