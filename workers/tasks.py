@@ -15,6 +15,7 @@ import logging
 import random
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from celery import Celery
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.classifier.model import Classifier
 from service.logs import bind_request_id, request_id_var
 from service.moderation.active import ClassifierProvider
-from service.moderation.classify import classify_comment
+from service.moderation.classify import classify_comment, classify_comments, log_verdict
 from service.moderation.errors import NotFound
 from service.moderation.outbox import claim_due, purge_done
 from service.moderation.registry import create_job, get_job
@@ -118,32 +119,81 @@ class BatchInterrupted(Exception):
 def classify_batch(
     resources: TaskResources, comment_ids: list[str], request_ids: list[str | None]
 ) -> dict[str, int]:
-    """Classify each comment of a batch in its own transaction, as :func:`classify`; how
-    many got each decision (``"unchanged"``: no longer pending; ``"failed"``: an error).
+    """Classify a batch of comments in one transaction
+    (:func:`~service.moderation.classify.classify_comments`); how many got each decision
+    (``"unchanged"``: no longer pending; ``"failed"``: an error). Each verdict's log line
+    carries the id of the HTTP request that accepted its comment.
 
-    One comment's failure (a bug, bad data) is logged and the batch goes on: that
-    comment's outbox row stays undone, so the sweeper sends it again on its own. A
-    database that cannot be reached stops the batch with :class:`BatchInterrupted`,
-    which says how many comments are left, for the task to retry them. Each comment's log
-    lines carry the id of the HTTP request that accepted it.
+    When the batch fails for any reason but an unreachable database (a bug, bad data, a
+    malformed id), nothing of it was written, and its comments are classified again one
+    at a time (:func:`classify_one_by_one`), so that one bad comment costs only itself.
+    A database that cannot be reached raises :class:`BatchInterrupted` with every comment
+    left, for the task to retry.
     """
     if len(request_ids) != len(comment_ids):
         request_ids = [None] * len(comment_ids)
+    try:
+        ids = [uuid.UUID(comment_id) for comment_id in comment_ids]
+        with resources.sessions().begin() as session:
+            decided = classify_comments(session, comment_ids=ids, classifier=resources.classifier())
+    except Exception as exc:
+        if isinstance(exc, DBAPIError) and database_unreachable(exc):
+            raise BatchInterrupted(exc, len(comment_ids)) from exc
+        log.warning(
+            "classifying a batch of %d comment(s) failed; classifying them one at a time",
+            len(comment_ids),
+            exc_info=True,
+        )
+        return classify_one_by_one(resources, comment_ids, request_ids)
+    request_of: dict[uuid.UUID, str | None] = {}
+    for comment_id, request_id in zip(ids, request_ids, strict=True):
+        request_of.setdefault(comment_id, request_id)  # a comment sent twice: its first
+    for verdict in decided:
+        with _request_id(request_of[verdict.comment_id]):
+            log_verdict(verdict)
+    decisions = Counter(verdict.decision.value for verdict in decided)
+    recorded = {verdict.comment_id for verdict in decided}
+    for unchanged in request_of.keys() - recorded:
+        with _request_id(request_of[unchanged]):
+            log.info("comment %s is no longer pending; nothing to do", unchanged)
+        decisions["unchanged"] += 1
+    return dict(decisions)
+
+
+def classify_one_by_one(
+    resources: TaskResources, comment_ids: list[str], request_ids: list[str | None]
+) -> dict[str, int]:
+    """Classify each comment of a batch in its own transaction, as :func:`classify`; how
+    many got each decision (``"unchanged"``, ``"failed"`` as :func:`classify_batch`).
+
+    One comment's failure (a bug, bad data) is logged and the rest go on: that comment's
+    outbox row stays undone, so the sweeper sends it again on its own. A database that
+    cannot be reached stops with :class:`BatchInterrupted`, which says how many comments
+    are left, for the task to retry them.
+    """
     decisions: Counter[str] = Counter()
     for done, (comment_id, request_id) in enumerate(zip(comment_ids, request_ids, strict=True)):
-        token = bind_request_id(request_id) if request_id else request_id_var.set(None)
-        try:
-            decisions[classify(resources, comment_id)] += 1
-        except Exception as exc:
-            if isinstance(exc, DBAPIError) and database_unreachable(exc):
-                raise BatchInterrupted(exc, len(comment_ids) - done) from exc
-            log.exception(
-                "classifying comment %s failed; the sweeper will send it again", comment_id
-            )
-            decisions["failed"] += 1
-        finally:
-            request_id_var.reset(token)
+        with _request_id(request_id):
+            try:
+                decisions[classify(resources, comment_id)] += 1
+            except Exception as exc:
+                if isinstance(exc, DBAPIError) and database_unreachable(exc):
+                    raise BatchInterrupted(exc, len(comment_ids) - done) from exc
+                log.exception(
+                    "classifying comment %s failed; the sweeper will send it again", comment_id
+                )
+                decisions["failed"] += 1
     return dict(decisions)
+
+
+@contextlib.contextmanager
+def _request_id(request_id: str | None) -> Iterator[None]:
+    """Log lines within carry ``request_id`` (none when None)."""
+    token = bind_request_id(request_id) if request_id else request_id_var.set(None)
+    try:
+        yield
+    finally:
+        request_id_var.reset(token)
 
 
 def sweep(resources: TaskResources, *, now: dt.datetime | None = None) -> int:

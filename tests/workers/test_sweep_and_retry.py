@@ -25,6 +25,7 @@ from workers.tasks import (
     backoff_seconds,
     classify,
     classify_batch,
+    classify_one_by_one,
     database_unreachable,
     sweep,
 )
@@ -205,17 +206,34 @@ class FailingAfter(Resources):
         return self.provider
 
 
-def test_a_batch_stops_where_the_database_went_away_and_says_how_many_are_left(
+def test_a_batch_whose_database_is_gone_leaves_every_comment_to_the_retry(
     committed: sessionmaker[Session], settings: Settings
 ) -> None:
     with committed.begin() as session:
         site = make_site(session)
         # Due only in an hour, so the run's worker keeps off them.
         ids = submit_comments(session, site, 3, outbox_timeout=dt.timedelta(hours=1))
-    resources = FailingAfter(settings, committed, TaskQueue(make_celery(settings)), good=1)
+    resources = FailingAfter(settings, committed, TaskQueue(make_celery(settings)), good=0)
 
     with pytest.raises(BatchInterrupted) as stopped:
         classify_batch(resources, [str(i) for i in ids], [None, None, None])
+
+    assert stopped.value.remaining == 3
+    assert database_unreachable(stopped.value.cause)
+    with committed() as session:
+        assert [session.get_one(Comment, i).status for i in ids] == [Status.pending] * 3
+
+
+def test_one_at_a_time_stops_where_the_database_went_away_and_says_how_many_are_left(
+    committed: sessionmaker[Session], settings: Settings
+) -> None:
+    with committed.begin() as session:
+        site = make_site(session)
+        ids = submit_comments(session, site, 3, outbox_timeout=dt.timedelta(hours=1))
+    resources = FailingAfter(settings, committed, TaskQueue(make_celery(settings)), good=1)
+
+    with pytest.raises(BatchInterrupted) as stopped:
+        classify_one_by_one(resources, [str(i) for i in ids], [None, None, None])
 
     assert stopped.value.remaining == 2
     assert database_unreachable(stopped.value.cause)

@@ -147,6 +147,40 @@ def test_a_batch_classifies_each_comment_and_one_that_fails_holds_up_no_other(
             )
 
 
+def test_a_batch_gets_its_verdicts_in_one_go_and_each_line_its_request_id(
+    committed: sessionmaker[Session],
+    running_worker: CeleryWorker,
+    task_queue: TaskQueue,
+    settings: Settings,
+) -> None:
+    timeout = dt.timedelta(seconds=settings.outbox_timeout_seconds)
+    with committed.begin() as session:
+        site = make_site(session)
+        good = submit_comments(session, site, 4, outbox_timeout=timeout)
+    missing = uuid.uuid4()
+    ids = [good[0], missing, *good[1:], good[0]]
+    request_ids = [f"req-{uuid.uuid4().hex}" for _ in ids]
+    earlier = len(running_worker.log())  # the worker's log is the run's: read only what follows
+
+    task_queue.enqueue_classifications([str(i) for i in ids], request_ids)
+
+    def classified() -> bool:
+        with committed() as session:
+            return verdict_counts(session, good) == dict.fromkeys(good, 1)
+
+    wait_until(classified, timeout=30, message=lambda: running_worker.log_tail())
+    log = running_worker.log()[earlier:]
+    assert "one at a time" not in log
+    [gone] = [x for x in log.splitlines() if f"comment {missing} is no longer pending" in x]
+    assert f"request_id={request_ids[1]} " in gone
+    for comment_id, request_id in zip(ids[:-1], request_ids, strict=False):
+        if comment_id in good:
+            [line] = [x for x in log.splitlines() if f"verdict comment={comment_id}" in x]
+            assert f"request_id={request_id} " in line
+    with committed() as session:
+        assert open_outbox_rows(session, good) == []
+
+
 def _wait_for_the_batch(
     committed: sessionmaker[Session],
     running_worker: CeleryWorker,
@@ -161,6 +195,9 @@ def _wait_for_the_batch(
             return verdict_counts(session, good) == dict.fromkeys(good, 1)
 
     wait_until(classified, timeout=30, message=lambda: running_worker.log_tail())
+    assert "classifying a batch of 5 comment(s) failed; classifying them one at a time" in (
+        running_worker.log()
+    )
     failed = f"classifying comment {broken} failed; the sweeper will send it again"
     wait_until(lambda: failed in running_worker.log(), timeout=30, message="the failure's line")
     log = running_worker.log()
