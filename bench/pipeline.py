@@ -14,9 +14,16 @@ What it does, all on 127.0.0.1, bounded in count and in time (``--max-seconds``)
    (``workers.celery_app``); warms each up.
 3. Ceiling: ``--comments`` requests, closed loop with ``--concurrency`` clients, to the
    bare endpoint (one INSERT, one enqueue).
-4. Saturation: ``--comments`` comments the same way to ``POST /v1/comments``; then waits
-   for their verdicts. Prints accepted/s, p50/p99 accept latency, verdicts/s and p50/p99
+4. Saturation: ``--comments`` comments the same way to ``POST /v1/comments``, waiting for
+   their verdicts. Prints accepted/s, p50/p99 accept latency, verdicts/s and p50/p99
    time to verdict (``verdict.created_at - comment.created_at`` in SQL).
+   Steps 3 and 4 run in ``--rounds`` alternating rounds (ceiling then API, API then
+   ceiling, ...), each saturation round waiting for its verdicts before the next round,
+   so that a machine whose speed drifts during the run weighs on both sides alike. A
+   phase's rate is its accepted requests over the seconds of its rounds; each round's
+   rates and ratio are printed too. The requests are split in order, so the first
+   round carries each author's first comment (a new author row, a token not yet cached)
+   when ``--authors`` is at most a round's size.
 5. Open loop: ``--rate`` comments/s offered for ``--open-seconds`` s, each request sent
    at its scheduled time whatever the previous ones did; latency is counted from the
    scheduled time, so a stalled server cannot hide its queueing (coordinated omission).
@@ -159,6 +166,32 @@ class LoadResult:
 
     def accepted_ids(self) -> list[str]:
         return [s.ident for s in self.ok if s.ident]
+
+
+def merged(total: LoadResult | None, more: LoadResult) -> LoadResult:
+    """Two rounds of a load phase as one: their samples, and their times added up."""
+    if total is None:
+        return more
+    errors = dict(total.errors)
+    for status, count in more.errors.items():
+        errors[status] = errors.get(status, 0) + count
+    return LoadResult(
+        total.samples + more.samples,
+        total.elapsed + more.elapsed,
+        total.reconnects + more.reconnects,
+        errors,
+    )
+
+
+def _split(requests: list[Request], parts: int) -> list[list[Request]]:
+    """``requests`` in ``parts`` consecutive runs of (nearly) equal length."""
+    size, extra = divmod(len(requests), parts)
+    runs, start = [], 0
+    for n in range(parts):
+        end = start + size + (1 if n < extra else 0)
+        runs.append(requests[start:end])
+        start = end
+    return runs
 
 
 def closed_loop(port: int, requests: Sequence[Request], concurrency: int) -> LoadResult:
@@ -416,9 +449,14 @@ class Verdicts:
 
     count: int
     expected: int
-    per_second: float
+    #: From the first comment's creation to the last verdict (seconds).
+    span: float
     to_verdict_ms: list[float]
     latency_field_ms: list[float]
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.span if self.span > 0 else 0.0
 
 
 def wait_verdicts(dsn: str, ids: list[str], deadline: float, procs: Processes) -> Verdicts:
@@ -447,13 +485,26 @@ def wait_verdicts(dsn: str, ids: list[str], deadline: float, procs: Processes) -
         return Verdicts(0, len(uuids), 0.0, [], [])
     first = min(r[2] for r in rows)
     last = max(r[3] for r in rows)
-    span = (last - first).total_seconds()
     return Verdicts(
         count=len(rows),
         expected=len(uuids),
-        per_second=len(rows) / span if span > 0 else 0.0,
+        span=(last - first).total_seconds(),
         to_verdict_ms=[float(r[0]) for r in rows],
         latency_field_ms=[float(r[1]) for r in rows],
+    )
+
+
+def merged_verdicts(total: Verdicts | None, more: Verdicts) -> Verdicts:
+    """The verdicts of two rounds as of one phase (their spans add up: the rounds do not
+    overlap)."""
+    if total is None:
+        return more
+    return Verdicts(
+        count=total.count + more.count,
+        expected=total.expected + more.expected,
+        span=total.span + more.span,
+        to_verdict_ms=total.to_verdict_ms + more.to_verdict_ms,
+        latency_field_ms=total.latency_field_ms + more.latency_field_ms,
     )
 
 
@@ -537,9 +588,17 @@ class Figures:
     saturation_verdicts: Verdicts | None = None
     open: LoadResult | None = None
     open_verdicts: Verdicts | None = None
+    #: (ceiling/s, accepted/s) of each round of the closed loops.
+    rounds: list[tuple[float, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     #: CPU seconds per group of processes during each load phase (see ``cpu_used``).
     cpu: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def add_cpu(self, phase: str, used: dict[str, float]) -> None:
+        """Add one round's CPU seconds (and wall seconds) to ``phase``'s."""
+        total = self.cpu.setdefault(phase, {})
+        for group, seconds in used.items():
+            total[group] = total.get(group, 0.0) + seconds
 
 
 @contextlib.contextmanager
@@ -674,27 +733,44 @@ def _measure(
     closed_loop(ceiling_port, comment_requests(200, tokens, path="/ceiling", salt="cwarm"), 8)
     _say("warmed up")
 
+    # Ceiling and saturation in alternating rounds (C A, A C, C A, ...), so that a machine
+    # whose speed drifts during the run (a neighbour's load) weighs on both alike. Each
+    # saturation round waits for its verdicts before the next round starts, so that no
+    # round of the ceiling runs beside the workers' leftovers.
     ceiling_requests = comment_requests(args.comments, tokens, path="/ceiling", salt="ceil")
-    before = cpu_snapshot(procs)
-    figures.ceiling = closed_loop(ceiling_port, ceiling_requests, args.concurrency)
-    figures.cpu["ceiling"] = cpu_used(before, cpu_snapshot(procs))
-    _say(f"ceiling: {figures.ceiling.rate:.0f}/s")
-    _check_time(deadline)
-
     saturation = comment_requests(args.comments, tokens, path="/v1/comments", salt="sat")
     profiler = _start_profiler(args, procs)
-    before = cpu_snapshot(procs)
-    figures.saturation = closed_loop(api_port, saturation, args.concurrency)
-    figures.cpu["saturation"] = cpu_used(before, cpu_snapshot(procs))
+    for number, (ceiling_part, saturation_part) in enumerate(
+        zip(_split(ceiling_requests, args.rounds), _split(saturation, args.rounds), strict=True)
+    ):
+        rates: dict[str, float] = {}
+        order = ("ceiling", "saturation") if number % 2 == 0 else ("saturation", "ceiling")
+        for phase in order:
+            port, part = (
+                (ceiling_port, ceiling_part) if phase == "ceiling" else (api_port, saturation_part)
+            )
+            before = cpu_snapshot(procs)
+            result = closed_loop(port, part, args.concurrency)
+            figures.add_cpu(phase, cpu_used(before, cpu_snapshot(procs)))
+            rates[phase] = result.rate
+            if phase == "ceiling":
+                figures.ceiling = merged(figures.ceiling, result)
+                continue
+            figures.saturation = merged(figures.saturation, result)
+            verdicts = wait_verdicts(
+                dsn,
+                result.accepted_ids(),
+                min(deadline, time.monotonic() + args.verdict_timeout),
+                procs,
+            )
+            figures.saturation_verdicts = merged_verdicts(figures.saturation_verdicts, verdicts)
+            _check_time(deadline)
+        figures.rounds.append((rates["ceiling"], rates["saturation"]))
+        _say(
+            f"round {number + 1} of {args.rounds}: ceiling {rates['ceiling']:.0f}/s, "
+            f"accepted {rates['saturation']:.0f}/s"
+        )
     _stop_profilers(profiler)
-    _say(f"saturation: {figures.saturation.rate:.0f}/s accepted; waiting for verdicts")
-    figures.saturation_verdicts = wait_verdicts(
-        dsn,
-        figures.saturation.accepted_ids(),
-        min(deadline, time.monotonic() + args.verdict_timeout),
-        procs,
-    )
-    _check_time(deadline)
 
     open_count = int(args.rate * args.open_seconds)
     offered = comment_requests(open_count, tokens, path="/v1/comments", salt="open")
@@ -750,7 +826,7 @@ def _start_workers(args: argparse.Namespace, procs: Processes) -> list[subproces
 
 def _start_profiler(args: argparse.Namespace, procs: Processes) -> list[subprocess.Popen[bytes]]:
     """With ``--profile DIR``: py-spy samples the CPU of every API, worker and ceiling
-    process during the saturation phase, one file of collapsed stacks per process
+    process during the ceiling and saturation rounds, one file of collapsed stacks per process
     (``NAME-PID.folded``: flamegraph.pl or speedscope read it; so does ``sort | head``)."""
     if not args.profile:
         return []
@@ -869,6 +945,12 @@ def report(args: argparse.Namespace, figures: Figures) -> bool:
             print(f"errors in {label}: {result.errors} (status 0 = connection failed)")
         if result.reconnects:
             print(f"{label}: {result.reconnects} request(s) resent after an idle close")
+    if figures.rounds:
+        print(f"\nrounds of the closed loops ({len(sat.samples)} requests each side in all)")
+        print(f"{'round':<7}{'ceiling/s':>11}{'accepted/s':>12}{'ratio':>8}")
+        for number, (ceiling_rate, accepted_rate) in enumerate(figures.rounds, 1):
+            ratio_of_round = accepted_rate / ceiling_rate if ceiling_rate else 0.0
+            print(f"{number:<7}{ceiling_rate:>11.1f}{accepted_rate:>12.1f}{ratio_of_round:>8.2f}")
     _report_cpu(figures, {"ceiling": ceiling, "saturation": sat, "open loop": opened})
     for note in figures.notes:
         print(f"note: {note}")
@@ -925,6 +1007,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Load the comment pipeline and compare it with the machine's ceiling.",
     )
     p.add_argument("--comments", type=int, default=2000, help="saturation and ceiling requests")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="alternating rounds the ceiling's and the saturation's requests are split into",
+    )
     p.add_argument("--concurrency", type=int, default=16, help="closed-loop clients")
     p.add_argument("--rate", type=float, default=200.0, help="open-loop comments per second")
     p.add_argument("--open-seconds", type=float, default=15.0, help="open-loop duration")
@@ -965,8 +1053,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--redis-db", type=int, default=14, help="must be empty; flushed after")
     p.add_argument("--profile", metavar="DIR", help="py-spy flame graphs of saturation here")
     args = p.parse_args(argv)
-    if min(args.comments, args.concurrency, args.authors, args.api_workers) < 1 or args.rate <= 0:
-        p.error("counts and the rate must be positive")
+    if min(args.comments, args.concurrency, args.authors, args.api_workers, args.rounds) < 1:
+        p.error("counts must be positive")
+    if args.rate <= 0:
+        p.error("the rate must be positive")
+    if args.rounds > args.comments:
+        p.error("--rounds cannot exceed --comments")
     return args
 
 
