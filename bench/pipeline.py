@@ -23,7 +23,10 @@ What it does, all on 127.0.0.1, bounded in count and in time (``--max-seconds``)
    phase's rate is its accepted requests over the seconds of its rounds; each round's
    rates and ratio are printed too. The requests are split in order, so the first
    round carries each author's first comment (a new author row, a token not yet cached)
-   when ``--authors`` is at most a round's size.
+   when ``--authors`` is at most a round's size. By default the workers classify beside
+   the API, as on a 2-core machine that runs everything; ``--hold-workers`` stops them
+   (SIGSTOP) during each saturation round and resumes them for its verdicts, which
+   measures the accept path alone against the ceiling, whose queue has no consumer.
 5. Open loop: ``--rate`` comments/s offered for ``--open-seconds`` s, each request sent
    at its scheduled time whatever the previous ones did; latency is counted from the
    scheduled time, so a stalled server cannot hide its queueing (coordinated omission).
@@ -749,8 +752,15 @@ def _measure(
             port, part = (
                 (ceiling_port, ceiling_part) if phase == "ceiling" else (api_port, saturation_part)
             )
+            held = args.hold_workers and phase == "saturation"
+            if held:
+                _signal_all(procs.pids("worker"), signal.SIGSTOP)
             before = cpu_snapshot(procs)
-            result = closed_loop(port, part, args.concurrency)
+            try:
+                result = closed_loop(port, part, args.concurrency)
+            finally:
+                if held:
+                    _signal_all(procs.pids("worker"), signal.SIGCONT)
             figures.add_cpu(phase, cpu_used(before, cpu_snapshot(procs)))
             rates[phase] = result.rate
             if phase == "ceiling":
@@ -788,6 +798,12 @@ def _measure(
     backlog = broker.llen("celery")
     if backlog:
         figures.notes.append(f"{backlog} task(s) still in the broker's queue at the end")
+
+
+def _signal_all(pids: list[int], signum: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
 
 
 def _start_workers(args: argparse.Namespace, procs: Processes) -> list[subprocess.Popen[bytes]]:
@@ -904,6 +920,7 @@ def report(args: argparse.Namespace, figures: Figures) -> bool:
         + f", celery {args.worker_pool} x {args.celery_concurrency} at "
         + ("SCHED_IDLE," if args.worker_priority == "idle" else f"nice {args.worker_nice}")
         + (" (process and autogroup)," if args.worker_priority == "nice" else "")
+        + (" held during saturation," if args.hold_workers else "")
         + f" {os.cpu_count()} CPUs,"
         f" {args.authors} authors, log level {args.log_level}"
     )
@@ -1043,6 +1060,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="solo worker processes, or prefork pool processes",
     )
     p.add_argument("--log-level", default="WARNING", help="COMMENTGUARD_LOG_LEVEL for all")
+    p.add_argument(
+        "--hold-workers",
+        action="store_true",
+        help="stop the Celery workers (SIGSTOP) during each saturation round and resume them "
+        "for its verdicts: the accept path alone, as the ceiling's queue has no consumer",
+    )
     p.add_argument("--min-ratio", type=float, default=0.7)
     p.add_argument("--max-accept-p99-ms", type=float, default=50.0)
     p.add_argument("--max-verdict-p99-ms", type=float, default=1000.0)
