@@ -3,9 +3,10 @@
 This is the hot path of the API, so it speaks SQL Core on the session's connection with as
 few round trips as the guarantees allow. On PostgreSQL, without an idempotency key: one
 statement finds the author with the counts the duplicate and flood checks need and, when
-they pass, inserts the comment and its outbox row (a new author costs an INSERT and the
-statement again). Otherwise: the author and its counts (one SELECT), the replay lookup,
-then the comment and its outbox row (one INSERT on PostgreSQL, two elsewhere).
+they pass, inserts the comment and its outbox row (for a new author, a second statement
+inserts the author row, the comment and its outbox row). Otherwise: the author and its
+counts (one SELECT), the replay lookup, then the comment and its outbox row (one INSERT
+on PostgreSQL, two elsewhere).
 """
 
 from __future__ import annotations
@@ -17,7 +18,18 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, func, insert, or_, select
+from sqlalchemy import (
+    Integer,
+    and_,
+    bindparam,
+    false,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -328,35 +340,70 @@ _ADMITTED = and_(
         _FOUND.c.recent < _FLOOD_LIMIT,
     ),
 )
-_CHECKED_COMMENT = (
-    insert(Comment)
-    .from_select(
-        list(_COMMENT_COLUMNS),
-        select(
-            *(
-                _FOUND.c.author_id
-                if name == "author_id"
-                else _typed(Comment.__table__, "comment", name)
-                for name in _COMMENT_COLUMNS
-            )
-        ).where(_ADMITTED),
+
+
+def _insert_both(author: Any, admitted: Any, recent: Any, duplicates: Any) -> Any:
+    """One statement: from the CTE ``author`` (``author_id``, ``trust``), the comment and
+    its outbox row, inserted only where ``admitted``; it answers the author's id, trust,
+    ``recent`` and ``duplicates`` counts, and the comment's ``created_at`` (None when
+    refused)."""
+    # Every column is given (discard: its default), so that no Python-side default is
+    # left for SQLAlchemy to fill in a nested INSERT.
+    comment = (
+        insert(Comment)
+        .from_select(
+            [*_COMMENT_COLUMNS, "discard"],
+            select(
+                *(
+                    author.c.author_id
+                    if name == "author_id"
+                    else _typed(Comment.__table__, "comment", name)
+                    for name in _COMMENT_COLUMNS
+                ),
+                false(),
+            ).where(admitted),
+        )
+        .returning(Comment.created_at)
+        .cte("new_comment")
     )
-    .returning(Comment.created_at)
-    .cte("new_comment")
+    outbox = insert(OutboxTask).from_select(
+        list(_OUTBOX_COLUMNS),
+        select(
+            *(_typed(OutboxTask.__table__, "outbox", name) for name in _OUTBOX_COLUMNS)
+        ).select_from(comment),
+    )
+    return select(
+        author.c.author_id,
+        author.c.trust,
+        recent.label("recent"),
+        duplicates.label("duplicates"),
+        select(comment.c.created_at).scalar_subquery().label("created_at"),
+    ).add_cte(outbox.cte("new_outbox"))
+
+
+_CHECK_AND_INSERT = _insert_both(_FOUND, _ADMITTED, _FOUND.c.recent, _FOUND.c.duplicates)
+# PostgreSQL, an author's first comment (no row found above): the author row, the comment
+# and its outbox row in one statement. A new author has no comment yet, so nothing to
+# check. Another request that created the same author meanwhile makes the author's
+# INSERT do nothing (after waiting for that request's transaction), and so the whole
+# statement: no row comes back, and :data:`_CHECK_AND_INSERT` runs again.
+_NEW_AUTHOR_ROW = (
+    postgresql.insert(Author)
+    .values(
+        site_id=bindparam("site_id"),
+        issuer=bindparam("issuer"),
+        subject=bindparam("subject"),
+        display_name=bindparam("display_name"),
+        email=bindparam("email"),
+        trust=Trust.normal,
+        approved_count=0,
+        spam_count=0,
+    )
+    .on_conflict_do_nothing()
+    .returning(Author.id.label("author_id"), Author.trust.label("trust"))
+    .cte("author")
 )
-_CHECKED_OUTBOX = insert(OutboxTask).from_select(
-    list(_OUTBOX_COLUMNS),
-    select(*(_typed(OutboxTask.__table__, "outbox", name) for name in _OUTBOX_COLUMNS)).select_from(
-        _CHECKED_COMMENT
-    ),
-)
-_CHECK_AND_INSERT = select(
-    _FOUND.c.author_id,
-    _FOUND.c.trust,
-    _FOUND.c.recent,
-    _FOUND.c.duplicates,
-    select(_CHECKED_COMMENT.c.created_at).scalar_subquery().label("created_at"),
-).add_cte(_CHECKED_OUTBOX.cte("new_outbox"))
+_CREATE_AND_INSERT = _insert_both(_NEW_AUTHOR_ROW, true(), literal_column("0"), literal_column("0"))
 
 
 def _check_and_insert(
@@ -369,7 +416,9 @@ def _check_and_insert(
     now: dt.datetime,
 ) -> Accepted:
     """PostgreSQL without an idempotency key: :data:`_CHECK_AND_INSERT`, one round trip
-    for a known author (a new one is created first, then the statement runs again)."""
+    for a known author; for a new one, then :data:`_CREATE_AND_INSERT` (two); when
+    another request created the same author meanwhile, :data:`_CHECK_AND_INSERT` again
+    (three)."""
     connection = session.connection()
     params = _author_params(site, identity, values["content_hash"], values["thread"], now)
     params["flood_limit"] = site.policy.flood_limit_per_minute
@@ -377,7 +426,9 @@ def _check_and_insert(
     params.update({f"outbox_{name}": value for name, value in outbox.items()})
     row = connection.execute(_CHECK_AND_INSERT, params).one_or_none()
     if row is None:
-        _create_author(connection, site=site, identity=identity)
+        params.update(display_name=identity.name, email=identity.email)
+        row = connection.execute(_CREATE_AND_INSERT, params).one_or_none()
+    if row is None:
         row = connection.execute(_CHECK_AND_INSERT, params).one()
     if row.created_at is None:
         _check_author(_author_of(row), site)

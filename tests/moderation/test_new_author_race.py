@@ -37,7 +37,7 @@ def test_two_first_comments_of_a_new_author_make_one_author(
             waiting = watcher.scalar(
                 text(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO authors%'"
+                    " AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO authors%'"
                 )
             )
         return bool(waiting)
