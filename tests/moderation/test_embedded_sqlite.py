@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import uuid
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from sqlalchemy import func, select
 from models import Author, Comment, OutboxTask, Status, Verdict
 from service.db import make_engine, make_sessionmaker
 from service.moderation.active import ClassifierProvider
-from service.moderation.classify import classify_comment
+from service.moderation.classify import classify_comment, classify_comments
 from service.moderation.errors import Conflict
 from service.moderation.policy import SitePolicy
 from service.moderation.sites import SiteInfo, create_site
@@ -88,4 +89,63 @@ def test_submit_and_classify_on_sqlite(tmp_path: Path) -> None:
         assert session.scalar(select(func.count()).where(OutboxTask.done_at.is_(None))) == 0
         author = session.scalars(select(Author)).one()
         assert (author.approved_count, author.spam_count) == (0, 0)
+    engine.dispose()
+
+
+def test_a_batch_is_classified_on_sqlite_as_one_at_a_time(tmp_path: Path) -> None:
+    settings = Settings(
+        environment="test",
+        database_url=f"sqlite:///{tmp_path / 'cg.db'}",
+        secret_key=SecretStr(secrets.token_urlsafe(36)),
+    )
+    command.upgrade(alembic_config(settings), "head")
+    engine = make_engine(settings)
+    sessions = make_sessionmaker(engine)
+    now = dt.datetime.now(dt.UTC)
+    texts = [
+        "Thanks, this explained connection pooling better than the docs did.",
+        "Could you cover retries and visibility timeouts in the next post?",
+        "BUY CHEAP FOLLOWERS NOW!!! http://cheap-followers.example/promo best prices",
+    ]
+    with sessions.begin() as session:
+        site = SiteInfo.of(
+            create_site(
+                session,
+                slug="demo",
+                name="Demo",
+                url="https://demo.test",
+                policy=SitePolicy(flood_limit_per_minute=0, approve_known_authors=True),
+            )
+        )
+        ids = [
+            submit_comment(
+                session,
+                site=site,
+                identity=Identity(issuer="https://issuer.test", subject="alice"),
+                data=CommentInput(thread="/p/1", content=text),
+                idempotency_key=None,
+                request_hash=None,
+                now=now,
+                outbox_timeout=dt.timedelta(seconds=60),
+            ).id
+            for text in texts
+        ]
+    classifier = ClassifierProvider(None).get()
+
+    with sessions.begin() as session:
+        decided = classify_comments(
+            session, comment_ids=[*ids, uuid.uuid4(), ids[0]], classifier=classifier
+        )
+
+    assert [d.comment_id for d in decided] == ids
+    with sessions() as session:
+        for verdict in decided:
+            assert session.get_one(Comment, verdict.comment_id).status is verdict.decision
+        assert session.scalar(select(func.count()).select_from(Verdict)) == len(ids)
+        assert session.scalar(select(func.count()).where(OutboxTask.done_at.is_(None))) == 0
+        author = session.scalars(select(Author)).one()
+        assert author.approved_count == sum(d.decision is Status.approved for d in decided)
+        assert author.spam_count == sum(d.decision is Status.spam for d in decided)
+    with sessions.begin() as session:
+        assert classify_comments(session, comment_ids=ids, classifier=classifier) == []
     engine.dispose()
