@@ -382,27 +382,40 @@ def _insert_both(author: Any, admitted: Any, recent: Any, duplicates: Any) -> An
 
 
 _CHECK_AND_INSERT = _insert_both(_FOUND, _ADMITTED, _FOUND.c.recent, _FOUND.c.duplicates)
+
+
+def _new_author(insert_of: Any) -> Any:
+    """The new-author upsert, in the INSERT of one dialect (``postgresql`` or ``sqlite``).
+    Every column is given (the defaults' values), so that the statement can also stand in
+    a CTE, where SQLAlchemy fills in no Python-side default."""
+    return (
+        insert_of(Author)
+        .values(
+            site_id=bindparam("site_id"),
+            issuer=bindparam("issuer"),
+            subject=bindparam("subject"),
+            display_name=bindparam("display_name"),
+            email=bindparam("email"),
+            trust=Trust.normal,
+            approved_count=0,
+            spam_count=0,
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+# Built once: building the statement and its cache key at each first comment of a new
+# author cost 0.3-0.6 ms of Python, more than executing it.
+_NEW_AUTHOR_POSTGRESQL = _new_author(postgresql.insert)
+_NEW_AUTHOR_SQLITE = _new_author(sqlite.insert)
 # PostgreSQL, an author's first comment (no row found above): the author row, the comment
 # and its outbox row in one statement. A new author has no comment yet, so nothing to
 # check. Another request that created the same author meanwhile makes the author's
 # INSERT do nothing (after waiting for that request's transaction), and so the whole
 # statement: no row comes back, and :data:`_CHECK_AND_INSERT` runs again.
-_NEW_AUTHOR_ROW = (
-    postgresql.insert(Author)
-    .values(
-        site_id=bindparam("site_id"),
-        issuer=bindparam("issuer"),
-        subject=bindparam("subject"),
-        display_name=bindparam("display_name"),
-        email=bindparam("email"),
-        trust=Trust.normal,
-        approved_count=0,
-        spam_count=0,
-    )
-    .on_conflict_do_nothing()
-    .returning(Author.id.label("author_id"), Author.trust.label("trust"))
-    .cte("author")
-)
+_NEW_AUTHOR_ROW = _NEW_AUTHOR_POSTGRESQL.returning(
+    Author.id.label("author_id"), Author.trust.label("trust")
+).cte("author")
 _CREATE_AND_INSERT = _insert_both(_NEW_AUTHOR_ROW, true(), literal_column("0"), literal_column("0"))
 
 
@@ -486,27 +499,6 @@ def _author_params(
         "flood_since": now - FLOOD_WINDOW,
         "duplicate_since": now - DUPLICATE_WINDOW,
     }
-
-
-def _new_author(insert_of: Any) -> Any:
-    """The new-author upsert, in the INSERT of one dialect (``postgresql`` or ``sqlite``)."""
-    return (
-        insert_of(Author)
-        .values(
-            site_id=bindparam("site_id"),
-            issuer=bindparam("issuer"),
-            subject=bindparam("subject"),
-            display_name=bindparam("display_name"),
-            email=bindparam("email"),
-        )
-        .on_conflict_do_nothing()
-    )
-
-
-# Built once: building the statement and its cache key at each first comment of a new
-# author cost 0.3-0.6 ms of Python, more than executing it.
-_NEW_AUTHOR_POSTGRESQL = _new_author(postgresql.insert)
-_NEW_AUTHOR_SQLITE = _new_author(sqlite.insert)
 
 
 def _create_author(connection: Connection, *, site: SiteInfo, identity: Identity) -> None:
