@@ -6,12 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic import command
 from pydantic import SecretStr
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from models import Author, Comment, OutboxTask, Status, Verdict
 from service.db import make_engine, make_sessionmaker
@@ -26,7 +28,9 @@ from service.settings import Settings
 from tests.conftest import alembic_config
 
 
-def test_submit_and_classify_on_sqlite(tmp_path: Path) -> None:
+@pytest.fixture
+def sqlite_sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    """Sessions of a fresh, migrated SQLite database, as ``make run`` makes it."""
     settings = Settings(
         environment="test",
         database_url=f"sqlite:///{tmp_path / 'cg.db'}",
@@ -34,11 +38,15 @@ def test_submit_and_classify_on_sqlite(tmp_path: Path) -> None:
     )
     command.upgrade(alembic_config(settings), "head")
     engine = make_engine(settings)
-    sessions = make_sessionmaker(engine)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+def test_submit_and_classify_on_sqlite(sqlite_sessions: sessionmaker[Session]) -> None:
     now = dt.datetime.now(dt.UTC)
     reader = Identity(issuer="https://issuer.test", subject="alice", name="Alice")
 
-    with sessions.begin() as session:
+    with sqlite_sessions.begin() as session:
         site = SiteInfo.of(
             create_site(
                 session,
@@ -50,7 +58,7 @@ def test_submit_and_classify_on_sqlite(tmp_path: Path) -> None:
         )
 
     def submit(content: str, key: str | None, request_hash: str) -> Accepted:
-        with sessions.begin() as session:
+        with sqlite_sessions.begin() as session:
             return submit_comment(
                 session,
                 site=site,
@@ -71,14 +79,14 @@ def test_submit_and_classify_on_sqlite(tmp_path: Path) -> None:
         submit("i had TEA while reading this.  thanks!", None, "h2")
 
     classifier = ClassifierProvider(None).get()
-    with sessions.begin() as session:
+    with sqlite_sessions.begin() as session:
         decided = classify_comment(session, comment_id=accepted.id, classifier=classifier)
     assert decided is not None
     assert decided.decision is Status.held  # the moderation word
-    with sessions.begin() as session:
+    with sqlite_sessions.begin() as session:
         assert classify_comment(session, comment_id=accepted.id, classifier=classifier) is None
 
-    with sessions() as session:
+    with sqlite_sessions() as session:
         comment = session.get_one(Comment, accepted.id)
         assert comment.status is Status.held
         assert comment.version == 2
@@ -89,25 +97,18 @@ def test_submit_and_classify_on_sqlite(tmp_path: Path) -> None:
         assert session.scalar(select(func.count()).where(OutboxTask.done_at.is_(None))) == 0
         author = session.scalars(select(Author)).one()
         assert (author.approved_count, author.spam_count) == (0, 0)
-    engine.dispose()
 
 
-def test_a_batch_is_classified_on_sqlite_as_one_at_a_time(tmp_path: Path) -> None:
-    settings = Settings(
-        environment="test",
-        database_url=f"sqlite:///{tmp_path / 'cg.db'}",
-        secret_key=SecretStr(secrets.token_urlsafe(36)),
-    )
-    command.upgrade(alembic_config(settings), "head")
-    engine = make_engine(settings)
-    sessions = make_sessionmaker(engine)
+def test_a_batch_is_classified_on_sqlite_as_one_at_a_time(
+    sqlite_sessions: sessionmaker[Session],
+) -> None:
     now = dt.datetime.now(dt.UTC)
     texts = [
         "Thanks, this explained connection pooling better than the docs did.",
         "Could you cover retries and visibility timeouts in the next post?",
         "BUY CHEAP FOLLOWERS NOW!!! http://cheap-followers.example/promo best prices",
     ]
-    with sessions.begin() as session:
+    with sqlite_sessions.begin() as session:
         site = SiteInfo.of(
             create_site(
                 session,
@@ -132,13 +133,13 @@ def test_a_batch_is_classified_on_sqlite_as_one_at_a_time(tmp_path: Path) -> Non
         ]
     classifier = ClassifierProvider(None).get()
 
-    with sessions.begin() as session:
+    with sqlite_sessions.begin() as session:
         decided = classify_comments(
             session, comment_ids=[*ids, uuid.uuid4(), ids[0]], classifier=classifier
         )
 
     assert [d.comment_id for d in decided] == ids
-    with sessions() as session:
+    with sqlite_sessions() as session:
         for verdict in decided:
             assert session.get_one(Comment, verdict.comment_id).status is verdict.decision
         assert session.scalar(select(func.count()).select_from(Verdict)) == len(ids)
@@ -146,6 +147,5 @@ def test_a_batch_is_classified_on_sqlite_as_one_at_a_time(tmp_path: Path) -> Non
         author = session.scalars(select(Author)).one()
         assert author.approved_count == sum(d.decision is Status.approved for d in decided)
         assert author.spam_count == sum(d.decision is Status.spam for d in decided)
-    with sessions.begin() as session:
+    with sqlite_sessions.begin() as session:
         assert classify_comments(session, comment_ids=ids, classifier=classifier) == []
-    engine.dispose()

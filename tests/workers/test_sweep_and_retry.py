@@ -206,13 +206,17 @@ class FailingAfter(Resources):
         return self.provider
 
 
-def test_a_batch_whose_database_is_gone_leaves_every_comment_to_the_retry(
-    committed: sessionmaker[Session], settings: Settings
-) -> None:
+def _three_pending(committed: sessionmaker[Session]) -> list[uuid.UUID]:
     with committed.begin() as session:
         site = make_site(session)
         # Due only in an hour, so the run's worker keeps off them.
-        ids = submit_comments(session, site, 3, outbox_timeout=dt.timedelta(hours=1))
+        return submit_comments(session, site, 3, outbox_timeout=dt.timedelta(hours=1))
+
+
+def test_a_batch_whose_database_is_gone_leaves_every_comment_to_the_retry(
+    committed: sessionmaker[Session], settings: Settings
+) -> None:
+    ids = _three_pending(committed)
     resources = FailingAfter(settings, committed, TaskQueue(make_celery(settings)), good=0)
 
     with pytest.raises(BatchInterrupted) as stopped:
@@ -227,9 +231,7 @@ def test_a_batch_whose_database_is_gone_leaves_every_comment_to_the_retry(
 def test_one_at_a_time_stops_where_the_database_went_away_and_says_how_many_are_left(
     committed: sessionmaker[Session], settings: Settings
 ) -> None:
-    with committed.begin() as session:
-        site = make_site(session)
-        ids = submit_comments(session, site, 3, outbox_timeout=dt.timedelta(hours=1))
+    ids = _three_pending(committed)
     resources = FailingAfter(settings, committed, TaskQueue(make_celery(settings)), good=1)
 
     with pytest.raises(BatchInterrupted) as stopped:
