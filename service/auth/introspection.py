@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from service.auth.claims import claimed_identity
 from service.auth.jwks import MAX_DOCUMENT_BYTES, KeysUnavailable, check_fetchable, is_loopback
 from service.moderation.errors import ServiceUnavailable, Unauthorized
 from service.moderation.sites import IntrospectionClient
@@ -206,24 +207,15 @@ class Introspector:
         if not isinstance(subject, str) or not subject:
             return refuse("the introspection answer names no subject (sub or client_id)")
         claims = {**answer, "iss": issuer, "sub": subject}
-        name = next(
-            (
-                value
-                for value in (answer.get(k) for k in ("name", "preferred_username", "username"))
-                if isinstance(value, str) and value
-            ),
-            None,
-        )
-        email = answer.get("email")
-        verified = answer.get("email_verified")
-        identity = Identity(
-            issuer=issuer,
-            subject=subject,
-            name=name,
-            email=email if isinstance(email, str) and email else None,
-            email_verified=verified is True or verified == "true",
-            claims=claims,
-        )
+        try:
+            identity = claimed_identity(
+                claims,
+                issuer=issuer,
+                subject=subject,
+                name_claims=("name", "preferred_username", "username"),
+            )
+        except ValueError as exc:
+            return refuse(f"the token's subject {exc}")
         return _Answer(until=min(float(exp), now + self._max_cache), identity=identity)
 
 

@@ -25,6 +25,7 @@ from jwt.exceptions import InvalidJTIError, InvalidSubjectError
 from jwt.types import Options
 
 from service.auth import dev_issuer
+from service.auth.claims import claimed_identity
 from service.auth.dev_issuer import DEV_ISSUER
 from service.auth.jwks import (
     ALGORITHMS,
@@ -397,26 +398,15 @@ def _refusal(exc: jwt.PyJWTError) -> str:
 
 
 def _identity(claims: Mapping[str, Any]) -> Identity:
-    name = next(
-        (
-            value
-            for value in (claims.get(k) for k in ("name", "preferred_username", "nickname"))
-            if isinstance(value, str) and value
-        ),
-        None,
-    )
-    email = claims.get("email")
-    verified = claims.get("email_verified")
-    return Identity(
-        issuer=claims["iss"],
-        subject=claims["sub"],
-        name=name,
-        email=email if isinstance(email, str) and email else None,
-        # Some providers send the string "true"; anything else is not a verification.
-        email_verified=verified is True or verified == "true",
-        roles=frozenset(),
-        claims=dict(claims),
-    )
+    try:
+        return claimed_identity(
+            claims,
+            issuer=claims["iss"],
+            subject=claims["sub"],
+            name_claims=("name", "preferred_username", "nickname"),
+        )
+    except ValueError as exc:
+        raise Unauthorized(f"the token's subject {exc}") from None
 
 
 def _same_type(typ: object, expected: str) -> bool:

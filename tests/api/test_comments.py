@@ -111,6 +111,37 @@ def test_name_and_email_come_from_the_token_when_the_comment_has_none(
     assert (comment.author_name, comment.author_email) == ("Bob B", "bob@example.org")
 
 
+@pytest.mark.parametrize("subject", ["s" * 256, "nul\x00", "lone \ud800"])
+def test_a_token_subject_no_author_row_can_hold_is_401_and_nothing_is_written(
+    client: FlaskClient, site: Site, token: TokenFactory, db_session: Session, subject: str
+) -> None:
+    response = post(client, token(subject))
+    assert_problem(response, 401, "unauthorized")
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+    assert "subject" in response.get_json()["detail"]
+    assert counts(db_session) == (0, 0)
+    assert db_session.scalar(select(func.count()).select_from(Author)) == 0
+
+
+def test_a_token_name_or_email_too_long_to_store_is_cut_or_dropped(
+    client: FlaskClient, site: Site, token: TokenFactory, db_session: Session
+) -> None:
+    payload = body()
+    del payload["author_name"], payload["author_email"]
+    long_name = post(client, token("bob", name="n" * 500, email="e" * 400 + "@x.example"), payload)
+    assert long_name.status_code == 202, long_name.get_json()
+    comment = db_session.get_one(Comment, uuid.UUID(long_name.get_json()["id"]))
+    assert (comment.author_name, comment.author_email) == ("n" * 200, None)
+    author = db_session.get_one(Author, comment.author_id)
+    assert (author.display_name, author.email) == ("n" * 200, None)
+
+    payload["content"] = "A second comment, from a reader whose name holds a NUL."
+    nul_name = post(client, token("carol", name="nul\x00"), payload)
+    assert nul_name.status_code == 202, nul_name.get_json()
+    comment = db_session.get_one(Comment, uuid.UUID(nul_name.get_json()["id"]))
+    assert comment.author_name is None
+
+
 @pytest.mark.parametrize(
     ("headers", "raw", "status", "slug"),
     [
