@@ -30,6 +30,8 @@ What it does, all on 127.0.0.1, bounded in count and in time (``--max-seconds``)
 5. Open loop: ``--rate`` comments/s offered for ``--open-seconds`` s, each request sent
    at its scheduled time whatever the previous ones did; latency is counted from the
    scheduled time, so a stalled server cannot hide its queueing (coordinated omission).
+   The ceiling is offered the same first (workers classifying nothing then), so that the
+   API's p99 stands beside what the bare endpoint makes of that rate on this machine.
 6. Prints the table and PASS/FAIL for: accepted/s >= ``--min-ratio`` x ceiling/s
    (the accept path, workers held; the ratio with the workers classifying is printed
    beside it, without a target); open-loop p99 accept latency <=
@@ -597,6 +599,8 @@ class Figures:
     #: The verdicts of the API's closed loops' comments.
     verdicts: dict[str, Verdicts] = field(default_factory=dict)
     open: LoadResult | None = None
+    #: The ceiling under the same open loop: what the machine makes of the rate.
+    open_ceiling: LoadResult | None = None
     open_verdicts: Verdicts | None = None
     #: Each round's rate of each closed loop.
     rounds: list[dict[str, float]] = field(default_factory=list)
@@ -819,6 +823,12 @@ def _measure(
     open_count = int(args.rate * args.open_seconds)
     offered = comment_requests(open_count, tokens.saturation, path="/v1/comments", salt="open")
     clients = max(args.concurrency, int(args.rate * 0.25))
+    figures.open_ceiling = open_loop(
+        ceiling_port,
+        comment_requests(open_count, tokens.saturation, path="/ceiling", salt="copen"),
+        args.rate,
+        clients,
+    )
     before = cpu_snapshot(procs)
     figures.open = open_loop(api_port, offered, args.rate, clients)
     figures.cpu["open loop"] = cpu_used(before, cpu_snapshot(procs))
@@ -941,6 +951,7 @@ def report(args: argparse.Namespace, figures: Figures) -> bool:
     held, live = figures.closed.get("accept"), figures.closed.get("saturation")
     held_v, live_v = figures.verdicts.get("accept"), figures.verdicts.get("saturation")
     opened, open_v = figures.open, figures.open_verdicts
+    open_top = figures.open_ceiling
     if (
         ceiling is None
         or held is None
@@ -948,6 +959,7 @@ def report(args: argparse.Namespace, figures: Figures) -> bool:
         or held_v is None
         or live_v is None
         or opened is None
+        or open_top is None
         or open_v is None
     ):
         raise BenchError("a phase did not complete")
@@ -975,6 +987,7 @@ def report(args: argparse.Namespace, figures: Figures) -> bool:
         (f"ceiling: INSERT + enqueue (C={args.concurrency})", ceiling),
         (f"accept, workers held (C={args.concurrency})", held),
         (f"saturation, workers classifying (C={args.concurrency})", live),
+        (f"open loop: ceiling ({args.rate:.0f}/s offered)", open_top),
         (f"open loop: accept ({args.rate:.0f}/s offered)", opened),
     ]
     for label, result in rows:
@@ -1028,6 +1041,7 @@ def report(args: argparse.Namespace, figures: Figures) -> bool:
     ratio = held.rate / ceiling.rate if ceiling.rate else 0.0
     beside = live.rate / ceiling.rate if ceiling.rate else 0.0
     open_p99 = percentile(latencies(opened), 99)
+    open_top_p99 = percentile(latencies(open_top), 99)
     verdict_p99 = percentile(open_v.to_verdict_ms, 99)
     open_complete = not opened.errors and open_v.count == open_v.expected
     targets = [
@@ -1054,6 +1068,11 @@ def report(args: argparse.Namespace, figures: Figures) -> bool:
         f"  info  {'accepted/s (workers classifying) / ceiling/s':<48} "
         f"{live.rate:.1f} / {ceiling.rate:.1f} = {beside:.2f} (no target: the classification "
         "shares the 2 cores)"
+    )
+    print(
+        f"  info  {'open loop p99 accept: API / ceiling':<48} "
+        f"{open_p99:.1f} / {open_top_p99:.1f} ms = {open_p99 / (open_top_p99 or float('nan')):.2f} "
+        "(the ceiling's: what this machine makes of the rate)"
     )
     return all(passed for _, _, passed in targets)
 
