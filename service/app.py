@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import atexit
+from typing import Any
 
-from flask import Flask
+from flask import Flask, Request, Response
+from flask.sessions import SessionInterface
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.api import actions, authors, classifier, comments, health, queue, rules, threads
@@ -29,6 +31,7 @@ def create_app(
     configure_logging(settings)
 
     app = Flask("commentguard")
+    app.session_interface = NoCookieSession()
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         SECRET_KEY=settings.secret_key.get_secret_value(),
@@ -73,3 +76,16 @@ def create_app(
     app.register_blueprint(authors.bp)
     app.register_blueprint(rules.bp)
     return app
+
+
+class NoCookieSession(SessionInterface):
+    """The API is stateless (bearer tokens and API keys; a cursor carries its own
+    signature): it never reads nor sets a session cookie. Flask's default session would
+    build a signing serialiser and parse the cookies on every request for nothing."""
+
+    def open_session(self, app: Flask, request: Request) -> None:
+        # None: Flask puts a NullSession in its place, which refuses to be written.
+        return None
+
+    def save_session(self, app: Flask, session: Any, response: Response) -> None:
+        return None

@@ -7,7 +7,10 @@ import json
 import uuid
 from typing import Any
 
+import flask
 import pytest
+from flask import Flask
+from flask.sessions import NullSession
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -378,3 +381,17 @@ def test_unknown_routes_and_methods_are_problems_too(client: FlaskClient) -> Non
     not_allowed = client.delete("/v1/comments")
     assert_problem(not_allowed, 405, "method-not-allowed")
     assert "POST" in not_allowed.headers["Allow"]
+
+
+def test_the_api_keeps_no_cookie_session(
+    app: Flask, client: FlaskClient, site: Site, token: TokenFactory
+) -> None:
+    # A cookie a browser might send along is neither read nor answered with Set-Cookie.
+    client.set_cookie("session", "eyJ4IjoxfQ.forged.signature")
+    response = post(client, token())
+    assert response.status_code == 202
+    assert "Set-Cookie" not in response.headers
+    with app.test_request_context("/v1/comments"):
+        assert isinstance(flask.session, NullSession)
+        with pytest.raises(RuntimeError):
+            flask.session["user"] = "alice"
