@@ -13,7 +13,7 @@ from service.api import actions, authors, classifier, comments, health, queue, r
 from service.api.context import EXTENSION, Services
 from service.auth.introspection import Introspector
 from service.auth.tokens import TokenVerifier
-from service.db import make_engine, make_sessionmaker
+from service.db import autocommit_sessions, make_engine, make_sessionmaker
 from service.errors import register_error_handlers
 from service.logs import configure_logging, install_request_ids
 from service.moderation.active import ClassifierProvider
@@ -53,6 +53,7 @@ def create_app(
     app.extensions[EXTENSION] = Services(
         settings=settings,
         sessions=sessions,
+        autocommit_sessions=autocommit_sessions(sessions),
         verifier=TokenVerifier(settings),
         introspector=Introspector(timeout=settings.dependency_timeout_seconds),
         queue=task_queue,

@@ -46,3 +46,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     """Sessions that never expire on commit: views serialise objects after committing."""
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def autocommit_sessions(sessions: sessionmaker[Session]) -> sessionmaker[Session] | None:
+    """Sessions like ``sessions``, over the same pool, whose every statement commits as it
+    runs (no BEGIN, and a COMMIT that sends nothing): two round trips fewer for a block
+    whose writes are one statement, which PostgreSQL makes atomic on its own.
+
+    None where that cannot be had: a database other than PostgreSQL, or sessions bound to
+    a connection rather than an engine (a test's rolled-back transaction); callers then
+    use ``sessions``.
+    """
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
+        return None
+    return sessionmaker(
+        class_=sessions.class_,
+        **{**sessions.kw, "bind": bind.execution_options(isolation_level="AUTOCOMMIT")},
+    )

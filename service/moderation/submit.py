@@ -102,7 +102,10 @@ def submit_comment(
     with another request, ``Conflict`` for a duplicate, ``RateLimited`` for a flood. A retry
     with the same idempotency key and the same ``request_hash`` returns the first comment
     and writes nothing. ``request_hash`` is needed only with an idempotency key (``None``
-    without one: nothing compares it). Executes statements; never commits.
+    without one: nothing compares it). Executes statements; never commits. On PostgreSQL
+    without an idempotency key, at most one of the statements it runs writes (the comment
+    and its outbox row, and a new author's row, all in that one), so that it may run
+    without a transaction around it and still never leave half of it written.
     """
     if idempotency_key is not None and request_hash is None:
         raise ValueError("an idempotency key needs the request's hash")
