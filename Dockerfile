@@ -37,4 +37,4 @@ USER commentguard
 # Relative paths in the settings resolve in a directory this user may write.
 WORKDIR /home/commentguard
 EXPOSE 8000
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "service.app:create_app()"]
+CMD ["gunicorn", "--config", "python:service.gunicorn_conf", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "service.app:create_app()"]

@@ -404,6 +404,9 @@ def gunicorn_argv(app: str, port: int, args: argparse.Namespace) -> list[str]:
         sys.executable,
         "-m",
         "gunicorn",
+        # The API's hooks (a frozen heap after start-up), for the ceiling as for the API.
+        "--config",
+        "python:service.gunicorn_conf",
         "--bind",
         f"{HOST}:{port}",
         "--workers",

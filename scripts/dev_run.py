@@ -136,6 +136,8 @@ def start_children(
         sys.executable,
         "-m",
         "gunicorn",
+        "--config",
+        "python:service.gunicorn_conf",
         "--bind",
         f"{host}:{port}",
         "--workers",
