@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -44,22 +45,28 @@ def writes(engine: Engine) -> Iterator[list[tuple[str, bool]]]:
     event.remove(engine, "before_cursor_execute", record)
 
 
-def _site(committed: sessionmaker[Session]) -> str:
+def _reader(
+    app: Flask, settings: Settings, committed: sessionmaker[Session], subject: str
+) -> tuple[str, FlaskClient, dict[str, str]]:
+    """A new committed site, a client of ``app`` and a reader's bearer header for it."""
     with committed.begin() as session:
-        return make_site(session).slug
+        slug = make_site(session).slug
+    token = mint_dev_token(settings, subject=subject, site=slug)
+    return slug, app.test_client(), {"Authorization": f"Bearer {token}"}
 
 
 def _body(slug: str, content: str) -> dict[str, str]:
     return {"site": slug, "thread": "/post/1", "content": content}
 
 
-def _stored(committed: sessionmaker[Session], slug_comment_ids: list[str]) -> tuple[int, int]:
-    ids = [uuid.UUID(i) for i in slug_comment_ids]
-    keys = list(slug_comment_ids)
+def _stored(committed: sessionmaker[Session], ids: list[str]) -> tuple[int, int]:
+    """How many of these comments, and of their outbox rows, are in the database."""
     with committed() as session:
-        comments = session.scalar(select(func.count()).where(Comment.id.in_(ids))) or 0
-        outbox = session.scalar(select(func.count()).where(OutboxTask.key.in_(keys))) or 0
-    return comments, outbox
+        comments = session.scalar(
+            select(func.count()).where(Comment.id.in_([uuid.UUID(i) for i in ids]))
+        )
+        outbox = session.scalar(select(func.count()).where(OutboxTask.key.in_(ids)))
+    return comments or 0, outbox or 0
 
 
 def test_autocommit_sessions_only_on_an_engine_of_postgresql(
@@ -81,9 +88,7 @@ def test_a_comment_is_one_statement_without_a_transaction_all_or_nothing(
     committed: sessionmaker[Session],
     writes: list[tuple[str, bool]],
 ) -> None:
-    slug = _site(committed)
-    client = real_app.test_client()
-    bearer = {"Authorization": f"Bearer {mint_dev_token(api_settings, subject='ann', site=slug)}"}
+    slug, client, bearer = _reader(real_app, api_settings, committed, "ann")
     writes.clear()
 
     # A new author (a statement that finds no author and writes nothing, then one that
@@ -103,6 +108,7 @@ def test_a_comment_is_one_statement_without_a_transaction_all_or_nothing(
     writes.clear()
     again = client.post("/v1/comments", json=_body(slug, "Second words here."), headers=bearer)
     assert again.status_code == 409
+    assert writes == [("WITH", True)]
     with committed() as session:
         total = session.scalar(
             select(func.count()).select_from(Comment).join(Author).where(Author.subject == "ann")
@@ -118,9 +124,7 @@ def test_a_keyed_comment_and_an_api_key_run_in_a_transaction(
     committed: sessionmaker[Session],
     writes: list[tuple[str, bool]],
 ) -> None:
-    slug = _site(committed)
-    client = real_app.test_client()
-    bearer = {"Authorization": f"Bearer {mint_dev_token(api_settings, subject='bo', site=slug)}"}
+    slug, client, bearer = _reader(real_app, api_settings, committed, "bo")
     writes.clear()
     keyed = client.post(
         "/v1/comments",
