@@ -49,7 +49,7 @@ def post_comment() -> Response:
     require_broker()
 
     # Without an Idempotency-Key, submit_comment writes with one statement; an API key
-    # would add a second write (its last use), a JWT adds none.
+    # would add a second write (its last use); a token, JWT or introspected, adds none.
     with transaction(single_write=key is None and not is_api_key(token)) as session:
         site = services().sites.get(session, slug=data.site)
         identity = authenticate(session, site, token)
