@@ -70,4 +70,9 @@ def test_rescore_task_gives_held_comments_verdicts_of_the_promoted_version(
         message=lambda: f"the re-score; worker log:\n{running_worker.log_tail()}",
     )
     assert set(versions) == {metadata.version}
-    assert "rescore: 4 comments got a new verdict" in running_worker.log()
+    # The task logs its count after its last batch has committed: wait for the line too.
+    wait_until(
+        lambda: "rescore: 4 comments got a new verdict" in running_worker.log(),
+        timeout=30,
+        message=lambda: f"the re-score's count; worker log:\n{running_worker.log_tail()}",
+    )
