@@ -125,7 +125,7 @@ def check_api_key(session: Session, *, site_id: int, key: str, now: dt.datetime)
     matches = hmac.compare_digest(_digest(salt, key), row.digest if row is not None else "")
     if row is None or not matches or row.site_id != site_id or row.revoked_at is not None:
         log.info("API key %s refused at site %s", prefix, site_id)
-        raise Unauthorized("the API key is not valid for this site")
+        raise Unauthorized("the API key is not valid for this site", reason="invalid_api_key")
     session.execute(
         update(ApiKey)
         .where(
