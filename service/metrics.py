@@ -76,6 +76,8 @@ SUBMISSION_OUTCOMES: Mapping[int, str] = {
 #: A 202 that replays an earlier answer (``Idempotency-Key``); any other status.
 REPLAYED, OTHER_ERROR = "replayed", "error"
 TOKEN_FAILURE_REASONS: tuple[str, ...] = get_args(UnauthorizedReason)
+#: The methods a request is timed under by name; any other is ``other``.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 DECISIONS = ("approved", "held", "spam")
 
 #: The lock a tree's parent holds on its directory while the tree runs.
@@ -272,23 +274,37 @@ class ApiMetrics(Exposition):
         self.processes = self._live_gauge(
             "api_processes", "API (gunicorn worker) processes running."
         )
-        # Every known outcome and reason at 0, so that a rate is defined from the start.
-        for outcome in (*SUBMISSION_OUTCOMES.values(), REPLAYED, OTHER_ERROR):
-            self.submissions.labels(outcome)
+        # Every known outcome and reason at 0, so that a rate is defined from the start;
+        # and each labelled child kept, so that counting skips the label lookup (a few
+        # microseconds of every request).
+        self._outcomes = {
+            outcome: self.submissions.labels(outcome)
+            for outcome in (*SUBMISSION_OUTCOMES.values(), REPLAYED, OTHER_ERROR)
+        }
         for reason in TOKEN_FAILURE_REASONS:
             self.token_failures.labels(reason)
+        self._durations: dict[tuple[str, str, int], Any] = {}
         self.processes.set(1)
 
     def submission(self, status: int, *, replayed: bool) -> None:
         """Count a ``POST /v1/comments`` answered with ``status``."""
         outcome = REPLAYED if replayed else SUBMISSION_OUTCOMES.get(status, OTHER_ERROR)
-        self.submissions.labels(outcome).inc()
+        self._outcomes[outcome].inc()
 
     def token_failure(self, reason: str) -> None:
         self.token_failures.labels(reason).inc()
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.request_duration.labels(route, method, str(status)).observe(seconds)
+        """Time a request. ``route`` is a route template (bounded by the app's routes);
+        a method outside HTTP's usual ones is counted as ``other``, so that a client
+        cannot make up new series."""
+        if method not in HTTP_METHODS:
+            method = "other"
+        key = (route, method, status)
+        child = self._durations.get(key)
+        if child is None:
+            child = self._durations[key] = self.request_duration.labels(route, method, str(status))
+        child.observe(seconds)
 
 
 class WorkerMetrics(Exposition):

@@ -172,6 +172,11 @@ def test_requests_are_timed_by_route_method_and_status(
     # The scrape itself shows up in the next one.
     again = scrape(client)
     assert value(again, duration, route="/metrics", method="GET", status="200") == 1
+    # A made-up method makes no series of its own.
+    for method in ("BREW", "PROPFIND"):
+        assert client.open("/v1/comments", method=method).status_code == 405
+    methods = {dict(labels)["method"] for (name, labels) in scrape(client) if name == duration}
+    assert methods == {"POST", "GET", "other"}
 
 
 def _signed(claims: dict[str, Any], key: Any, **headers: Any) -> str:
