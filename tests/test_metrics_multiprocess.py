@@ -214,6 +214,13 @@ def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
         wait_until(answers, timeout=60, interval=0.2, message="gunicorn to answer")
 
+        def both_loaded() -> bool:
+            # Each worker counts itself once its app is loaded.
+            response = requests.get(f"{api_url}/metrics", timeout=10)
+            return value(parse(response.text), "commentguard_api_processes") == 2
+
+        wait_until(both_loaded, timeout=60, interval=0.2, message="both gunicorn workers")
+
         worker_port = _free_port()
         worker = CeleryWorker(
             {
@@ -244,8 +251,9 @@ def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 def _verdicts_by_decision(sessions: sessionmaker[Session]) -> dict[str, int]:
     with sessions() as session:
-        rows = session.execute(select(Verdict.decision, func.count()).group_by(Verdict.decision))
-        return dict(rows)
+        counted = func.count().label("n")
+        rows = session.execute(select(Verdict.decision, counted).group_by(Verdict.decision))
+        return {row.decision: row.n for row in rows}
 
 
 def test_counts_add_up_across_processes_and_the_worker_counts_every_verdict(
@@ -438,3 +446,32 @@ def test_a_second_gunicorn_is_refused_the_directory_the_first_holds(
     assert "is in use by another running process tree" in log.read_text(errors="replace")
     # The first one is untouched.
     assert value(stack.scrape_api(), "commentguard_api_processes") == 2
+
+
+def _celery_worker_exit(env: dict[str, str], *pool: str) -> tuple[int, str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", *pool,
+         "--without-mingle", "--without-gossip"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_a_worker_whose_metrics_cannot_work_refuses_to_start(stack: Stack) -> None:
+    # An exporter over a pool of processes needs their files.
+    code, output = _celery_worker_exit(
+        {**stack.env, "COMMENTGUARD_WORKER_METRICS_PORT": str(_free_port())},
+        "--pool=prefork",
+        "--concurrency=1",
+    )
+    assert code != 0
+    assert "needs PROMETHEUS_MULTIPROC_DIR" in output
+    # A directory another running worker holds.
+    if not stack.worker.alive:
+        stack.worker.start()
+    code, output = _celery_worker_exit(
+        {**stack.env, "PROMETHEUS_MULTIPROC_DIR": str(stack.worker_dir)}, "--pool=solo"
+    )
+    assert code != 0
+    assert "is in use by another running process tree" in output
+    assert stack.worker.alive

@@ -152,7 +152,16 @@ def _keep_service_logging(**_: Any) -> None:
 
 def _start_metrics(sender: Any = None, **_: Any) -> None:
     """In the worker's main process, before its pool starts: prepare the metrics
-    directory, and serve the metrics when a port is configured."""
+    directory, and serve the metrics when a port is configured. A configuration that
+    cannot work stops the worker (Celery only logs what a signal handler raises)."""
+    try:
+        _prepare_metrics(sender)
+    except (SettingsError, OSError) as exc:
+        log.critical("worker metrics: %s", exc)
+        raise SystemExit(f"worker metrics: {exc}") from exc
+
+
+def _prepare_metrics(sender: Any) -> None:
     _exposition["lock"] = service_metrics.prepare_directory(settings)
     if not settings.worker_metrics_port:
         return
