@@ -11,7 +11,8 @@ What it does, all on 127.0.0.1, bounded in count and in time (``--max-seconds``)
    flushed at the end.
 2. Starts the API (``service.app:create_app()``) and the ceiling app
    (``bench.ceiling:create_app()``) under the same gunicorn options, and Celery workers
-   (``workers.celery_app``); warms each up.
+   (``workers.celery_app``); warms each up. The API and the workers count their metrics
+   as production does (Prometheus multiprocess mode, a directory of their own each).
 3. Ceiling: ``--comments`` requests, closed loop with ``--concurrency`` clients, to the
    bare endpoint (one INSERT, one enqueue, whose queue has no consumer).
 4. Accept: ``--comments`` comments the same way to ``POST /v1/comments`` with the workers
@@ -311,13 +312,21 @@ class Processes:
         self._children: dict[str, list[subprocess.Popen[bytes]]] = {}
         self._files: list[IO[bytes]] = []
 
-    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, argv: list[str], *, metrics: bool = False
+    ) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in group ``name``; with ``metrics``, in Prometheus multiprocess
+        mode as production runs it, with a metrics directory of its own."""
         group = self._children.setdefault(name, [])
         out = self._log_path(name, len(group)).open("wb")
         self._files.append(out)
+        env = self._env
+        if metrics:
+            directory = self.logs / "metrics" / f"{name}-{len(group) + 1}"
+            env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
         proc = subprocess.Popen(
             argv,
-            env=self._env,
+            env=env,
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -743,7 +752,7 @@ def _measure(
     broker: redis.Redis,
 ) -> None:
     api_port, ceiling_port = free_port(), free_port()
-    procs.start("api", gunicorn_argv("service.app:create_app()", api_port, args))
+    procs.start("api", gunicorn_argv("service.app:create_app()", api_port, args), metrics=True)
     procs.start("ceiling", gunicorn_argv("bench.ceiling:create_app()", ceiling_port, args))
     for worker in _start_workers(args, procs):
         # A priority orders processes within one scheduling group only, and each worker
@@ -880,9 +889,13 @@ def _start_workers(args: argparse.Namespace, procs: Processes) -> list[subproces
     ]
     if args.worker_pool == "prefork":
         argv = [*celery, "--pool", "prefork", "--concurrency", str(args.celery_concurrency)]
-        return [procs.start("worker", [*priority, *argv])]
+        return [procs.start("worker", [*priority, *argv], metrics=True)]
     return [
-        procs.start("worker", [*priority, *celery, "--pool", "solo", "-n", f"bench{i}@%h"])
+        procs.start(
+            "worker",
+            [*priority, *celery, "--pool", "solo", "-n", f"bench{i}@%h"],
+            metrics=True,
+        )
         for i in range(args.celery_concurrency)
     ]
 
