@@ -142,7 +142,7 @@ def credentials() -> str:
     """The request's credential: the ``X-API-Key`` header when present, else the token of
     ``Authorization: Bearer`` (401 without either, as :func:`bearer_token` says). A
     refusal is counted by its reason (the token failures metric)."""
-    with _counting_failures():
+    try:
         api_key = request.headers.get(API_KEY_HEADER)
         if api_key is not None:
             api_key = api_key.strip()
@@ -150,15 +150,15 @@ def credentials() -> str:
                 raise Unauthorized(f"the {API_KEY_HEADER} header holds no API key (cg_...)")
             return api_key
         return bearer_token(request.headers.get("Authorization"))
-
-
-@contextmanager
-def _counting_failures() -> Iterator[None]:
-    try:
-        yield
     except Unauthorized as exc:
-        services().metrics.token_failure(exc.reason)
+        _count_failure(exc)
         raise
+
+
+def _count_failure(exc: Unauthorized) -> None:
+    # A try/except rather than a context manager: this is on every request's path, and a
+    # generator-based one costs about 2 microseconds each time.
+    services().metrics.token_failure(exc.reason)
 
 
 def authenticate(session: Session, site: SiteInfo, token: str) -> Identity:
@@ -172,7 +172,7 @@ def authenticate(session: Session, site: SiteInfo, token: str) -> Identity:
     counted by its reason (the token failures metric).
     """
     found = services()
-    with _counting_failures():
+    try:
         if is_api_key(token):
             return check_api_key(session, site_id=site.id, key=token, now=dt.datetime.now(dt.UTC))
         if site.introspection is not None and not looks_like_jwt(token):
@@ -189,6 +189,9 @@ def authenticate(session: Session, site: SiteInfo, token: str) -> Identity:
                 audiences=site.audiences,
                 site_slug=site.slug,
             )
+    except Unauthorized as exc:
+        _count_failure(exc)
+        raise
     roles = site_roles(
         identity.claims,
         claim=found.settings.roles_claim,
