@@ -57,8 +57,11 @@ def main(argv: list[str] | None = None) -> int:
 
     broker_url = f"redis://{HOST}:{args.redis_port}/{args.redis_db}"
     results: dict[str, dict[str, Any]] = {}
+    # The metrics directory on a tmpfs where there is one, as docker-compose.yml mounts it.
+    shm = Path("/dev/shm")
     with (
         tempfile.TemporaryDirectory(prefix="cg-metrics-bench-") as work,
+        tempfile.TemporaryDirectory(dir=shm if shm.is_dir() else None) as metrics_base,
         fresh_database(args.admin_dsn) as dsn,
         empty_redis_db(broker_url),
     ):
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode in ("multiprocess", "single"):
             child_env = dict(env)
             if mode == "multiprocess":
-                child_env["PROMETHEUS_MULTIPROC_DIR"] = str(Path(work) / "metrics")
+                child_env["PROMETHEUS_MULTIPROC_DIR"] = str(Path(metrics_base) / "metrics")
             command = [sys.executable, "-m", "bench.metrics_overhead", "--child", mode,
                        "--comments", str(args.comments), "--alternations",
                        str(args.alternations), "--calls", str(args.calls)]  # fmt: skip

@@ -311,6 +311,7 @@ class Processes:
         self._env = env
         self._children: dict[str, list[subprocess.Popen[bytes]]] = {}
         self._files: list[IO[bytes]] = []
+        self._metrics: Path | None = None
 
     def start(
         self, name: str, argv: list[str], *, metrics: bool = False
@@ -322,7 +323,7 @@ class Processes:
         self._files.append(out)
         env = self._env
         if metrics:
-            directory = self.logs / "metrics" / f"{name}-{len(group) + 1}"
+            directory = self._metrics_base() / f"{name}-{len(group) + 1}"
             env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
         proc = subprocess.Popen(
             argv,
@@ -334,6 +335,17 @@ class Processes:
         )
         group.append(proc)
         return proc
+
+    def _metrics_base(self) -> Path:
+        """Where the metrics directories go: on a tmpfs (``/dev/shm``) where there is one,
+        as docker-compose.yml mounts them (a memory-mapped file on a disk file system is
+        written back, and its pages fault again, every few seconds); removed at the end."""
+        if self._metrics is None:
+            shm = Path("/dev/shm")
+            self._metrics = Path(
+                tempfile.mkdtemp(prefix="cg-bench-metrics-", dir=shm if shm.is_dir() else None)
+            )
+        return self._metrics
 
     def _log_path(self, name: str, index: int) -> Path:
         return self.logs / (f"{name}.log" if index == 0 else f"{name}-{index + 1}.log")
@@ -384,6 +396,8 @@ class Processes:
             proc.wait()
         for f in self._files:
             f.close()
+        if self._metrics is not None:
+            shutil.rmtree(self._metrics, ignore_errors=True)
 
 
 def free_port() -> int:
