@@ -63,7 +63,7 @@ classifier: install
 run: install
 	$(BIN)/python scripts/dev_run.py
 
-# Benchmarks print their figures (README "Benchmarks"); they are never run as tests.
+# Benchmarks print their figures (docs/benchmarks.md); they are never run as tests.
 bench-quality: install
 	@command -v bogofilter >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq bogofilter >/dev/null; } || { echo "bench-quality: install bogofilter (apt-get install bogofilter)" >&2; exit 1; }
 	$(BIN)/python -m bench.classifier_quality
