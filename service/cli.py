@@ -395,7 +395,9 @@ def site_ui_client(
         click.echo(f"removed the UI client of site {slug}")
     else:
         kind = "public" if client.client_secret is None else "confidential"
-        click.echo(f"site {slug}: the UI logs in at {client.issuer} as {kind} client {client.client_id}")
+        click.echo(
+            f"site {slug}: the UI logs in at {client.issuer} as {kind} client {client.client_id}"
+        )
 
 
 @site.command("policy")

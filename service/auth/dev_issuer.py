@@ -22,9 +22,9 @@ import contextlib
 import hashlib
 import hmac
 import json
-import re
 import logging
 import os
+import re
 import secrets
 import stat
 import time

@@ -26,13 +26,19 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import requests
-from authlib.integrations.requests_client import OAuth2Session
 from authlib.integrations.base_client.errors import OAuthError
+from authlib.integrations.requests_client import OAuth2Session
 
 from service.auth import dev_issuer
 from service.auth.claims import claimed_identity
 from service.auth.dev_issuer import DEV_ISSUER
-from service.auth.jwks import DISCOVERY_PATH, KeysUnavailable, check_fetchable, fetch_json, is_loopback
+from service.auth.jwks import (
+    DISCOVERY_PATH,
+    KeysUnavailable,
+    check_fetchable,
+    fetch_json,
+    is_loopback,
+)
 from service.moderation.errors import ServiceUnavailable, Unauthorized
 from service.moderation.sites import UiClient
 from service.moderation.types import Identity
@@ -239,7 +245,10 @@ class OidcLogins:
         RP-Initiated Logout), when the issuer advertises an ``end_session_endpoint``."""
         if metadata.end_session_endpoint is None:
             return None
-        params = {"client_id": client.client_id, "post_logout_redirect_uri": post_logout_redirect_uri}
+        params = {
+            "client_id": client.client_id,
+            "post_logout_redirect_uri": post_logout_redirect_uri,
+        }
         if id_token:
             params["id_token_hint"] = id_token
         separator = "&" if urllib.parse.urlsplit(metadata.end_session_endpoint).query else "?"
@@ -251,9 +260,7 @@ class OidcLogins:
         oauth = OAuth2Session(
             client_id=client.client_id,
             client_secret=client.client_secret,
-            token_endpoint_auth_method=(
-                "client_secret_basic" if client.client_secret else "none"
-            ),
+            token_endpoint_auth_method=("client_secret_basic" if client.client_secret else "none"),
             scope=SCOPE,
             redirect_uri=redirect_uri,
             code_challenge_method="S256",

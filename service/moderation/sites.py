@@ -6,8 +6,8 @@ import contextlib
 import ipaddress
 import re
 import threading
-import urllib.parse
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 

@@ -54,7 +54,8 @@ class UiSessionInfo:
 
     def identity(self) -> Identity:
         """The moderator, as the domain's actions take an actor."""
-        assert self.issuer is not None and self.subject is not None
+        assert self.issuer is not None
+        assert self.subject is not None
         return Identity(
             issuer=self.issuer,
             subject=self.subject,
@@ -69,9 +70,7 @@ def session_id(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def start_login(
-    session: Session, *, site_id: int, login: dict[str, Any], now: dt.datetime
-) -> str:
+def start_login(session: Session, *, site_id: int, login: dict[str, Any], now: dt.datetime) -> str:
     """A pending login for the site holding ``login``; its cookie token. Expired rows of
     every session are deleted on the way (a login is rare enough to pay for it)."""
     purge_expired(session, now=now)
@@ -147,12 +146,12 @@ def complete_login(
     return token
 
 
-def end_ui_session(session: Session, *, id: str) -> None:  # noqa: A002  (the row's id)
+def end_ui_session(session: Session, *, id: str) -> None:
     """Delete the session (logout, or a pending login that failed)."""
     session.execute(delete(UiSession).where(UiSession.id == id))
 
 
-def remember_action(session: Session, *, id: str, action: dict[str, Any] | None) -> None:  # noqa: A002
+def remember_action(session: Session, *, id: str, action: dict[str, Any] | None) -> None:
     """Keep ``action`` as the session's last action (None forgets it), for undo."""
     session.execute(update(UiSession).where(UiSession.id == id).values(last_action=action))
 

@@ -40,9 +40,7 @@ def spam_terms(reasons: Iterable[Mapping[str, Any]]) -> list[str]:
         if prefix is None:
             continue
         weight = reason.get("weight")
-        if prefix in ("word:", "phrase:") and not (
-            isinstance(weight, int | float) and weight > 0
-        ):
+        if prefix in ("word:", "phrase:") and not (isinstance(weight, int | float) and weight > 0):
             continue
         term = feature[len(prefix) :].strip()
         if not term or len(term) > _MAX_TERM or _MARKS.intersection(term.split()):

@@ -14,7 +14,7 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -51,7 +51,7 @@ from service.moderation.errors import (
     PreconditionFailed,
     ServiceUnavailable,
 )
-from service.moderation.queue import QueueItem, queue_query, queue_page, status_counts
+from service.moderation.queue import QueueItem, queue_page, queue_query, status_counts
 from service.moderation.rules import change_rules, read_rules
 from service.moderation.sites import SiteInfo, UiClient, list_sites, ui_client_of
 from service.moderation.types import Identity
@@ -288,7 +288,11 @@ def _domain(exc: DomainError) -> Response:
         )
     errors = exc.errors if isinstance(exc, InvalidInput) else []
     return _render(
-        "error.html", kind.status, status=kind.status, title=kind.title, detail=exc.detail,
+        "error.html",
+        kind.status,
+        status=kind.status,
+        title=kind.title,
+        detail=exc.detail,
         errors=errors,
     )
 
@@ -381,8 +385,11 @@ def callback() -> Response:
             db, token=login_token, now=_now(), idle_seconds=settings.ui_session_idle_seconds
         )
         if pending is None or pending.login is None:
-            failure = (400, "Login expired", "this login has expired or was started in another "
-                       "browser; start again")
+            failure = (
+                400,
+                "Login expired",
+                "this login has expired or was started in another browser; start again",
+            )
         else:
             slug = str(pending.login.get("site", ""))
             site, client = _site(db, slug)
@@ -453,17 +460,17 @@ def logout(slug: str) -> Response:
     client = mod.site.ui_client
     assert client is not None
     end_session = None
-    try:
+    with suppress(ServiceUnavailable):
         end_session = _logins().logout_url(
             client,
             _metadata(client),
             id_token=mod.ui.id_token,
             post_logout_redirect_uri=_external("ui.index"),
         )
-    except ServiceUnavailable:
-        pass
     response = _render("signed_out.html", slug=slug, end_session=end_session)
-    clear_cookie(response, settings, name=session_cookie_name(settings), path=_session_cookie_path())
+    clear_cookie(
+        response, settings, name=session_cookie_name(settings), path=_session_cookie_path()
+    )
     return response
 
 
@@ -500,8 +507,10 @@ def queue(slug: str) -> Response:
     }
     next_url = None
     if page.next_cursor is not None:
-        next_url = url_for("ui.queue", slug=slug) + "?" + urlencode(
-            {**filters, "cursor": page.next_cursor}
+        next_url = (
+            url_for("ui.queue", slug=slug)
+            + "?"
+            + urlencode({**filters, "cursor": page.next_cursor})
         )
     return _render(
         "queue.html",
@@ -638,7 +647,12 @@ def _act(slug: str, action: Action, items: list[Item]) -> Response:
             tally=dict(tally),
             results=[_result(r) for r in results],
             message=_notice(
-                {"notice": "acted", "action": action.value, "n": str(len(done)), "stale": str(stale)}
+                {
+                    "notice": "acted",
+                    "action": action.value,
+                    "n": str(len(done)),
+                    "stale": str(stale),
+                }
             ),
         )
     return _back(slug, notice="acted", action=action.value, n=len(done), stale=stale)
@@ -865,8 +879,15 @@ def save_rules(slug: str) -> Response:
             )
         except PreconditionFailed as exc:
             current = read_rules(db, site_id=mod.site.id)
-            return _rules_again(mod, slug, current.etag, current.policy.model_dump(mode="json"),
-                                412, [], exc.detail + " (these are the current rules)")
+            return _rules_again(
+                mod,
+                slug,
+                current.etag,
+                current.policy.model_dump(mode="json"),
+                412,
+                [],
+                exc.detail + " (these are the current rules)",
+            )
         except InvalidInput as exc:
             return _rules_again(mod, slug, etag, _form_values(form), 422, exc.errors, exc.detail)
     services().sites.forget(slug)
@@ -907,7 +928,9 @@ def _rule_values(policy: dict[str, Any]) -> dict[str, Any]:
 
 
 def _form_values(form: Any) -> dict[str, Any]:
-    values = {name: form.get(name, "") for name in (*_RULE_LISTS, *_RULE_THRESHOLDS, *_RULE_INTEGERS)}
+    values = {
+        name: form.get(name, "") for name in (*_RULE_LISTS, *_RULE_THRESHOLDS, *_RULE_INTEGERS)
+    }
     values["approve_known_authors"] = form.get("approve_known_authors") == "on"
     return values
 

@@ -19,13 +19,13 @@ from service.auth.dev_issuer import DEV_ISSUER, DEV_UI_CLIENT_ID
 from service.moderation.policy import SitePolicy
 from service.moderation.sites import UiClient, create_site, set_ui_client
 from service.settings import Settings
-from tests.api.conftest import api_settings, rolled_back_sessions, token  # noqa: F401
+from tests.api.conftest import api_settings, rolled_back_sessions, token
 
 __all__ = ["api_settings", "rolled_back_sessions", "token"]
 
 
 @pytest.fixture
-def app(api_settings: Settings, rolled_back_sessions: sessionmaker[Session]) -> Flask:  # noqa: F811
+def app(api_settings: Settings, rolled_back_sessions: sessionmaker[Session]) -> Flask:
     return create_app(api_settings, sessions=rolled_back_sessions)
 
 
@@ -95,7 +95,13 @@ def dev_login(
     page = client.get(authorize.path + "?" + authorize.query)
     assert page.status_code == 200, page.text
     form = form_of(page.text)
-    fields = {**form.fields, "subject": subject, "name": subject.title(), "role": role, "site": slug}
+    fields = {
+        **form.fields,
+        "subject": subject,
+        "name": subject.title(),
+        "role": role,
+        "site": slug,
+    }
     signed_in = client.post(str(form.action), data=fields)
     assert signed_in.status_code == 303, signed_in.text
     back = urllib.parse.urlsplit(signed_in.headers["Location"])

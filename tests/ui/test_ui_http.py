@@ -32,7 +32,8 @@ def test_login_sets_a_rotated_http_only_lax_cookie_on_the_ui_path_only(
     start = client.get("/ui/blog/login")
     pending_cookie = cookies_set(start)["cg_ui_login"]["cg_ui_login"]
     assert pending_cookie["path"] == "/ui"
-    assert pending_cookie["httponly"] and pending_cookie["samesite"] == "Lax"
+    assert pending_cookie["httponly"]
+    assert pending_cookie["samesite"] == "Lax"
 
     done = dev_login(client)
     assert done.status_code == 303
@@ -46,7 +47,8 @@ def test_login_sets_a_rotated_http_only_lax_cookie_on_the_ui_path_only(
     # The pending login is gone: one row, the logged-in session, under the new token.
     rows = db_session.scalars(select(UiSession).where(UiSession.site_id == site.id)).all()
     assert len(rows) == 1
-    assert rows[0].subject == "mia" and rows[0].roles == ["moderator"]
+    assert rows[0].subject == "mia"
+    assert rows[0].roles == ["moderator"]
     assert rows[0].login is None
     assert rows[0].id != session_cookie.value  # stored as a hash, never as the cookie
 
@@ -108,12 +110,19 @@ def test_the_queue_shows_a_tab_newest_first_with_counts_and_escaped_content(
     counts = dict(re.findall(r'data-count="(\w+)">(\d+)<', page))
     assert counts == {"held": "2", "spam": "1", "approved": "0"}
     spam = client.get("/ui/blog/queue?status=spam").text
-    assert "casino" in spam and "&lt;script&gt;" not in spam
+    assert "casino" in spam
+    assert "&lt;script&gt;" not in spam
 
 
 def test_every_ui_answer_carries_the_security_headers(client: FlaskClient, site: Site) -> None:
     dev_login(client)
-    for path in ("/ui/blog/queue", "/ui/", "/ui/static/ui.js", "/ui/blog/no/where", "/ui/blog/login"):
+    for path in (
+        "/ui/blog/queue",
+        "/ui/",
+        "/ui/static/ui.js",
+        "/ui/blog/no/where",
+        "/ui/blog/login",
+    ):
         answer = client.get(path)
         policy = answer.headers["Content-Security-Policy"]
         assert "script-src 'self'" in policy
@@ -142,15 +151,16 @@ def test_a_state_changing_request_needs_the_sessions_csrf_token(
     token = csrf_of(client.get("/ui/blog/queue").text)
     url = f"/ui/blog/comments/{comment.id}/actions?version={comment.version}"
     missing = client.post(url, data={"action": "approve"})
-    assert missing.status_code == 403 and missing.mimetype == "text/html"
+    assert missing.status_code == 403
+    assert missing.mimetype == "text/html"
     wrong = client.post(url, data={"action": "approve", "csrf_token": "x" * 43})
     assert wrong.status_code == 403
-    as_json = client.post(
-        url, data={"action": "approve"}, headers={"Accept": "application/json"}
-    )
-    assert as_json.status_code == 403 and as_json.mimetype == "application/problem+json"
+    as_json = client.post(url, data={"action": "approve"}, headers={"Accept": "application/json"})
+    assert as_json.status_code == 403
+    assert as_json.mimetype == "application/problem+json"
     foreign = client.post(
-        url, data={"action": "approve", "csrf_token": token},
+        url,
+        data={"action": "approve", "csrf_token": token},
         headers={"Origin": "https://evil.example"},
     )
     assert foreign.status_code == 403
@@ -173,7 +183,9 @@ def test_an_action_without_a_session_is_refused_before_anything_else(
     client: FlaskClient, site: Site, db_session: Session
 ) -> None:
     comment = make_comment(db_session, site)
-    answer = client.post(f"/ui/blog/comments/{comment.id}/actions?version=1", data={"action": "spam"})
+    answer = client.post(
+        f"/ui/blog/comments/{comment.id}/actions?version=1", data={"action": "spam"}
+    )
     assert answer.status_code == 403
     db_session.refresh(comment)
     assert comment.status is Status.held
@@ -221,11 +233,13 @@ def test_bulk_spam_then_undo_puts_the_comments_back_and_takes_the_labels_back(
         headers=headers,
     )
     assert [r["result"] for r in done.json["results"]] == ["ok", "ok"]
-    assert done.json["counts"]["spam"] == 2 and done.json["counts"]["held"] == 0
+    assert done.json["counts"]["spam"] == 2
+    assert done.json["counts"]["held"] == 0
     assert len(db_session.scalars(select(Label)).all()) == 2
 
     undone = client.post("/ui/blog/undo", headers=headers)
-    assert undone.json["undone"] == 2 and undone.json["counts"]["held"] == 2
+    assert undone.json["undone"] == 2
+    assert undone.json["counts"]["held"] == 2
     for comment in (first, second):
         db_session.refresh(comment)
         assert comment.status is Status.held
@@ -244,7 +258,8 @@ def test_undo_after_someone_else_acted_changes_nothing_of_theirs(
     token = csrf_of(client.get("/ui/blog/queue").text)
     headers = {"Accept": "application/json", "X-CSRF-Token": token}
     client.post(
-        f"/ui/blog/comments/{comment.id}/actions?version=1", data={"action": "approve"},
+        f"/ui/blog/comments/{comment.id}/actions?version=1",
+        data={"action": "approve"},
         headers=headers,
     )
     db_session.execute(
@@ -253,7 +268,8 @@ def test_undo_after_someone_else_acted_changes_nothing_of_theirs(
         .values(version=Comment.version + 1, status=Status.spam)
     )
     undone = client.post("/ui/blog/undo", headers=headers)
-    assert undone.json["undone"] == 0 and undone.json["stale"] == 1
+    assert undone.json["undone"] == 0
+    assert undone.json["stale"] == 1
     db_session.refresh(comment)
     assert comment.status is Status.spam
 
@@ -278,7 +294,8 @@ def test_trust_and_ban_an_author_and_undo_it(
     actions = [e.action for e in db_session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
     assert actions == ["ban", "unban"]
     bad = client.post(url, data={"trust": "god"}, headers=headers)
-    assert bad.status_code == 422 and bad.mimetype == "application/problem+json"
+    assert bad.status_code == 422
+    assert bad.mimetype == "application/problem+json"
 
 
 def test_the_comment_page_shows_its_audit_trail(
@@ -294,7 +311,8 @@ def test_the_comment_page_shows_its_audit_trail(
     page = client.get(f"/ui/blog/comments/{comment.id}")
     assert page.status_code == 200
     trail = page.text[page.text.index('id="audit-trail"') :]
-    assert '<td class="action">spam</td>' in trail and "mia" in trail
+    assert '<td class="action">spam</td>' in trail
+    assert "mia" in trail
     assert client.get("/ui/blog/comments/not-a-uuid").status_code == 404
 
 
@@ -330,7 +348,8 @@ def test_rules_are_read_only_for_moderators_and_saved_by_admins_with_if_match(
     assert saved.status_code == 303, saved.text
     db_session.refresh(site)
     assert site.policy["blocked_words"] == ["casino", "viagra"]
-    assert site.policy["hold_threshold"] == 0.4 and site.policy["max_links"] == 3
+    assert site.policy["hold_threshold"] == 0.4
+    assert site.policy["max_links"] == 3
     assert "The rules were saved." in client.get(saved.headers["Location"]).text
 
     stale = client.post("/ui/blog/rules", data={**fields, "max_links": "9"})
@@ -342,7 +361,9 @@ def test_rules_are_read_only_for_moderators_and_saved_by_admins_with_if_match(
     current = re.search(r'name="etag" value="([^"]+)"', stale.text)
     assert current is not None
     fields["etag"] = current.group(1).replace("&#34;", '"')
-    invalid = client.post("/ui/blog/rules", data={**fields, "hold_threshold": "0.9", "max_links": "x"})
+    invalid = client.post(
+        "/ui/blog/rules", data={**fields, "hold_threshold": "0.9", "max_links": "x"}
+    )
     assert invalid.status_code == 422
     assert "max_links" in invalid.text
 
@@ -356,7 +377,8 @@ def test_logout_ends_the_session(client: FlaskClient, site: Site, db_session: Se
     assert "You are logged out" in out.text
     assert "data-end-session" not in out.text  # the development issuer has no logout
     cleared = cookies_set(out)["cg_ui"]["cg_ui"]
-    assert cleared.value == "" and cleared["path"] == "/ui"
+    assert cleared.value == ""
+    assert cleared["path"] == "/ui"
     assert db_session.scalars(select(UiSession)).all() == []
     assert client.get("/ui/blog/queue").status_code == 303
 
