@@ -330,7 +330,7 @@ def site_list(as_json: bool) -> None:
     from service.moderation.sites import list_sites
 
     with _transaction(load_settings()) as session:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "slug": s.slug,
                 "name": s.name,

@@ -14,6 +14,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
 
 from service.api.context import services, transaction
 from service.auth.dev_issuer import (
@@ -38,7 +39,7 @@ def _callback() -> str:
 
 
 @bp.route("/authorize", methods=["GET", "POST"])
-def authorize() -> Response:
+def authorize() -> BaseResponse:
     """The login page (GET) and the login (POST), for one authorization request."""
     settings = services().settings
     params = {k: v for k, v in request.values.items() if isinstance(v, str)}
@@ -51,10 +52,10 @@ def authorize() -> Response:
     except AuthorizationError as exc:
         if exc.error in _NOT_REDIRECTED or redirect_uri != callback:
             return _page("dev_login_error.html", 400, error=exc.error, detail=exc.description)
-        query = {"error": exc.error, "error_description": exc.description}
+        refusal = {"error": exc.error, "error_description": exc.description}
         if params.get("state"):
-            query["state"] = params["state"]
-        return redirect(redirect_uri + "?" + urlencode(query), 303)
+            refusal["state"] = params["state"]
+        return redirect(redirect_uri + "?" + urlencode(refusal), 303)
     if request.method == "GET":
         with transaction() as db:
             sites = [s.slug for s in list_sites(db)]
@@ -87,5 +88,5 @@ def authorize() -> Response:
     return redirect(checked["redirect_uri"] + "?" + query, 303)
 
 
-def _page(template: str, status: int, **context: object) -> Response:
+def _page(template: str, status: int, **context: object) -> BaseResponse:
     return Response(render_template(template, **context), status=status, mimetype="text/html")

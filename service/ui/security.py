@@ -17,7 +17,8 @@ from __future__ import annotations
 import hmac
 import urllib.parse
 
-from flask import Request, Response
+from flask import Request
+from werkzeug.wrappers import Response as BaseResponse
 
 from service.settings import Settings
 
@@ -62,7 +63,7 @@ def login_cookie_name(settings: Settings) -> str:
 
 
 def set_cookie(
-    response: Response, settings: Settings, *, name: str, value: str, path: str, max_age: int
+    response: BaseResponse, settings: Settings, *, name: str, value: str, path: str, max_age: int
 ) -> None:
     response.set_cookie(
         name,
@@ -75,7 +76,7 @@ def set_cookie(
     )
 
 
-def clear_cookie(response: Response, settings: Settings, *, name: str, path: str) -> None:
+def clear_cookie(response: BaseResponse, settings: Settings, *, name: str, path: str) -> None:
     response.delete_cookie(
         name, path=path, secure=secure_cookies(settings), httponly=True, samesite="Lax"
     )
@@ -100,7 +101,7 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def add_security_headers(response: Response, *, page: bool = True) -> Response:
+def add_security_headers(response: BaseResponse, *, page: bool = True) -> BaseResponse:
     """The UI's headers on ``response`` (``page``: not a static file, so never cached)."""
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"

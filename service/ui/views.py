@@ -32,6 +32,7 @@ from flask import (
 )
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from models import Status, Trust
 from service.api.context import services, transaction
@@ -164,7 +165,7 @@ def _logins() -> OidcLogins:
 # --- plumbing ---------------------------------------------------------------------------------
 
 
-def _headers(response: Response) -> Response:
+def _headers(response: BaseResponse) -> BaseResponse:
     """The UI's security headers on every answer under its paths (routing redirects and
     errors included), never on the API's."""
     path = request.path
@@ -244,11 +245,11 @@ def _moderating(slug: str, *, role: Role = Role.moderator) -> Iterator[tuple[Ses
         yield db, _moderator(db, slug, role=role)
 
 
-def _render(template: str, code: int = 200, **context: Any) -> Response:
+def _render(template: str, code: int = 200, /, **context: Any) -> BaseResponse:
     return Response(render_template(template, **context), status=code, mimetype="text/html")
 
 
-def _error(status: int, title: str, detail: str, **extra: Any) -> Response:
+def _error(status: int, title: str, detail: str, **extra: Any) -> BaseResponse:
     if wants_json():
         slug = {401: "unauthorized", 403: "forbidden", 404: "not-found"}.get(status, "error")
         kind = next((p for p in DOMAIN_PROBLEMS.values() if p.status == status), None)
@@ -260,7 +261,7 @@ def _error(status: int, title: str, detail: str, **extra: Any) -> Response:
 
 
 @bp.errorhandler(LoginRequired)
-def _login_required(exc: LoginRequired) -> Response:
+def _login_required(exc: LoginRequired) -> BaseResponse:
     login = url_for("ui.login", slug=exc.slug)
     if request.method in ("GET", "HEAD") and not wants_json():
         return redirect(login + "?" + urlencode({"next": request.full_path.rstrip("?")}), 303)
@@ -268,12 +269,12 @@ def _login_required(exc: LoginRequired) -> Response:
 
 
 @bp.errorhandler(CsrfRefused)
-def _csrf(exc: CsrfRefused) -> Response:
+def _csrf(exc: CsrfRefused) -> BaseResponse:
     return _error(403, "Request refused", exc.detail)
 
 
 @bp.errorhandler(DomainError)
-def _domain(exc: DomainError) -> Response:
+def _domain(exc: DomainError) -> BaseResponse:
     kind = next(
         (p for cls, p in DOMAIN_PROBLEMS.items() if isinstance(exc, cls)),
         ProblemType(500, "internal", "Internal error"),
@@ -298,19 +299,19 @@ def _domain(exc: DomainError) -> Response:
 
 
 @bp.errorhandler(HTTPException)
-def _http(exc: HTTPException) -> Response:
+def _http(exc: HTTPException) -> BaseResponse:
     status = exc.code or 500
     return _error(status, exc.name, exc.description or exc.name)
 
 
 @bp.errorhandler(Exception)
-def _unexpected(exc: Exception) -> Response:
+def _unexpected(exc: Exception) -> BaseResponse:
     log.exception("unhandled error in the UI")
     return _error(500, "Internal error", "an unexpected error occurred; try again")
 
 
 @bp.route("/<path:_rest>", methods=["GET", "POST"])
-def _unknown(_rest: str) -> Response:
+def _unknown(_rest: str) -> BaseResponse:
     """Anything else under /ui: the UI's own 404 page (the app's would be JSON)."""
     raise NotFound("no such page")
 
@@ -319,7 +320,7 @@ def _unknown(_rest: str) -> Response:
 
 
 @bp.get("/")
-def index() -> Response:
+def index() -> BaseResponse:
     """The sites whose moderators can log in here."""
     with transaction() as db:
         sites = [(s.slug, s.name) for s in list_sites(db) if ui_client_of(s) is not None]
@@ -327,7 +328,7 @@ def index() -> Response:
 
 
 @bp.get("/<slug>/", strict_slashes=False)
-def site_home(slug: str) -> Response:
+def site_home(slug: str) -> BaseResponse:
     return redirect(url_for("ui.queue", slug=slug), 303)
 
 
@@ -339,7 +340,7 @@ def _metadata(client: UiClient) -> ProviderMetadata:
 
 
 @bp.get("/<slug>/login")
-def login(slug: str) -> Response:
+def login(slug: str) -> BaseResponse:
     """Start a login at the site's issuer: remember ``state``, ``nonce`` and the PKCE
     verifier in a pending session (its own cookie, beside the session's),
     then send the browser to the issuer's authorization endpoint."""
@@ -372,12 +373,13 @@ def login(slug: str) -> Response:
 
 
 @bp.get("/callback")
-def callback() -> Response:
+def callback() -> BaseResponse:
     """The issuer's redirect: check it against the pending login, verify the moderator and
     their role, and replace the pending session by a logged-in one under a new cookie."""
     settings = services().settings
     login_token = request.cookies.get(login_cookie_name(settings), "")
     failure: tuple[int, str, str] | None = None
+    response: BaseResponse
     token: str | None = None
     back = url_for("ui.index")
     with transaction() as db:
@@ -452,7 +454,7 @@ def callback() -> Response:
 
 
 @bp.post("/<slug>/logout")
-def logout(slug: str) -> Response:
+def logout(slug: str) -> BaseResponse:
     """End the session here, and at the issuer too when it offers RP-initiated logout."""
     settings = services().settings
     with _moderating(slug) as (db, mod):
@@ -478,7 +480,7 @@ def logout(slug: str) -> Response:
 
 
 @bp.get("/<slug>/queue")
-def queue(slug: str) -> Response:
+def queue(slug: str) -> BaseResponse:
     """One page of one tab: newest first unless sorted otherwise, filtered by thread and
     author, paged by the queue's cursor."""
     args = request.args
@@ -611,7 +613,7 @@ def _parse_item(value: str) -> Item:
 
 
 @bp.post("/<slug>/actions")
-def act_in_bulk(slug: str) -> Response:
+def act_in_bulk(slug: str) -> BaseResponse:
     """One action on the selected comments (``item``: ``<id>:<version>``, repeated), each
     at the version the page showed."""
     action = _parse_action()
@@ -622,14 +624,14 @@ def act_in_bulk(slug: str) -> Response:
 
 
 @bp.post("/<slug>/comments/<comment_id>/actions")
-def act(slug: str, comment_id: str) -> Response:
+def act(slug: str, comment_id: str) -> BaseResponse:
     """One action on one comment, at the version the page showed (``version``)."""
     action = _parse_action()
     version = request.form.get("version") or request.args.get("version") or ""
     return _act(slug, action, [_parse_item(f"{comment_id}:{version}")])
 
 
-def _act(slug: str, action: Action, items: list[Item]) -> Response:
+def _act(slug: str, action: Action, items: list[Item]) -> BaseResponse:
     with _moderating(slug) as (db, mod):
         results = act_on_comments(
             db, site_id=mod.site.id, items=items, actor=mod.actor, action=action, note=None
@@ -690,7 +692,7 @@ def _result(r: ItemResult) -> dict[str, Any]:
     return out
 
 
-def _back(slug: str, **notice: Any) -> Response:
+def _back(slug: str, **notice: Any) -> BaseResponse:
     default = url_for("ui.queue", slug=slug)
     target = safe_return_path(request.form.get("next"), prefix=f"/ui/{slug}/", default=default)
     path, _, query = target.partition("?")
@@ -703,7 +705,7 @@ _NOTICE_KEYS = frozenset({"notice", "action", "n", "stale"})
 
 
 @bp.post("/<slug>/undo")
-def undo(slug: str) -> Response:
+def undo(slug: str) -> BaseResponse:
     """Undo the session's last action (comments or an author's trust), unless someone has
     acted on its targets since."""
     now = _now()
@@ -755,7 +757,7 @@ def _time(value: Any) -> dt.datetime | None:
 
 
 @bp.post("/<slug>/authors/<int:author_id>/trust")
-def trust(slug: str, author_id: int) -> Response:
+def trust(slug: str, author_id: int) -> BaseResponse:
     """Trust, ban (for ever) or reset an author (``trust``: trusted, banned, normal)."""
     try:
         wanted = Trust(request.form.get("trust", ""))
@@ -809,7 +811,7 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 
 @bp.get("/<slug>/comments/<comment_id>")
-def comment(slug: str, comment_id: str) -> Response:
+def comment(slug: str, comment_id: str) -> BaseResponse:
     """One comment with every verdict, its audit trail, its author and the same IP's."""
     try:
         cid = uuid.UUID(comment_id)
@@ -844,7 +846,7 @@ _RULE_INTEGERS = ("max_links", "flood_limit_per_minute")
 
 
 @bp.get("/<slug>/rules")
-def rules(slug: str) -> Response:
+def rules(slug: str) -> BaseResponse:
     """The site's rules: a form for its admins, read-only for its other moderators."""
     with _moderating(slug) as (db, mod):
         current = read_rules(db, site_id=mod.site.id)
@@ -860,7 +862,7 @@ def rules(slug: str) -> Response:
 
 
 @bp.post("/<slug>/rules")
-def save_rules(slug: str) -> Response:
+def save_rules(slug: str) -> BaseResponse:
     """Replace the rules, if they are still those the form was made from (its ``etag``,
     as ``If-Match``): else the form again, with the current rules and a message."""
     form = request.form
@@ -902,7 +904,7 @@ def _rules_again(
     status: int,
     errors: list[FieldError],
     message: str,
-) -> Response:
+) -> BaseResponse:
     return _render(
         "rules.html",
         status,

@@ -63,7 +63,10 @@ POLICY = SitePolicy(
 )
 
 HELD_TEXTS = [
-    ("Dana", "Is the crypto section still accurate after the 2026 changes? I could not reproduce step 3."),
+    (
+        "Dana",
+        "Is the crypto section still accurate after the 2026 changes? Step 3 fails for me.",
+    ),
     ("Eli", "Great write-up. We run a weekly giveaway for readers, link in my profile!"),
     ("Farid", "I trade forex for a living and this matches what I see: patience beats leverage."),
     ("Grace", "Thanks! The crypto wallet example finally made key derivation click for me."),
@@ -90,9 +93,7 @@ class LiveServer:
 
 
 @pytest.fixture(scope="module")
-def live_server(
-    api_settings: Settings, sessions: sessionmaker[Session]
-) -> Iterator[LiveServer]:
+def live_server(api_settings: Settings, sessions: sessionmaker[Session]) -> Iterator[LiveServer]:
     """The app served over real HTTP on 127.0.0.1 (a threaded server, as gunicorn's
     threads would be), on the run's database and broker."""
     app = create_app(api_settings, sessions=sessions)
@@ -406,13 +407,13 @@ def test_a_forged_cross_origin_form_is_refused(
     ).encode()
 
     class Evil(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the handler's protocol)
+        def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
             self.end_headers()
             self.wfile.write(forged)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
     evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Evil)
