@@ -455,10 +455,22 @@ def callback() -> BaseResponse:
 
 @bp.post("/<slug>/logout")
 def logout(slug: str) -> BaseResponse:
-    """End the session here, and at the issuer too when it offers RP-initiated logout."""
+    """End the session here, and at the issuer too when it offers RP-initiated logout.
+    Without a session (it ended already) there is nothing to end: the signed-out page."""
     settings = services().settings
-    with _moderating(slug) as (db, mod):
-        end_ui_session(db, id=mod.ui.id)
+    with transaction() as db:
+        current = _current(db)
+        if current is None or not current.logged_in:
+            mod = None
+        else:
+            mod = _moderator(db, slug)
+            end_ui_session(db, id=mod.ui.id)
+    if mod is None:
+        response = _render("signed_out.html", slug=slug, end_session=None)
+        clear_cookie(
+            response, settings, name=session_cookie_name(settings), path=_session_cookie_path()
+        )
+        return response
     client = mod.site.ui_client
     assert client is not None
     end_session = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.server
 import secrets
 import threading
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from service.settings import Settings
 from tests.support.oidc import OidcProvider
 from tests.support.wait import wait_until
 from tests.support.worker import CeleryWorker
+from tests.ui.conftest import FirstForm
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -461,3 +463,68 @@ def test_a_non_moderator_is_turned_away_and_logout_ends_the_session_at_the_provi
     assert 'name="login"' in tab.content()  # the provider asks for a login again
     assert page.dialogs == []
     assert page.errors == []
+
+
+def test_a_public_client_logs_in_with_pkce_alone(
+    live_server: LiveServer,
+    committed: sessionmaker[Session],
+    oidc_provider: OidcProvider,
+    site: Site,
+) -> None:
+    """Walked with an HTTP client, no browser: a UI client registered without a secret
+    redeems its code with the PKCE verifier alone (token_endpoint_auth_method none)."""
+    answer = requests.post(
+        oidc_provider.url("/reg"),
+        json={
+            "redirect_uris": [live_server.url + "/ui/callback"],
+            "grant_types": ["authorization_code"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        },
+        timeout=10,
+    )
+    answer.raise_for_status()
+    with committed.begin() as session:
+        public = UiClient(oidc_provider.issuer, answer.json()["client_id"])
+        set_ui_client(session, slug=site.slug, client=public)
+    # The app caches the site for seconds; a new site slug would be read afresh, so wait
+    # for this one's cache instead of relying on it.
+    browser = requests.Session()
+    response = wait_until(
+        lambda: (
+            r
+            if (r := browser.get(f"{live_server.url}/ui/{site.slug}/login", allow_redirects=False))
+            and public.client_id in r.headers.get("Location", "")
+            else None
+        ),
+        timeout=10,
+        interval=0.5,
+        message="the site's new UI client",
+    )
+    location = response.headers["Location"]
+    assert "code_challenge_method=S256" in location
+    for _ in range(10):
+        response = browser.get(location, allow_redirects=False, timeout=10)
+        if response.is_redirect:
+            location = urllib.parse.urljoin(response.url, response.headers["Location"])
+            if location.startswith(live_server.url + "/ui/callback"):
+                break
+            continue
+        form = FirstForm()
+        form.feed(response.text)
+        fields = dict(form.fields)
+        if fields.get("prompt") == "login":
+            fields.update(login="mia", password="any")
+        response = browser.post(
+            urllib.parse.urljoin(response.url, str(form.action)),
+            data=fields,
+            allow_redirects=False,
+            timeout=10,
+        )
+        location = urllib.parse.urljoin(response.url, response.headers["Location"])
+        if location.startswith(live_server.url + "/ui/callback"):
+            break
+    landed = browser.get(location, timeout=10)
+    assert landed.status_code == 200, landed.text
+    assert landed.url == f"{live_server.url}/ui/{site.slug}/queue"
+    assert "User mia" in landed.text

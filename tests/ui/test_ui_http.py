@@ -388,6 +388,10 @@ def test_logout_ends_the_session(client: FlaskClient, site: Site, db_session: Se
     assert cleared["path"] == "/ui"
     assert db_session.scalars(select(UiSession)).all() == []
     assert client.get("/ui/blog/queue").status_code == 303
+    # Logging out again, the session gone, is nothing to refuse.
+    again = client.post("/ui/blog/logout", data={"csrf_token": token})
+    assert again.status_code == 200
+    assert "You are logged out" in again.text
 
 
 def test_an_idle_or_expired_session_is_refused(
