@@ -8,12 +8,15 @@ import re
 from http.cookies import SimpleCookie
 from typing import Any
 
+from flask import Response
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from models import AuditEntry, Author, Comment, Label, Site, Status, Trust, UiSession
+from service.settings import Settings
+from service.ui.security import login_cookie_name, session_cookie_name, set_cookie
 from tests.api.test_actions import make_comment
 from tests.ui.conftest import csrf_of, dev_login
 
@@ -421,3 +424,22 @@ def test_a_session_is_for_its_own_site_only(
     dev_login(client)
     assert client.get("/ui/other/queue").status_code == 303
     assert client.get("/ui/nosuchsite/queue").status_code == 404
+
+
+def test_in_production_the_cookie_is_secure_and_prefixed(settings: Settings) -> None:
+    production = settings.model_copy(update={"environment": "production"})
+    response = Response()
+    set_cookie(
+        response,
+        production,
+        name=session_cookie_name(production),
+        value="v",
+        path="/ui",
+        max_age=60,
+    )
+    cookie = cookies_set(response)["__Secure-cg_ui"]["__Secure-cg_ui"]
+    assert cookie["secure"]
+    assert cookie["httponly"]
+    assert cookie["samesite"] == "Lax"
+    assert cookie["path"] == "/ui"
+    assert login_cookie_name(production) == "__Secure-cg_ui_login"
