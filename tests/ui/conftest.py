@@ -5,34 +5,21 @@ from __future__ import annotations
 
 import html.parser
 import urllib.parse
-from collections.abc import Iterator
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from models import Site
-from service.app import create_app
 from service.auth.dev_issuer import DEV_ISSUER, DEV_UI_CLIENT_ID
 from service.moderation.policy import SitePolicy
 from service.moderation.sites import UiClient, create_site, set_ui_client
-from service.settings import Settings
-from tests.api.conftest import api_settings, rolled_back_sessions, token
 
-__all__ = ["api_settings", "rolled_back_sessions", "token"]
+# The API's fixtures serve the UI's tests as they are (its app is the UI's app).
+from tests.api.conftest import api_settings, app, client, rolled_back_sessions, token
 
-
-@pytest.fixture
-def app(api_settings: Settings, rolled_back_sessions: sessionmaker[Session]) -> Flask:
-    return create_app(api_settings, sessions=rolled_back_sessions)
-
-
-@pytest.fixture
-def client(app: Flask) -> Iterator[FlaskClient]:
-    with app.test_client() as client:
-        yield client
+__all__ = ["api_settings", "app", "client", "rolled_back_sessions", "token"]
 
 
 @pytest.fixture

@@ -27,6 +27,13 @@ def body(response: TestResponse) -> dict[str, Any]:
     return found
 
 
+def script_headers(client: FlaskClient) -> dict[str, str]:
+    """Log in (as mia, a moderator of blog); the headers the page's script sends."""
+    dev_login(client)
+    token = csrf_of(client.get("/ui/blog/queue").text)
+    return {"Accept": "application/json", "X-CSRF-Token": token}
+
+
 def status(session: Session, comment: Comment) -> Status:
     session.refresh(comment)
     return comment.status
@@ -237,9 +244,7 @@ def test_bulk_spam_then_undo_puts_the_comments_back_and_takes_the_labels_back(
 ) -> None:
     first = make_comment(db_session, site, content="one")
     second = make_comment(db_session, site, content="two", subject="bob")
-    dev_login(client)
-    token = csrf_of(client.get("/ui/blog/queue").text)
-    headers = {"Accept": "application/json", "X-CSRF-Token": token}
+    headers = script_headers(client)
     done = client.post(
         "/ui/blog/actions",
         data={"action": "spam", "item": [f"{first.id}:1", f"{second.id}:1"]},
@@ -266,9 +271,7 @@ def test_undo_after_someone_else_acted_changes_nothing_of_theirs(
     client: FlaskClient, site: Site, db_session: Session
 ) -> None:
     comment = make_comment(db_session, site)
-    dev_login(client)
-    token = csrf_of(client.get("/ui/blog/queue").text)
-    headers = {"Accept": "application/json", "X-CSRF-Token": token}
+    headers = script_headers(client)
     client.post(
         f"/ui/blog/comments/{comment.id}/actions?version=1",
         data={"action": "approve"},
@@ -289,9 +292,7 @@ def test_trust_and_ban_an_author_and_undo_it(
     client: FlaskClient, site: Site, db_session: Session
 ) -> None:
     comment = make_comment(db_session, site)
-    dev_login(client)
-    token = csrf_of(client.get("/ui/blog/queue").text)
-    headers = {"Accept": "application/json", "X-CSRF-Token": token}
+    headers = script_headers(client)
     url = f"/ui/blog/authors/{comment.author_id}/trust"
     banned = client.post(url, data={"trust": "banned"}, headers=headers)
     assert banned.status_code == 200
