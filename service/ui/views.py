@@ -35,7 +35,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from models import Status, Trust
-from service.api.context import services, transaction
+from service.api.context import EXTENSION as API_EXTENSION
+from service.api.context import Services, services, transaction
 from service.auth.oidc_client import LoginFailed, OidcLogins, ProviderMetadata
 from service.auth.roles import Role, site_roles
 from service.errors import DOMAIN_PROBLEMS, ProblemType, problem
@@ -140,7 +141,8 @@ class Moderator:
 
 def register_ui(app: Flask) -> None:
     """Add the UI to ``app`` (after the API's services are in place)."""
-    found = services_of(app)
+    found = app.extensions[API_EXTENSION]
+    assert isinstance(found, Services)
     app.extensions[EXTENSION] = UiServices(OidcLogins(found.settings, found.verifier))
     app.register_blueprint(bp)
     app.after_request(_headers)
@@ -148,12 +150,6 @@ def register_ui(app: Flask) -> None:
         from service.ui import dev_login
 
         app.register_blueprint(dev_login.bp)
-
-
-def services_of(app: Flask) -> Any:
-    from service.api.context import EXTENSION as API_EXTENSION
-
-    return app.extensions[API_EXTENSION]
 
 
 def _logins() -> OidcLogins:
