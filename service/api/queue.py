@@ -30,6 +30,7 @@ def get_queue(slug: str) -> Response:
         author=args.get("author"),
         limit=args.get("limit"),
         cursor=args.get("cursor"),
+        thread=args.get("thread"),
     )
     key = cursor_key(services().settings.secret_key.get_secret_value())
     with transaction() as session:
@@ -51,6 +52,7 @@ def _render(slug: str, query: QueueQuery, page: QueuePage) -> dict[str, Any]:
             "sort": query.sort.value,
             **({"q": query.q} if query.q else {}),
             **({"author": str(query.author_id)} if query.author_id is not None else {}),
+            **({"thread": query.thread} if query.thread is not None else {}),
             "limit": str(query.limit),
             "cursor": page.next_cursor,
         }
