@@ -11,6 +11,7 @@ from models.label import Label, LabelSource, LabelValue
 from models.outbox import OutboxTask
 from models.site import Site
 from models.verdict import Verdict
+from models.webhook import DeliveryState, Webhook, WebhookDelivery, WebhookEvent
 
 __all__ = [
     "ApiKey",
@@ -20,6 +21,7 @@ __all__ = [
     "ClassifierVersion",
     "Comment",
     "CommentCount",
+    "DeliveryState",
     "JobState",
     "Label",
     "LabelSource",
@@ -31,4 +33,7 @@ __all__ = [
     "Trust",
     "Verdict",
     "VersionStatus",
+    "Webhook",
+    "WebhookDelivery",
+    "WebhookEvent",
 ]
