@@ -50,6 +50,7 @@ class Receiver:
         self.default = Answer()
         self._script: deque[Answer] = deque()
         self._received: list[Received] = []
+        self._arrived = 0
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -61,6 +62,12 @@ class Receiver:
         """Answer the next requests with these, in order."""
         with self._lock:
             self._script.extend(answers)
+
+    @property
+    def arrived(self) -> int:
+        """Requests whose body has been read (answered or not yet)."""
+        with self._lock:
+            return self._arrived
 
     @property
     def received(self) -> list[Received]:
@@ -91,6 +98,8 @@ class Receiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                with receiver._lock:
+                    receiver._arrived += 1
                 answer = receiver._next()
                 if answer.delay:
                     time.sleep(answer.delay)
