@@ -147,12 +147,16 @@ def new_event(
 
 
 # PostgreSQL: the deliveries of any number of events in one statement, one row per event
-# and subscribed hook of its site.
+# and subscribed hook of its site. The bodies travel as one JSON array of strings: as a
+# text[] parameter, psycopg would escape every quote of every body with a regular
+# expression, which cost more than the rest of the statement (0.7 ms a body).
 _RECORD_MANY = text(
     "INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, body, next_attempt_at)"
-    " SELECT w.id, e.event_id, CAST(:event_type AS text), e.body, :due"
-    " FROM unnest(CAST(:site_ids AS integer[]), CAST(:event_ids AS uuid[]),"
-    " CAST(:bodies AS text[])) AS e (site_id, event_id, body)"
+    " SELECT w.id, e.event_id, CAST(:event_type AS text), b.body, :due"
+    " FROM unnest(CAST(:site_ids AS integer[]), CAST(:event_ids AS uuid[]))"
+    " WITH ORDINALITY AS e (site_id, event_id, n)"
+    " JOIN json_array_elements_text(CAST(:bodies AS json)) WITH ORDINALITY AS b (body, n)"
+    " ON b.n = e.n"
     " JOIN webhooks w ON w.site_id = e.site_id AND w.enabled"
     " AND w.events @> jsonb_build_array(CAST(:event_type AS text))"
     " RETURNING id, event_id"
@@ -183,7 +187,7 @@ def record(
                 "due": due,
                 "site_ids": [e.site_id for e in events],
                 "event_ids": [e.event_id for e in events],
-                "bodies": [e.body for e in events],
+                "bodies": json.dumps([e.body for e in events]),
             },
         )
         for delivery_id, event_id in rows:
@@ -252,6 +256,13 @@ class Claimed:
     event_id: uuid.UUID
     event_type: str
     body: str
+    created_at: dt.datetime
+
+
+#: PostgreSQL: the transaction commits without waiting for its WAL to reach the disk (for
+#: this transaction only). Losing a claim or a result in a crash of the database means
+#: one more request, which at-least-once allows; it saves a disk flush a transaction.
+_ASYNC_COMMIT = func.set_config("synchronous_commit", "off", True)
 
 
 def claim(
@@ -267,18 +278,21 @@ def claim(
     off until ``now + policy.lease``. None, changing nothing, when it is gone, settled,
     at another count, or locked by another claim (duplicates of a task do nothing). A
     delivery whose hook was disabled, or older than ``policy.max_age``, is failed here
-    without a request (None too). Executes; the caller commits before sending."""
+    without a request (None too). Executes; the caller commits before sending (an
+    asynchronous commit on PostgreSQL)."""
+    query = select(
+        WebhookDelivery,
+        Webhook.url,
+        Webhook.enabled,
+        Webhook.secret,
+        Webhook.previous_secret,
+        Webhook.previous_secret_expires_at,
+        Site.webhooks_allow_private,
+    )
+    if session.connection().dialect.name == "postgresql":
+        query = query.add_columns(_ASYNC_COMMIT)  # in the same round trip
     row = session.execute(
-        select(
-            WebhookDelivery,
-            Webhook.url,
-            Webhook.enabled,
-            Webhook.secret,
-            Webhook.previous_secret,
-            Webhook.previous_secret_expires_at,
-            Site.webhooks_allow_private,
-        )
-        .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
+        query.join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
         .join(Site, Site.id == Webhook.site_id)
         .where(WebhookDelivery.id == delivery_id)
         .with_for_update(of=WebhookDelivery, skip_locked=True)
@@ -328,6 +342,7 @@ def claim(
         event_id=delivery.event_id,
         event_type=delivery.event_type,
         body=delivery.body,
+        created_at=_utc(delivery.created_at),
     )
 
 
@@ -343,55 +358,60 @@ def settle(
     ``policy.backoff(attempt)`` (or the answer's ``Retry-After`` when longer), unless
     that was the last attempt or the next would come after ``policy.max_age``, which
     fail it. The row as settled; None when another run has claimed it since (its result
-    stands). Executes; the caller commits."""
-    delivery = session.scalar(
-        select(WebhookDelivery).where(WebhookDelivery.id == claimed.delivery_id).with_for_update()
-    )
-    if (
-        delivery is None
-        or delivery.state is not DeliveryState.pending
-        or delivery.attempts != claimed.attempt
-    ):
-        return None
-    delivery.last_status_code = result.status_code
+    stands). One conditional UPDATE; the caller commits (an asynchronous commit on
+    PostgreSQL)."""
+    values: dict[str, Any] = {"last_status_code": result.status_code}
     if result.outcome is Outcome.delivered:
-        _settle(delivery, DeliveryState.delivered, now, error=None)
+        values.update(_settled(DeliveryState.delivered, now, error=None))
     elif result.outcome is Outcome.failed:
-        _settle(delivery, DeliveryState.failed, now, error=result.error)
+        values.update(_settled(DeliveryState.failed, now, error=result.error))
     elif claimed.attempt >= policy.max_attempts:
-        _settle(
-            delivery,
-            DeliveryState.failed,
-            now,
-            error=f"{result.error}; gave up after {claimed.attempt} attempts",
-        )
+        error = f"{result.error}; gave up after {claimed.attempt} attempts"
+        values.update(_settled(DeliveryState.failed, now, error=error))
     else:
         wait = max(policy.backoff(claimed.attempt), result.retry_after or 0.0)
         due = now + dt.timedelta(seconds=wait)
-        if due > _utc(delivery.created_at) + policy.max_age:
-            _settle(
-                delivery,
-                DeliveryState.failed,
-                now,
-                error=f"{result.error}; gave up: a retry in {wait:.0f} s would come after "
-                f"the {_age(policy.max_age)} a delivery is tried for",
+        if due > claimed.created_at + policy.max_age:
+            error = (
+                f"{result.error}; gave up: a retry in {wait:.0f} s would come after "
+                f"the {_age(policy.max_age)} a delivery is tried for"
             )
+            values.update(_settled(DeliveryState.failed, now, error=error))
         else:
-            delivery.next_attempt_at = due
-            delivery.last_error = result.error
-    session.flush()
-    return delivery
+            values.update(next_attempt_at=due, last_error=result.error)
+    if session.connection().dialect.name == "postgresql":
+        session.execute(select(_ASYNC_COMMIT))
+    return session.scalars(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == claimed.delivery_id,
+            WebhookDelivery.state == DeliveryState.pending,
+            WebhookDelivery.attempts == claimed.attempt,
+        )
+        .values(**values)
+        .returning(WebhookDelivery)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+
+
+def _settled(state: DeliveryState, now: dt.datetime, *, error: str | None) -> dict[str, Any]:
+    """The columns of a delivery that ends in ``state``."""
+    values: dict[str, Any] = {
+        "state": state,
+        "last_error": error,
+        "next_attempt_at": None,
+        "finished_at": now,
+    }
+    if state is DeliveryState.delivered:
+        values["delivered_at"] = now
+    return values
 
 
 def _settle(
     delivery: WebhookDelivery, state: DeliveryState, now: dt.datetime, *, error: str | None
 ) -> None:
-    delivery.state = state
-    delivery.last_error = error
-    delivery.next_attempt_at = None
-    delivery.finished_at = now
-    if state is DeliveryState.delivered:
-        delivery.delivered_at = now
+    for name, value in _settled(state, now, error=error).items():
+        setattr(delivery, name, value)
 
 
 def claim_due(
