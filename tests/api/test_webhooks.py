@@ -4,19 +4,25 @@ every bad input is a problem (never a 500, never a half-written row)."""
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from models import AuditEntry, Comment, Site, Status, Webhook, WebhookDelivery
+from service.cli import main
 from service.moderation.sites import create_site
 from service.moderation.webhooks import MAX_WEBHOOKS_PER_SITE, allow_private_targets
+from service.settings import Settings
 from tests.api.conftest import TokenFactory
 from tests.api.test_actions import make_comment
+from tests.support.env import settings_env
+from tests.support.webhooks import add_hook
 
 PUBLIC = "https://1.1.1.1/hooks/commentguard"
 BASE = "/v1/sites/blog/webhooks"
@@ -545,3 +551,32 @@ def test_an_action_writes_its_deliveries_with_it(
         str(comments[1].id): "spam",
         str(comments[2].id): "spam",
     }
+
+
+def test_an_operator_sets_private_targets_with_the_cli(
+    settings: Settings, committed: sessionmaker[Session]
+) -> None:
+    runner = CliRunner()
+    env = {**os.environ, **settings_env(settings)}
+
+    def run(*args: str) -> Any:
+        return runner.invoke(main, list(args), env=env)
+
+    created = run("site", "create", "--slug", "hooked", "--name", "H", "--url", "https://h.example")
+    assert created.exit_code == 0, created.output
+    assert run("site", "webhooks", "hooked").output == "site hooked: private targets refused\n"
+
+    allowed = run("site", "webhooks", "hooked", "--allow-private-targets")
+
+    assert allowed.exit_code == 0, allowed.output
+    assert allowed.output == "site hooked: private targets allowed\n"
+    with committed.begin() as session:
+        site = session.scalars(select(Site).where(Site.slug == "hooked")).one()
+        assert site.webhooks_allow_private is True
+        hook = add_hook(session, site, "http://127.0.0.1:9/in", allow_private=False)
+    listed = run("site", "webhooks", "hooked", "--no-allow-private-targets").output
+    assert listed.splitlines() == [
+        "site hooked: private targets refused",
+        f"{hook.webhook.id}  enabled   comment.classified,comment.moderated  http://127.0.0.1:9/in",
+    ]
+    assert run("site", "webhooks", "nope").exit_code != 0
