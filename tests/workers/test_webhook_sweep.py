@@ -5,6 +5,7 @@ retention deletes, and what a duplicate task does."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models import DeliveryState, WebhookDelivery
 from service.moderation.active import ClassifierProvider
-from service.queue import TaskQueue, make_celery
+from service.queue import TaskQueue, make_celery, send_deliveries
 from service.settings import Settings
 from tests.support.comments import make_site
 from tests.support.receiver import Receiver, running_receiver
@@ -133,3 +134,15 @@ def test_a_duplicate_task_sends_nothing(
     with committed() as session:
         row = session.get_one(WebhookDelivery, delivery_id)
     assert (row.state, row.attempts, row.last_status_code) == (DeliveryState.delivered, 1, 200)
+
+
+def test_deliveries_the_broker_refuses_are_logged_for_the_sweeper(
+    committed: sessionmaker[Session], settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    resources = _broker_down(settings, committed)
+    with caplog.at_level(logging.WARNING, logger="service.queue"):
+        send_deliveries(resources.queue(), [[1, 0], [2, 0]])
+    assert "enqueueing 2 webhook deliveries failed; the webhook sweeper will send them" in (
+        caplog.text
+    )
+    send_deliveries(resources.queue(), [])  # nothing to send: not even a try
