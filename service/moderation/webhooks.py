@@ -7,6 +7,11 @@ routable, unless the site allows private targets (an operator's setting,
 :func:`allow_private_targets`; never the API's, since it lets the service's requests
 reach its own network). The signing secret is made here and returned once, at creation
 and at each rotation; reading a webhook never shows it.
+
+Locks: a URL is resolved before any row is locked (a resolver may take seconds), and the
+rows changed are locked ``FOR NO KEY UPDATE``, which does not stop the inserts that
+refer to them (a comment to its site, a delivery to its hook): registering or changing
+a hook never holds up a comment or a verdict.
 """
 
 from __future__ import annotations
@@ -105,7 +110,9 @@ def _events(events: Sequence[WebhookEvent]) -> list[str]:
 
 def _site(session: Session, site_id: int, *, lock: bool = False) -> Site:
     query = select(Site).where(Site.id == site_id)
-    site = session.scalar(query.with_for_update() if lock else query)
+    if lock:
+        query = query.with_for_update(key_share=True).execution_options(populate_existing=True)
+    site = session.scalar(query)
     if site is None:
         raise NotFound(f"no site {site_id}")
     return site
@@ -135,14 +142,14 @@ def create_webhook(
     events; ``Conflict`` when the site has one for this URL already, or has
     :data:`MAX_WEBHOOKS_PER_SITE`. Audited as ``webhook_create``. Flushes; the caller
     commits."""
-    site = _site(session, site_id, lock=True)  # one registration at a time per site
     chosen = _events(events)
     check_url(
         url,
-        allow_private=site.webhooks_allow_private,
+        allow_private=_site(session, site_id).webhooks_allow_private,
         resolve_timeout=resolve_timeout,
         resolver=resolver,
     )
+    _site(session, site_id, lock=True)  # one registration at a time per site: the count
     count = session.scalar(select(func.count()).where(Webhook.site_id == site_id)) or 0
     if count >= MAX_WEBHOOKS_PER_SITE:
         raise Conflict(f"the site has {count} webhooks, the most allowed; delete one first")
@@ -179,7 +186,9 @@ def get_webhook(
 ) -> Webhook:
     """The site's webhook ``webhook_id``, or ``NotFound`` (another site's too)."""
     query = select(Webhook).where(Webhook.id == webhook_id, Webhook.site_id == site_id)
-    webhook = session.scalar(query.with_for_update() if lock else query)
+    if lock:
+        query = query.with_for_update(key_share=True).execution_options(populate_existing=True)
+    webhook = session.scalar(query)
     if webhook is None:
         raise NotFound(f"no webhook {webhook_id}")
     return webhook
@@ -207,17 +216,25 @@ def update_webhook(
     audited as ``webhook_update`` with the fields before and after. ``PreconditionFailed``
     (with the current ETag) when stale; ``InvalidInput``, ``Conflict`` as
     :func:`create_webhook`. Flushes; the caller commits."""
+
+    def check(url: str) -> None:
+        allow_private = _site(session, site_id).webhooks_allow_private
+        check_url(
+            url, allow_private=allow_private, resolve_timeout=resolve_timeout, resolver=resolver
+        )
+
+    seen = get_webhook(session, site_id=site_id, webhook_id=webhook_id)
+    _check_version(seen, expected_etags)
+    checked = changes.url is not None and changes.url != seen.url
+    if checked and changes.url is not None:
+        check(changes.url)
+    # Locked only now, and compared again: another change may have come meanwhile.
     webhook = get_webhook(session, site_id=site_id, webhook_id=webhook_id, lock=True)
     _check_version(webhook, expected_etags)
     before = _shown(webhook)
     if changes.url is not None and changes.url != webhook.url:
-        site = _site(session, site_id)
-        check_url(
-            changes.url,
-            allow_private=site.webhooks_allow_private,
-            resolve_timeout=resolve_timeout,
-            resolver=resolver,
-        )
+        if not checked:  # the URL was changed back meanwhile (rare): check it now
+            check(changes.url)
         _taken(session, site_id, changes.url, but=webhook.id)
         webhook.url = changes.url
     if changes.events is not None:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models import (
     Comment,
     DeliveryState,
+    Site,
     Status,
     Verdict,
     Webhook,
@@ -45,7 +46,7 @@ from service.moderation.policy import SitePolicy
 from service.moderation.rescore import rescore_batch
 from service.moderation.sites import SiteInfo
 from service.moderation.types import Identity
-from service.moderation.webhooks import rotate_secret
+from service.moderation.webhooks import allow_private_targets, get_webhook, rotate_secret
 from service.settings import Settings
 from service.webhooks.sender import Outcome, Result
 from tests.conftest import alembic_config
@@ -745,3 +746,26 @@ def test_the_embedded_default_writes_and_settles_deliveries_on_sqlite(
         assert due == [[results[0].deliveries[0], 1]]
     finally:
         engine.dispose()
+
+
+def test_changing_a_hook_or_its_site_holds_up_no_comment_and_no_verdict(
+    committed: sessionmaker[Session], classifier: LoadedClassifier
+) -> None:
+    with committed.begin() as session:
+        site = make_site(session, policy=POLICY)
+        hook = add_hook(session, site, URL)
+        comment_id = _held(session, site)
+        site_id, hook_id = site.id, hook.webhook.id
+
+    with committed.begin() as admin:
+        # The locks a change, a rotation and a registration hold until they commit.
+        get_webhook(admin, site_id=site_id, webhook_id=hook_id, lock=True)
+        allow_private_targets(admin, site_id=site_id, allow=True)
+        with committed.begin() as worker:
+            # Blocked, this would fail after 2 s instead of waiting for the admin.
+            worker.execute(text("SET LOCAL lock_timeout = '2s'"))
+            decided = classify_comment(worker, comment_id=comment_id, classifier=classifier)
+            assert decided is not None
+            assert len(decided.deliveries) == 1
+            site_info = SiteInfo.of(worker.get_one(Site, site_id))
+            submit_text(worker, site_info, "another", "A comment while the admin edits.")
