@@ -12,6 +12,7 @@ from models.outbox import OutboxTask
 from models.site import Site
 from models.ui_session import UiSession
 from models.verdict import Verdict
+from models.webhook import DeliveryState, Webhook, WebhookDelivery, WebhookEvent
 
 __all__ = [
     "ApiKey",
@@ -21,6 +22,7 @@ __all__ = [
     "ClassifierVersion",
     "Comment",
     "CommentCount",
+    "DeliveryState",
     "JobState",
     "Label",
     "LabelSource",
@@ -33,4 +35,7 @@ __all__ = [
     "UiSession",
     "Verdict",
     "VersionStatus",
+    "Webhook",
+    "WebhookDelivery",
+    "WebhookEvent",
 ]

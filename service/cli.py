@@ -482,6 +482,41 @@ def site_policy(
     click.echo(json.dumps(rules.policy.model_dump(mode="json"), indent=2))
 
 
+@site.command("webhooks")
+@click.argument("slug")
+@click.option(
+    "--allow-private-targets/--no-allow-private-targets",
+    "allow_private",
+    default=None,
+    help="Let the site's webhooks use http and loopback, private, link-local and other "
+    "non-public addresses (development, or a receiver on this network). Off by default.",
+)
+def site_webhooks(slug: str, allow_private: bool | None) -> None:
+    """Show site SLUG's webhooks and whether they may point at private targets, or
+    change that (an operator's decision, so the API cannot: it lets the service's
+    requests reach its own network)."""
+    from service.moderation.sites import get_site
+    from service.moderation.webhooks import (
+        allow_private_targets,
+        allows_private_targets,
+        list_webhooks,
+    )
+
+    with _transaction(load_settings()) as session:
+        site_id = get_site(session, slug=slug).id
+        if allow_private is not None:
+            allow_private_targets(session, site_id=site_id, allow=allow_private)
+        allowed = allows_private_targets(session, site_id=site_id)
+        hooks = list_webhooks(session, site_id=site_id)
+        lines = [
+            f"{h.id}  {'enabled ' if h.enabled else 'disabled'}  {','.join(h.events)}  {h.url}"
+            for h in hooks
+        ]
+    click.echo(f"site {slug}: private targets {'allowed' if allowed else 'refused'}")
+    for line in lines:
+        click.echo(line)
+
+
 @site.group("key")
 def site_key() -> None:
     """API keys: a site's credentials for server-to-server calls."""

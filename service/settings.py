@@ -78,6 +78,23 @@ class Settings(BaseSettings):
     #: The sweeper deletes an outbox row this long after its task was done (0: never).
     outbox_retention_seconds: int = Field(default=7 * 24 * 3600, ge=0)
 
+    #: Webhooks (docs/webhooks.md). One attempt may take this long at most, connecting,
+    #: sending and reading the answer together.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    #: A delivery still failing after this many attempts, or this long after its decision,
+    #: is marked failed.
+    webhook_max_attempts: int = Field(default=15, ge=1, le=100)
+    webhook_max_age_seconds: int = Field(default=24 * 3600, ge=1)
+    #: The wait before retry n is ``base * 2^(n-1)`` seconds, at most ``max``, each times a
+    #: random 50-100 % (or the answer's Retry-After, when longer).
+    webhook_backoff_base_seconds: float = Field(default=10.0, gt=0)
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    #: How often beat runs the webhook sweeper: it sends the deliveries due (retries, and
+    #: those whose task never finished) and deletes old ones.
+    webhook_sweep_interval_seconds: float = Field(default=5.0, gt=0)
+    #: The sweeper deletes a delivery this long after it was delivered or failed (0: never).
+    webhook_retention_seconds: int = Field(default=7 * 24 * 3600, ge=0)
+
     #: A trusted issuer's signing keys are fetched again this long after the last fetch.
     jwks_max_age_seconds: float = 300.0
     #: No issuer's keys are fetched more often than this, whatever ``kid`` tokens name
@@ -178,6 +195,12 @@ class Settings(BaseSettings):
                     "issuer lets anyone mint tokens; turn it off"
                 )
         return self
+
+    @property
+    def webhook_lease_seconds(self) -> float:
+        """How long a queued or running webhook attempt holds its delivery off the
+        sweeper: the outbox's timeout for a task to run, plus the attempt's own."""
+        return self.outbox_timeout_seconds + self.webhook_timeout_seconds
 
     @property
     def is_sqlite(self) -> bool:

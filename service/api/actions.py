@@ -24,6 +24,7 @@ from service.api.context import (
 )
 from service.api.moderation_schemas import ActionIn, AuditOut, BulkActionIn, ItemOut, parse
 from service.api.schemas import iso_time
+from service.api.webhooks import send_after_commit, webhook_lease
 from service.auth.roles import Role
 from service.moderation.actions import Item, act_on_comment, act_on_comments, require_moderator
 from service.moderation.audit import list_audit
@@ -70,7 +71,9 @@ def act(comment_id: str) -> Response:
             actor=actor,
             action=data.action,
             note=data.note,
+            webhook_lease=webhook_lease(),
         )
+    send_after_commit(done.deliveries)
     assert done.status is not None
     assert done.version is not None
     assert done.from_status is not None
@@ -107,8 +110,15 @@ def act_in_bulk(slug: str) -> Response:
         site = services().sites.get(session, slug=slug)
         actor = authorize(session, site, token, role=Role.moderator)
         results = act_on_comments(
-            session, site_id=site.id, items=items, actor=actor, action=data.action, note=data.note
+            session,
+            site_id=site.id,
+            items=items,
+            actor=actor,
+            action=data.action,
+            note=data.note,
+            webhook_lease=webhook_lease(),
         )
+    send_after_commit([d for result in results for d in result.deliveries])
     body = {
         "action": data.action.value,
         "counts": dict(Counter(r.outcome.value for r in results)),

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from models import Author, Label, Status, Trust
 from service.moderation.actions import Action, Item, ItemResult, Outcome, act_on_comments
 from service.moderation.authors import set_trust
+from service.moderation.deliveries import DEFAULT_LEASE
 from service.moderation.errors import NotFound, PreconditionFailed
 from service.moderation.types import Identity
 
@@ -59,10 +60,17 @@ def inverse_action(done: Done) -> Action:
 
 
 def undo_comment_actions(
-    session: Session, *, site_id: int, done: Sequence[Done], actor: Identity
+    session: Session,
+    *,
+    site_id: int,
+    done: Sequence[Done],
+    actor: Identity,
+    webhook_lease: dt.timedelta = DEFAULT_LEASE,
 ) -> list[ItemResult]:
     """Undo ``done`` (one action's comments); one result per comment, in order, as
-    ``act_on_comments`` gives them: ``conflict`` when the comment has moved on since."""
+    ``act_on_comments`` gives them: ``conflict`` when the comment has moved on since. The
+    undoing actions write their webhook deliveries as any action does (``deliveries`` of
+    each result; the caller sends them after the commit)."""
     groups: dict[Action, list[Done]] = defaultdict(list)
     for item in done:
         groups[inverse_action(item)].append(item)
@@ -76,6 +84,7 @@ def undo_comment_actions(
             actor=actor,
             action=action,
             note=UNDO_NOTE,
+            webhook_lease=webhook_lease,
         )
         for item, result in zip(items, outcome, strict=True):
             results[item.comment_id] = result

@@ -37,6 +37,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from models import Status, Trust
 from service.api.context import EXTENSION as API_EXTENSION
 from service.api.context import Services, services, transaction
+from service.api.webhooks import send_after_commit, webhook_lease
 from service.auth.oidc_client import LoginFailed, OidcLogins, ProviderMetadata
 from service.auth.roles import Role, site_roles
 from service.errors import DOMAIN_PROBLEMS, ProblemType, problem
@@ -642,12 +643,19 @@ def act(slug: str, comment_id: str) -> BaseResponse:
 def _act(slug: str, action: Action, items: list[Item]) -> BaseResponse:
     with _moderating(slug) as (db, mod):
         results = act_on_comments(
-            db, site_id=mod.site.id, items=items, actor=mod.actor, action=action, note=None
+            db,
+            site_id=mod.site.id,
+            items=items,
+            actor=mod.actor,
+            action=action,
+            note=None,
+            webhook_lease=webhook_lease(),
         )
         done = [r for r in results if r.outcome is Outcome.ok]
         if done:
             remember_action(db, id=mod.ui.id, action=_comments_record(action, done))
         counts = status_counts(db, site_id=mod.site.id)
+    send_after_commit([d for r in results for d in r.deliveries])
     tally = Counter(r.outcome.value for r in results)
     stale = tally.get(Outcome.conflict.value, 0)
     if wants_json():
@@ -717,6 +725,7 @@ def undo(slug: str) -> BaseResponse:
     """Undo the session's last action (comments or an author's trust), unless someone has
     acted on its targets since."""
     now = _now()
+    results: list[ItemResult] = []
     with _moderating(slug) as (db, mod):
         last = mod.ui.last_action
         undone = stale = 0
@@ -731,7 +740,9 @@ def undo(slug: str) -> BaseResponse:
                 )
                 for i in last["items"]
             ]
-            results = undo_comment_actions(db, site_id=mod.site.id, done=done, actor=mod.actor)
+            results = undo_comment_actions(
+                db, site_id=mod.site.id, done=done, actor=mod.actor, webhook_lease=webhook_lease()
+            )
             undone = sum(r.outcome is Outcome.ok for r in results)
             stale = len(results) - undone
         elif last and last.get("kind") == "trust":
@@ -753,6 +764,7 @@ def undo(slug: str) -> BaseResponse:
         if last:
             remember_action(db, id=mod.ui.id, action=None)
         counts = status_counts(db, site_id=mod.site.id)
+    send_after_commit([d for r in results for d in r.deliveries])
     kind = "undone" if last else "nothing"
     if wants_json():
         message = _notice({"notice": kind, "n": str(undone), "stale": str(stale)})
