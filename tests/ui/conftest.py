@@ -100,3 +100,10 @@ def csrf_of(page: str) -> str:
     marker = '<meta name="csrf-token" content="'
     start = page.index(marker) + len(marker)
     return page[start : page.index('"', start)]
+
+
+def script_headers(client: FlaskClient, slug: str = "blog") -> dict[str, str]:
+    """Log in (as mia, a moderator of ``slug``); the headers the page's script sends."""
+    dev_login(client, slug=slug)
+    token = csrf_of(client.get(f"/ui/{slug}/queue").text)
+    return {"Accept": "application/json", "X-CSRF-Token": token}

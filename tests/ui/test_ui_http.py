@@ -18,20 +18,13 @@ from models import AuditEntry, Author, Comment, Label, Site, Status, Trust, UiSe
 from service.settings import Settings
 from service.ui.security import login_cookie_name, session_cookie_name, set_cookie
 from tests.api.test_actions import make_comment
-from tests.ui.conftest import csrf_of, dev_login
+from tests.ui.conftest import csrf_of, dev_login, script_headers
 
 
 def body(response: TestResponse) -> dict[str, Any]:
     found = response.get_json()
     assert isinstance(found, dict), response.text
     return found
-
-
-def script_headers(client: FlaskClient) -> dict[str, str]:
-    """Log in (as mia, a moderator of blog); the headers the page's script sends."""
-    dev_login(client)
-    token = csrf_of(client.get("/ui/blog/queue").text)
-    return {"Accept": "application/json", "X-CSRF-Token": token}
 
 
 def status(session: Session, comment: Comment) -> Status:

@@ -21,12 +21,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models import Comment, DeliveryState, Site, Status, WebhookDelivery, WebhookEvent
 from service.app import create_app
-from service.auth.dev_issuer import mint_dev_token
+from service.auth.dev_issuer import DEV_ISSUER, DEV_UI_CLIENT_ID, mint_dev_token
 from service.classifier.model import load_classifier
 from service.moderation.active import LoadedClassifier
 from service.moderation.classify import classify_comment
 from service.moderation.policy import SitePolicy
-from service.moderation.sites import SiteInfo
+from service.moderation.sites import SiteInfo, UiClient, set_ui_client
 from service.moderation.webhooks import allow_private_targets
 from service.queue import RESCORE, TaskQueue
 from service.settings import Settings
@@ -36,6 +36,7 @@ from tests.support.receiver import Answer, Received, Receiver, running_receiver
 from tests.support.wait import wait_until
 from tests.support.webhooks import add_hook, deliveries_of
 from tests.support.worker import CeleryWorker
+from tests.ui.conftest import script_headers
 
 #: Every score is held (the spam band starts at 1): outcomes that do not depend on the
 #: bundled classifier.
@@ -327,6 +328,47 @@ def test_a_receiver_that_is_down_gets_the_delivery_once_it_is_back(
     assert row.attempts >= 3
     [request] = receiver.received
     assert _body(request)["data"]["comment"]["id"] == str(comment_id)
+
+
+def test_the_web_uis_actions_and_undo_send_their_deliveries_after_the_commit(
+    committed: sessionmaker[Session],
+    running_worker: CeleryWorker,
+    receiver: Receiver,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    # A lease far longer than the wait below: the sweeper cannot be what delivers them.
+    api = settings.model_copy(
+        update={
+            "dev_issuer": True,
+            "dev_key_path": tmp_path / "key.pem",
+            "outbox_timeout_seconds": 600,
+        }
+    )
+    site_id, slug, _, secret = _site_with_hook(
+        committed, receiver.url(), events=[WebhookEvent.moderated]
+    )
+    [comment_id] = _comments(committed, site_id, 1)
+    with committed.begin() as session:
+        session.execute(update(Comment).where(Comment.id == comment_id).values(status=Status.held))
+        set_ui_client(session, slug=slug, client=UiClient(DEV_ISSUER, DEV_UI_CLIENT_ID))
+
+    with create_app(api, sessions=committed).test_client() as client:
+        headers = script_headers(client, slug)
+        acted = client.post(
+            f"/ui/{slug}/comments/{comment_id}/actions?version=1",
+            data={"action": "spam"},
+            headers=headers,
+        )
+        assert acted.get_json()["results"][0]["result"] == "ok"
+        [first] = receiver.wait_for(1, timeout=20)
+        undone = client.post(f"/ui/{slug}/undo", headers=headers)
+        assert undone.get_json()["undone"] == 1
+        second = receiver.wait_for(2, timeout=20)[1]
+
+    for request in (first, second):
+        verify(request.body, request.headers["Commentguard-Signature"], secret)
+    assert [_body(r)["data"]["action"]["action"] for r in (first, second)] == ["spam", "hold"]
 
 
 def test_a_delivery_whose_task_was_never_sent_is_sent_by_the_sweeper(
