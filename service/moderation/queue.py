@@ -54,7 +54,7 @@ class QueueSort(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class QueueQuery:
-    """What a moderator asked for; validate with :func:`queue_query`."""
+    """What a moderator asked for (validated by the API's ``QueueQueryIn``)."""
 
     status: Status = Status.held
     sort: QueueSort = QueueSort.created_desc
@@ -100,61 +100,6 @@ class QueuePage:
     next_cursor: str | None
     #: Every status of the site with its number of comments (zeros included).
     counts: dict[str, int]
-
-
-def queue_query(
-    *,
-    status: str | None,
-    sort: str | None,
-    q: str | None,
-    author: str | None,
-    limit: str | None,
-    cursor: str | None,
-) -> QueueQuery:
-    """The query string's values, validated: ``InvalidInput`` naming every bad field."""
-    errors: list[FieldError] = []
-    status_value = Status.held
-    if status is not None:
-        try:
-            status_value = Status(status)
-        except ValueError:
-            errors.append(FieldError("status", f"one of {', '.join(s.value for s in Status)}"))
-    sort_value = QueueSort.created_desc
-    if sort is not None:
-        try:
-            sort_value = QueueSort(sort)
-        except ValueError:
-            errors.append(FieldError("sort", f"one of {', '.join(s.value for s in QueueSort)}"))
-    text_query = q.strip() if q is not None else None
-    if text_query is not None and len(text_query) > MAX_QUERY_LENGTH:
-        errors.append(FieldError("q", f"at most {MAX_QUERY_LENGTH} characters"))
-    if text_query is not None and "\x00" in text_query:
-        errors.append(FieldError("q", "must not contain NUL characters"))
-    author_id = None
-    if author is not None:
-        # Length first: int() refuses (ValueError) strings of more than 4,300 digits.
-        if author.isascii() and author.isdigit() and len(author) <= 10 and 0 < int(author) < 2**31:
-            author_id = int(author)
-        else:
-            errors.append(FieldError("author", "an author id (a positive integer)"))
-    limit_value = DEFAULT_LIMIT
-    if limit is not None:
-        if limit.isascii() and limit.isdigit() and len(limit) <= 6 and 1 <= int(limit) <= MAX_LIMIT:
-            limit_value = int(limit)
-        else:
-            errors.append(FieldError("limit", f"an integer from 1 to {MAX_LIMIT}"))
-    if cursor is not None and not cursor:
-        errors.append(FieldError("cursor", "must not be empty"))
-    if errors:
-        raise InvalidInput("invalid queue query", errors)
-    return QueueQuery(
-        status=status_value,
-        sort=sort_value,
-        q=text_query or None,
-        author_id=author_id,
-        limit=limit_value,
-        cursor=cursor,
-    )
 
 
 def queue_page(
