@@ -9,18 +9,9 @@ from flask import Flask, Request, Response
 from flask.sessions import SessionInterface
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.api import (
-    actions,
-    authors,
-    classifier,
-    comments,
-    health,
-    openapi,
-    queue,
-    rules,
-    threads,
-)
+from service.api import actions, authors, classifier, comments, health, queue, rules, threads
 from service.api.context import EXTENSION, Services
+from service.api.openapi import bp as openapi_bp
 from service.auth.introspection import Introspector
 from service.auth.tokens import TokenVerifier
 from service.db import autocommit_sessions, make_engine, make_sessionmaker
@@ -86,7 +77,7 @@ def create_app(
     app.register_blueprint(actions.bp)
     app.register_blueprint(authors.bp)
     app.register_blueprint(rules.bp)
-    app.register_blueprint(openapi.bp)
+    app.register_blueprint(openapi_bp)
     return app
 
 

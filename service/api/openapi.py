@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Final
 
 from flask import Blueprint, Flask, Response, current_app, request
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, SecretStr, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from werkzeug.routing import Rule
 
@@ -153,6 +154,21 @@ def build_document(app: Flask) -> dict[str, Any]:
         "paths": paths,
         "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},
     }
+
+
+def offline_document() -> dict[str, Any]:
+    """The document of an app that is built and never served: the same as any app
+    serves, with no configuration needed (the document depends on the code only) and
+    nothing connected to (the app's pools and clients connect on first use)."""
+    from service.app import create_app
+    from service.settings import Settings
+
+    settings = Settings(
+        environment="test",
+        database_url="sqlite://",
+        secret_key=SecretStr(secrets.token_urlsafe(36)),
+    )
+    return build_document(create_app(settings))
 
 
 def document_bytes(app: Flask) -> bytes:

@@ -4,9 +4,11 @@ at ``/openapi.json``, covering every route, and unable to drift from what views 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from flask import Blueprint, Flask, Response
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
@@ -17,6 +19,7 @@ from service.api.context import json_body
 from service.api.openapi import OPENAPI_JSON, build_document, undeclared_rules
 from service.api.spec import SITE, Access, Reply, body_of, operation
 from service.app import create_app
+from service.cli import main
 from service.settings import Settings
 
 
@@ -200,3 +203,12 @@ def test_path_parameters_must_match_the_route(
     app.register_blueprint(bp)
     with pytest.raises(ValueError, match="path parameters declared"):
         build_document(app)
+
+
+def test_the_cli_prints_the_served_document(client: FlaskClient, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["openapi"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == document(client)
+    out = tmp_path / "openapi.json"
+    assert CliRunner().invoke(main, ["openapi", "--out", str(out)]).exit_code == 0
+    assert json.loads(out.read_text()) == document(client)

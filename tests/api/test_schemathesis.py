@@ -17,6 +17,7 @@ operation is excluded.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,14 +29,13 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import strategies as st
-from pydantic import SecretStr
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from models import Author, ClassifierVersion, Comment, Status, Verdict
 from models.classifier_version import VersionStatus
-from service.api.openapi import build_document
+from service.api.openapi import offline_document
 from service.app import create_app
 from service.auth.api_keys import create_api_key
 from service.auth.dev_issuer import mint_dev_token
@@ -51,7 +51,8 @@ from tests.support.worker import CeleryWorker
 
 SITE = "fuzz"
 OTHER_SITE = "elsewhere"
-MAX_EXAMPLES = 30
+#: Examples per operation; ``COMMENTGUARD_TEST_FUZZ_EXAMPLES`` raises it for a deeper run.
+MAX_EXAMPLES = int(os.environ.get("COMMENTGUARD_TEST_FUZZ_EXAMPLES", "30"))
 SEED = 21
 BUNDLED = Path(__file__).resolve().parents[2] / "service/classifier/bundled/classifier.skops"
 
@@ -93,15 +94,8 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def offline_document() -> dict[str, Any]:
-    """The document, from an app that is built and never served (nothing connects): what
-    the live server serves too (``live`` checks)."""
-    settings = Settings(
-        environment="test", database_url="sqlite://", secret_key=SecretStr("x" * 40)
-    )
-    return build_document(create_app(settings))
-
-
+#: The document, from an app that is never served: what the live server serves too
+#: (``live`` checks), loaded when the module is (schemathesis parametrizes from it).
 DOCUMENT = offline_document()
 schema = schemathesis.openapi.from_dict(DOCUMENT, config=schemathesis.Config.from_dict(CONFIG))
 
