@@ -299,6 +299,8 @@ def aim_at_real_rows(world: World, case: schemathesis.Case[Any], data: st.DataOb
 ANSWERED: dict[str, set[int]] = {}
 
 
+# Per operation; a deeper run needs longer (report.html draws five plots per request).
+@pytest.mark.timeout(max(300, MAX_EXAMPLES * 5))
 @schema.given(data=st.data())
 @schema.parametrize()
 def test_the_live_api_answers_as_its_document_says(
