@@ -10,6 +10,7 @@ from models.comment_count import CommentCount
 from models.label import Label, LabelSource, LabelValue
 from models.outbox import OutboxTask
 from models.site import Site
+from models.ui_session import UiSession
 from models.verdict import Verdict
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "Site",
     "Status",
     "Trust",
+    "UiSession",
     "Verdict",
     "VersionStatus",
 ]

@@ -29,3 +29,8 @@ class Site(Timestamped, Base):
     introspection_endpoint: Mapped[str | None] = mapped_column(Text)
     introspection_client_id: Mapped[str | None] = mapped_column(String(255))
     introspection_client_secret: Mapped[str | None] = mapped_column(Text)
+    #: The moderators' web UI logs in at this OpenID Connect issuer (authorization code +
+    #: PKCE) as this client; the secret is empty for a public client. All unset: no UI.
+    ui_issuer: Mapped[str | None] = mapped_column(Text)
+    ui_client_id: Mapped[str | None] = mapped_column(String(255))
+    ui_client_secret: Mapped[str | None] = mapped_column(Text)

@@ -21,6 +21,7 @@ from service.moderation.active import ClassifierProvider
 from service.moderation.sites import SiteDirectory
 from service.queue import ClassificationBatcher, TaskQueue, make_celery
 from service.settings import Settings
+from service.ui.views import register_ui
 
 
 def create_app(
@@ -78,6 +79,8 @@ def create_app(
     app.register_blueprint(authors.bp)
     app.register_blueprint(rules.bp)
     app.register_blueprint(openapi_bp)
+    # The moderators' web UI (/ui), with its own cookie session on its own paths only.
+    register_ui(app)
     return app
 
 

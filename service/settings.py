@@ -8,6 +8,7 @@ environment. Every variable is prefixed ``COMMENTGUARD_`` except the conventiona
 
 from __future__ import annotations
 
+import urllib.parse
 from pathlib import Path
 from typing import Literal
 
@@ -122,6 +123,15 @@ class Settings(BaseSettings):
     retrain_interval_seconds: float = 0.0
     retrain_min_new_labels: int = 100
 
+    #: The moderators' web UI (``/ui``): its public origin (scheme, host and port, as the
+    #: browser reaches it behind any proxy), from which its OpenID Connect redirect URI
+    #: ``<ui_public_url>/ui/callback`` is made; empty: the address each request came to.
+    ui_public_url: str | None = None
+    #: A UI session ends after this long without a request, and this long after its login
+    #: whatever its activity.
+    ui_session_idle_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    ui_session_max_seconds: int = Field(default=12 * 3600, ge=60, le=30 * 24 * 3600)
+
     log_level: str = "INFO"
     log_json: bool = False
 
@@ -135,6 +145,18 @@ class Settings(BaseSettings):
                 return "postgresql+psycopg://" + value[len(prefix) :]
         return value
 
+    @field_validator("ui_public_url")
+    @classmethod
+    def _ui_public_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urllib.parse.urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL, such as https://moderate.example.org")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError("must be scheme, host and port only (no path, query or fragment)")
+        return value.rstrip("/")
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         secret = self.secret_key.get_secret_value()
@@ -144,6 +166,11 @@ class Settings(BaseSettings):
                     f"SECRET_KEY is a placeholder or shorter than {MIN_SECRET_LENGTH} "
                     "characters; generate one with `python -c 'import secrets; "
                     "print(secrets.token_urlsafe(48))'`"
+                )
+            if self.ui_public_url and not self.ui_public_url.startswith("https://"):
+                raise SettingsError(
+                    "COMMENTGUARD_UI_PUBLIC_URL must be https in production: the UI's session "
+                    "cookie is Secure there, and a browser sends it over https only"
                 )
             if self.dev_issuer:
                 raise SettingsError(

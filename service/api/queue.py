@@ -68,6 +68,7 @@ def _render(slug: str, query: QueueQuery, page: QueuePage) -> dict[str, Any]:
             "sort": query.sort.value,
             **({"q": query.q} if query.q else {}),
             **({"author": str(query.author_id)} if query.author_id is not None else {}),
+            **({"thread": query.thread} if query.thread is not None else {}),
             "limit": str(query.limit),
             "cursor": page.next_cursor,
         }

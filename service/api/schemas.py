@@ -227,6 +227,8 @@ class QueueQueryIn(BaseModel):
     limit: int = Field(default=queue_domain.DEFAULT_LIMIT, ge=1, le=queue_domain.MAX_LIMIT)
     #: ``next_cursor`` of the previous page, with the same other parameters.
     cursor: str | None = Field(default=None, min_length=1)
+    #: Only this thread's comments (blank: every thread).
+    thread: StorableStr | None = Field(default=None, max_length=queue_domain.MAX_THREAD_LENGTH)
 
     def domain(self) -> queue_domain.QueueQuery:
         return queue_domain.QueueQuery(
@@ -236,6 +238,7 @@ class QueueQueryIn(BaseModel):
             author_id=self.author,
             limit=self.limit,
             cursor=self.cursor,
+            thread=self.thread or None,
         )
 
 
