@@ -21,6 +21,7 @@ from service.api import (
     webhooks,
 )
 from service.api.context import EXTENSION, Services
+from service.api.openapi import bp as openapi_bp
 from service.auth.introspection import Introspector
 from service.auth.tokens import TokenVerifier
 from service.db import autocommit_sessions, make_engine, make_sessionmaker
@@ -88,6 +89,7 @@ def create_app(
     app.register_blueprint(authors.bp)
     app.register_blueprint(rules.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(openapi_bp)
     # The moderators' web UI (/ui), with its own cookie session on its own paths only.
     register_ui(app)
     return app

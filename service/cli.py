@@ -643,3 +643,22 @@ def dev_token(
     except OSError as exc:
         raise click.ClickException(f"the development key could not be used: {exc}") from None
     click.echo(token)
+
+
+@main.command("openapi")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the document here instead of printing it.",
+)
+def openapi_document(out: Path | None) -> None:
+    """Print the OpenAPI document of the HTTP API (what GET /openapi.json serves).
+
+    Needs no configuration and connects to nothing."""
+    from service.api.openapi import offline_document
+
+    text = json.dumps(offline_document(), indent=2, ensure_ascii=False) + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")

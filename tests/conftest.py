@@ -158,6 +158,11 @@ def committed(engine: Engine, sessions: sessionmaker[Session]) -> Iterator[sessi
     """The sessionmaker, for data that must really be committed (a worker reads it);
     every table is emptied after the test."""
     yield sessions
+    empty_tables(engine)
+
+
+def empty_tables(engine: Engine) -> None:
+    """Delete every row of every table (what ``committed`` does after its test)."""
     tables = ", ".join(f'"{table.name}"' for table in models.Base.metadata.sorted_tables)
     with engine.begin() as connection:
         # A worker may still be sweeping: wait for its locks briefly rather than forever.
