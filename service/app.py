@@ -9,7 +9,17 @@ from flask import Flask, Request, Response
 from flask.sessions import SessionInterface
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.api import actions, authors, classifier, comments, health, queue, rules, threads
+from service.api import (
+    actions,
+    akismet,
+    authors,
+    classifier,
+    comments,
+    health,
+    queue,
+    rules,
+    threads,
+)
 from service.api.context import EXTENSION, Services
 from service.auth.introspection import Introspector
 from service.auth.tokens import TokenVerifier
@@ -76,6 +86,7 @@ def create_app(
     app.register_blueprint(actions.bp)
     app.register_blueprint(authors.bp)
     app.register_blueprint(rules.bp)
+    app.register_blueprint(akismet.bp)
     return app
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from models import ApiKey
+from models import ApiKey, Site
 from service.moderation.errors import FieldError, InvalidInput, NotFound, Unauthorized
 from service.moderation.sites import get_site
 from service.moderation.types import Identity
@@ -115,23 +115,71 @@ def check_api_key(session: Session, *, site_id: int, key: str, now: dt.datetime)
     revoked, belongs to another site, or does not match; the reasons a caller is told
     are the same for all but the malformed, so keys cannot be probed.
     """
+    row = _matching_key(session, key)
+    if row is None or row.site_id != site_id:
+        log.info("API key %s refused at site %s", _prefix_of(key), site_id)
+        raise Unauthorized("the API key is not valid for this site")
+    _record_use(session, row.id, now)
+    return _identity(row.prefix)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyOwner:
+    """What a key proves when the key alone names the site (the Akismet API)."""
+
+    site_id: int
+    site_slug: str
+    identity: Identity
+
+
+def site_of_api_key(
+    session: Session, *, key: str, now: dt.datetime, record_use: bool = True
+) -> KeyOwner:
+    """The site ``key`` belongs to and the identity it proves there, recording its use
+    unless ``record_use`` is false. ``Unauthorized`` as :func:`check_api_key` for a
+    malformed, unknown, revoked or non-matching key."""
+    row = _matching_key(session, key)
+    if row is None:
+        log.info("API key %s refused", _prefix_of(key))
+        raise Unauthorized("the API key is not valid")
+    slug = session.scalar(select(Site.slug).where(Site.id == row.site_id))
+    if slug is None:
+        raise Unauthorized("the API key is not valid")
+    if record_use:
+        _record_use(session, row.id, now)
+    return KeyOwner(row.site_id, slug, _identity(row.prefix))
+
+
+def _matching_key(session: Session, key: str) -> ApiKey | None:
+    """The key's row when ``key`` is well formed, known, matches its digest and is not
+    revoked; else None. ``Unauthorized`` for a malformed key."""
     found = _KEY.match(key)
     if found is None:
         raise Unauthorized("the API key is malformed")
-    prefix = found.group(1)
-    row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    row = session.scalar(select(ApiKey).where(ApiKey.prefix == found.group(1)))
     # Computed even for an unknown prefix, so that timing does not tell which exist.
     salt = row.salt if row is not None else "00" * 16
     matches = hmac.compare_digest(_digest(salt, key), row.digest if row is not None else "")
-    if row is None or not matches or row.site_id != site_id or row.revoked_at is not None:
-        log.info("API key %s refused at site %s", prefix, site_id)
-        raise Unauthorized("the API key is not valid for this site")
+    if row is None or not matches or row.revoked_at is not None:
+        return None
+    return row
+
+
+def _prefix_of(key: str) -> str:
+    found = _KEY.match(key)
+    return found.group(1) if found else "(malformed)"
+
+
+def _record_use(session: Session, key_id: int, now: dt.datetime) -> None:
     session.execute(
         update(ApiKey)
         .where(
-            ApiKey.id == row.id,
+            ApiKey.id == key_id,
             or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_RESOLUTION),
         )
         .values(last_used_at=now)
     )
+
+
+def _identity(prefix: str) -> Identity:
     return Identity(issuer=API_KEY_ISSUER, subject=prefix, claims={"api_key": prefix})

@@ -41,6 +41,8 @@ class SiteInfo:
     audiences: tuple[str, ...]
     policy: SitePolicy
     introspection: IntrospectionClient | None = None
+    #: The site's home URL (what Akismet clients send as ``blog``).
+    url: str = ""
 
     @classmethod
     def of(cls, site: Site) -> SiteInfo:
@@ -62,6 +64,7 @@ class SiteInfo:
             audiences=tuple(site.audiences or ()),
             policy=site_policy_of(site),
             introspection=introspection,
+            url=site.url,
         )
 
 
