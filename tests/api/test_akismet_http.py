@@ -23,12 +23,20 @@ from service.moderation.sites import create_site
 BLOG = "https://blog.example"
 CHECK = "/1.1/comment-check"
 #: Thresholds no score reaches: the outcome is the rules', never the classifier's.
-NEVER_BY_SCORE = {"hold_threshold": 1.0, "spam_threshold": 1.0, "discard_threshold": 1.0}
+NEVER_BY_SCORE: dict[str, Any] = {
+    "hold_threshold": 1.0,
+    "spam_threshold": 1.0,
+    "discard_threshold": 1.0,
+}
 #: Thresholds every score reaches: spam, past the discard threshold.
-ALWAYS_DISCARD = {"hold_threshold": 0.0, "spam_threshold": 0.0, "discard_threshold": 0.0}
+ALWAYS_DISCARD: dict[str, Any] = {
+    "hold_threshold": 0.0,
+    "spam_threshold": 0.0,
+    "discard_threshold": 0.0,
+}
 
 
-def make_site(db_session: Session, slug: str = "blog", **policy: Any) -> Site:
+def make_site(db_session: Session, *, slug: str = "blog", **policy: Any) -> Site:
     settings: dict[str, Any] = {**NEVER_BY_SCORE, "blocked_words": ["casino"], **policy}
     return create_site(
         db_session, slug=slug, name="A blog", url=BLOG, policy=SitePolicy(**settings)
