@@ -178,6 +178,9 @@ def _record_use(session: Session, key_id: int, now: dt.datetime) -> None:
             or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_RESOLUTION),
         )
         .values(last_used_at=now)
+        # Not evaluated against the loaded row in Python: SQLite hands its timestamp back
+        # without a zone, which cannot be compared with ``now``.
+        .execution_options(synchronize_session=False)
     )
 
 

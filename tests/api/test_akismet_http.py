@@ -7,18 +7,24 @@ from __future__ import annotations
 import datetime as dt
 import urllib.parse
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models import ApiKey, AuditEntry, Author, Comment, Label, Site, Status, Verdict
+from service.app import create_app
 from service.auth.api_keys import API_KEY_ISSUER, create_api_key, revoke_api_key
+from service.db import make_engine, make_sessionmaker
 from service.moderation.akismet import AKISMET_ISSUER, blog_key, same_blog
 from service.moderation.policy import SitePolicy
 from service.moderation.sites import create_site
+from service.settings import Settings
+from tests.conftest import alembic_config
 
 BLOG = "https://blog.example"
 CHECK = "/1.1/comment-check"
@@ -653,3 +659,42 @@ def test_key_sites_with_a_bad_parameter_is_invalid(
     response = client.get("/1.2/key-sites", query_string={"api_key": key, **params})
     assert response.get_data(as_text=True) == "invalid"
     assert help_text in response.headers["X-akismet-debug-help"]
+
+
+# --- the embedded default ----------------------------------------------------------------
+
+
+def test_the_whole_api_on_the_embedded_sqlite_default(
+    api_settings: Settings, tmp_path: Path
+) -> None:
+    settings = api_settings.model_copy(update={"database_url": f"sqlite:///{tmp_path / 'cg.db'}"})
+    command.upgrade(alembic_config(settings), "head")
+    engine = make_engine(settings)
+    sessions = make_sessionmaker(engine)
+    try:
+        with sessions.begin() as session:
+            make_site(session, flood_limit_per_minute=2)
+            key = create_api_key(session, site_slug="blog", name="k")[1]
+        with create_app(settings, sessions=sessions).test_client() as client:
+            assert post(client, "/1.1/verify-key", {"key": key, "blog": BLOG}).text == "valid"
+            spam = post(client, CHECK, form(key, comment_content="casino"))
+            assert spam.text == "true"
+            assert post(client, CHECK, form(key, comment_content="Fine")).text == "false"
+            # The duplicate is found, and the flood counted, on SQLite's timestamps too.
+            again = post(client, CHECK, form(key, comment_content="casino"))
+            assert again.headers["X-akismet-guid"] == spam.headers["X-akismet-guid"]
+            assert post(client, CHECK, form(key, comment_content="Third")).text == "true"
+            ham = post(client, "/1.1/submit-ham", form(key, comment_content="casino"))
+            assert ham.text == "Thanks for making the web a better place."
+            usage = client.get("/1.2/usage-limit", query_string={"api_key": key}).get_json()
+            sites = client.get("/1.2/key-sites", query_string={"api_key": key}).get_json()
+        assert usage["usage"] == 3
+        month = dt.datetime.now(dt.UTC).strftime("%Y-%m")
+        (row,) = sites[month]
+        assert (row["api_calls"], row["spam"], row["ham"]) == ("3", "2", "1")
+        assert (row["missed_spam"], row["false_positives"]) == ("0", "1")
+        with sessions() as session:
+            statuses = sorted(s.value for s in session.scalars(select(Comment.status)))
+        assert statuses == ["approved", "approved", "spam"]
+    finally:
+        engine.dispose()
