@@ -21,8 +21,9 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from models import ApiKey, Site
@@ -119,7 +120,7 @@ def check_api_key(session: Session, *, site_id: int, key: str, now: dt.datetime)
     if row is None or row.site_id != site_id:
         log.info("API key %s refused at site %s", _prefix_of(key), site_id)
         raise Unauthorized("the API key is not valid for this site")
-    _record_use(session, row.id, now)
+    _record_use(session, row, now)
     return _identity(row.prefix)
 
 
@@ -142,21 +143,44 @@ def site_of_api_key(
     if row is None:
         log.info("API key %s refused", _prefix_of(key))
         raise Unauthorized("the API key is not valid")
-    slug = session.scalar(select(Site.slug).where(Site.id == row.site_id))
-    if slug is None:
-        raise Unauthorized("the API key is not valid")
     if record_use:
-        _record_use(session, row.id, now)
-    return KeyOwner(row.site_id, slug, _identity(row.prefix))
+        _record_use(session, row, now)
+    return KeyOwner(row.site_id, row.site_slug, _identity(row.prefix))
 
 
-def _matching_key(session: Session, key: str) -> ApiKey | None:
-    """The key's row when ``key`` is well formed, known, matches its digest and is not
-    revoked; else None. ``Unauthorized`` for a malformed key."""
+# Built once: checking a key is on every keyed request's path.
+_KEY_ROW = (
+    select(
+        ApiKey.id,
+        ApiKey.site_id,
+        ApiKey.prefix,
+        ApiKey.salt,
+        ApiKey.digest,
+        ApiKey.revoked_at,
+        ApiKey.last_used_at,
+        Site.slug.label("site_slug"),
+    )
+    .join(Site, Site.id == ApiKey.site_id)
+    .where(ApiKey.prefix == bindparam("prefix"))
+)
+_RECORD_USE = (
+    update(ApiKey)
+    .where(
+        ApiKey.id == bindparam("key_id"),
+        or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < bindparam("used_before")),
+    )
+    .values(last_used_at=bindparam("now"))
+)
+
+
+def _matching_key(session: Session, key: str) -> Any:
+    """The key's row (the columns of :data:`_KEY_ROW`) when ``key`` is well formed,
+    known, matches its digest and is not revoked; else None. ``Unauthorized`` for a
+    malformed key."""
     found = _KEY.match(key)
     if found is None:
         raise Unauthorized("the API key is malformed")
-    row = session.scalar(select(ApiKey).where(ApiKey.prefix == found.group(1)))
+    row = session.connection().execute(_KEY_ROW, {"prefix": found.group(1)}).one_or_none()
     # Computed even for an unknown prefix, so that timing does not tell which exist.
     salt = row.salt if row is not None else "00" * 16
     matches = hmac.compare_digest(_digest(salt, key), row.digest if row is not None else "")
@@ -170,17 +194,17 @@ def _prefix_of(key: str) -> str:
     return found.group(1) if found else "(malformed)"
 
 
-def _record_use(session: Session, key_id: int, now: dt.datetime) -> None:
-    session.execute(
-        update(ApiKey)
-        .where(
-            ApiKey.id == key_id,
-            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_RESOLUTION),
-        )
-        .values(last_used_at=now)
-        # Not evaluated against the loaded row in Python: SQLite hands its timestamp back
-        # without a zone, which cannot be compared with ``now``.
-        .execution_options(synchronize_session=False)
+def _record_use(session: Session, row: Any, now: dt.datetime) -> None:
+    """Write the key's last use, unless the row read says it was written less than
+    :data:`LAST_USED_RESOLUTION` ago (no round trip then); the UPDATE says so again, for
+    a concurrent request."""
+    used = row.last_used_at
+    if used is not None and used.tzinfo is None:
+        used = used.replace(tzinfo=dt.UTC)  # SQLite hands timestamps back without a zone
+    if used is not None and used >= now - LAST_USED_RESOLUTION:
+        return
+    session.connection().execute(
+        _RECORD_USE, {"key_id": row.id, "used_before": now - LAST_USED_RESOLUTION, "now": now}
     )
 
 

@@ -36,7 +36,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy import Integer, bindparam, case, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from models import Author, Comment, Label, LabelSource, LabelValue, Status, Trust, Verdict
@@ -48,7 +50,7 @@ from service.moderation.classify import ClassifierChoice, judge, rule_reason
 from service.moderation.errors import Unauthorized
 from service.moderation.policy import RuleReason, effective_trust
 from service.moderation.sites import SiteDirectory, SiteInfo
-from service.moderation.submit import DUPLICATE_WINDOW, FLOOD_WINDOW, content_hash, create_author
+from service.moderation.submit import DUPLICATE_WINDOW, FLOOD_WINDOW, content_hash
 from service.moderation.types import Identity
 
 #: The issuer of the authors of comments checked through the Akismet API.
@@ -293,55 +295,43 @@ def check_comment(
     if data.is_test:
         return Check(guid, status, discard, stored=False)
 
-    if author is None:
-        create_author(connection, site=site, identity=identity)
-        author_id = connection.execute(_AUTHOR_ID, _author_key(site, identity)).scalar_one()
+    author_id = author.id if author is not None else _new_author(connection, site, identity)
+    params = {
+        "c_id": guid,
+        "c_site_id": site.id,
+        "c_thread": thread,
+        "c_author_id": author_id,
+        "c_author_name": identity.name,
+        "c_author_email": _cut(data.comment_author_email, _EMAIL_MAX),
+        "c_author_url": data.comment_author_url,
+        "c_content": data.comment_content,
+        "c_user_ip": data.user_ip,
+        "c_user_agent": data.user_agent,
+        "c_referrer": data.referrer,
+        "c_permalink": data.permalink,
+        "c_lang": lang,
+        "c_status": status,
+        "c_discard": discard,
+        "c_score": score.probability,
+        "c_content_hash": digest,
+        "c_extra": {"source": "akismet", "akismet": _extras(data)},
+        "c_version": 1,
+        "v_comment_id": guid,
+        "v_version": chosen.version,
+        "v_score": score.probability,
+        "v_decision": status.value,
+        "v_discard": discard,
+        "v_reasons": reasons,
+        "v_latency_ms": (time.perf_counter() - started) * 1000.0,
+        "a_id": author_id,
+        "a_approved": int(status is Status.approved),
+        "a_spam": int(status is Status.spam),
+    }
+    if connection.dialect.name == "postgresql":
+        connection.execute(_WRITE_ALL, params)
     else:
-        author_id = author.id
-    connection.execute(
-        insert(Comment).values(
-            id=guid,
-            site_id=site.id,
-            thread=thread,
-            parent_id=None,
-            author_id=author_id,
-            author_name=identity.name,
-            author_email=_cut(data.comment_author_email, _EMAIL_MAX),
-            author_url=data.comment_author_url,
-            content=data.comment_content,
-            user_ip=data.user_ip,
-            user_agent=data.user_agent,
-            referrer=data.referrer,
-            permalink=data.permalink,
-            lang=lang,
-            status=status,
-            discard=discard,
-            score=score.probability,
-            content_hash=digest,
-            extra={"source": "akismet", "akismet": _extras(data)},
-            version=1,
-        )
-    )
-    connection.execute(
-        insert(Verdict).values(
-            comment_id=guid,
-            classifier_version=chosen.version,
-            score=score.probability,
-            decision=status.value,
-            discard=discard,
-            reasons=reasons,
-            latency_ms=(time.perf_counter() - started) * 1000.0,
-        )
-    )
-    if status in (Status.approved, Status.spam):
-        connection.execute(
-            update(Author)
-            .where(Author.id == author_id)
-            .values(
-                approved_count=Author.approved_count + int(status is Status.approved),
-                spam_count=Author.spam_count + int(status is Status.spam),
-            )
-        )
+        for statement in (_INSERT_COMMENT, _INSERT_VERDICT, _COUNT_AUTHOR):
+            connection.execute(statement, params)
     return Check(guid, status, discard, stored=True)
 
 
@@ -393,6 +383,97 @@ class _FoundAuthor:
     #: The author's latest comment with the same text on the same page within the
     #: duplicate window (not trashed), if any.
     duplicate: uuid.UUID | None
+
+
+# Statements are built once: building one per check (coercing its values, computing its
+# cache key) cost about as much as executing it.
+_COMMENT_COLUMNS = (
+    "id",
+    "site_id",
+    "thread",
+    "author_id",
+    "author_name",
+    "author_email",
+    "author_url",
+    "content",
+    "user_ip",
+    "user_agent",
+    "referrer",
+    "permalink",
+    "lang",
+    "status",
+    "discard",
+    "score",
+    "content_hash",
+    "extra",
+    "version",
+)
+_INSERT_COMMENT = insert(Comment).values(
+    {
+        name: bindparam(f"c_{name}", type_=Comment.__table__.c[name].type)
+        for name in _COMMENT_COLUMNS
+    }
+)
+_INSERT_VERDICT = insert(Verdict).values(
+    comment_id=bindparam("v_comment_id", type_=Verdict.__table__.c.comment_id.type),
+    classifier_version=bindparam("v_version"),
+    score=bindparam("v_score"),
+    decision=bindparam("v_decision"),
+    discard=bindparam("v_discard"),
+    reasons=bindparam("v_reasons", type_=Verdict.__table__.c.reasons.type),
+    latency_ms=bindparam("v_latency_ms"),
+)
+_COUNT_AUTHOR = (
+    update(Author)
+    .where(Author.id == bindparam("a_id"))
+    .values(
+        approved_count=Author.approved_count + bindparam("a_approved", type_=Integer),
+        spam_count=Author.spam_count + bindparam("a_spam", type_=Integer),
+    )
+)
+# PostgreSQL: the comment, its verdict and the author's count in one round trip, through
+# data-modifying CTEs (one statement: all of it or none).
+_WRITE_ALL = _COUNT_AUTHOR.add_cte(
+    _INSERT_COMMENT.cte("new_comment"), _INSERT_VERDICT.cte("new_verdict")
+)
+
+
+def _new_author_statement(insert_of: Any) -> Any:
+    return (
+        insert_of(Author)
+        .values(
+            site_id=bindparam("site_id"),
+            issuer=bindparam("issuer"),
+            subject=bindparam("subject"),
+            display_name=bindparam("display_name"),
+            email=bindparam("email"),
+            trust=Trust.normal,
+            approved_count=0,
+            spam_count=0,
+        )
+        .on_conflict_do_nothing()
+        .returning(Author.id)
+    )
+
+
+_NEW_AUTHOR = {
+    "postgresql": _new_author_statement(postgresql.insert),
+    "sqlite": _new_author_statement(sqlite.insert),
+}
+
+
+def _new_author(connection: Connection, site: SiteInfo, identity: Identity) -> int:
+    """Create the author's row and return its id; INSERT ... ON CONFLICT DO NOTHING, so
+    that two first comments of one new author racing both find the one row."""
+    params = {
+        **_author_key(site, identity),
+        "display_name": identity.name,
+        "email": identity.email,
+    }
+    created = connection.execute(_NEW_AUTHOR[connection.dialect.name], params).scalar()
+    if created is not None:
+        return int(created)
+    return int(connection.execute(_AUTHOR_ID, params).scalar_one())
 
 
 _MINE = Comment.author_id == Author.id

@@ -485,7 +485,7 @@ def _author_for(
     params = _author_params(site, identity, digest, thread, now)
     row = connection.execute(_AUTHOR_QUERY, params).one_or_none()
     if row is None:
-        create_author(connection, site=site, identity=identity)
+        _create_author(connection, site=site, identity=identity)
         row = connection.execute(_AUTHOR_QUERY, params).one()
     return _author_of(row)
 
@@ -504,11 +504,9 @@ def _author_params(
     }
 
 
-def create_author(connection: Connection, *, site: SiteInfo, identity: Identity) -> None:
-    """Create the site's author row for ``identity`` unless it exists (its name and e-mail
-    from the identity). INSERT ... ON CONFLICT DO NOTHING, so that two first comments
-    racing from one new author do not fail on the unique (site, issuer, subject)
-    constraint."""
+def _create_author(connection: Connection, *, site: SiteInfo, identity: Identity) -> None:
+    """Uses INSERT ... ON CONFLICT DO NOTHING so two first comments racing from one new
+    author do not fail on the unique (site, issuer, subject) constraint."""
     connection.execute(
         _NEW_AUTHOR_POSTGRESQL if connection.dialect.name == "postgresql" else _NEW_AUTHOR_SQLITE,
         {
