@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install services test lint fmt classifier run bench-quality bench-speed bench-pipeline bench-queue bench-retrain bench-actions
+.PHONY: help install services test lint fmt classifier run bench-quality bench-speed bench-pipeline bench-queue bench-retrain bench-actions bench-akismet
 
 help:
 	@echo "make install     create $(VENV) and install the service with its dev tools"
@@ -27,6 +27,7 @@ help:
 	@echo "make bench-queue     queue and thread view latency on 1,000,000 comments vs a ceiling"
 	@echo "make bench-retrain   retraining on 100,000 labels from PostgreSQL vs a bare train()"
 	@echo "make bench-actions   moderators' single and 500-comment bulk actions vs a bare UPDATE"
+	@echo "make bench-akismet   Akismet comment-check at 200/s on SQLite and PostgreSQL vs a bare endpoint"
 
 install: $(INSTALLED)
 
@@ -82,3 +83,6 @@ bench-retrain: install services
 
 bench-actions: install services
 	$(BIN)/python -m bench.actions
+
+bench-akismet: install services
+	$(BIN)/python -m bench.akismet

@@ -7,13 +7,15 @@ engine factory and pool as the API), one enqueue through the same Celery app fac
 the API (a task no worker runs, on a queue no worker consumes, so that no worker time is
 spent), then ``202`` with the id in JSON and ``Location``. Nothing else: no
 authentication, validation, domain checks or logging. Run under the same gunicorn
-options as the API by ``bench/pipeline.py``, which creates the table.
+options as the API by ``bench/pipeline.py`` and ``bench/akismet.py``, which create the
+table (:data:`SCRATCH_DDL`, or :data:`SCRATCH_DDL_SQLITE` on the embedded default).
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 
 from flask import Flask, Response, request
 from sqlalchemy import text
@@ -37,6 +39,18 @@ CREATE TABLE {SCRATCH_TABLE} (
 )
 """
 
+#: The same table on SQLite (the embedded default, ``bench/akismet.py``), which has no
+#: ``now()`` and stores a uuid as text.
+SCRATCH_DDL_SQLITE = f"""
+CREATE TABLE {SCRATCH_TABLE} (
+    id text PRIMARY KEY,
+    site text NOT NULL,
+    thread text NOT NULL,
+    content text NOT NULL,
+    created_at timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP
+)
+"""
+
 _INSERT = text(
     f"INSERT INTO {SCRATCH_TABLE} (id, site, thread, content) "  # noqa: S608  (constant)
     "VALUES (:id, :site, :thread, :content)"
@@ -49,6 +63,10 @@ def create_app() -> Flask:
     # As the API: no ping on each checkout.
     engine = make_engine(settings, pool_pre_ping=False)
     celery = make_celery(settings)
+    # sqlite3 binds no uuid objects.
+    as_id: Callable[[uuid.UUID], object] = (
+        (lambda value: value) if engine.dialect.name == "postgresql" else str
+    )
     app = Flask("commentguard-bench-ceiling")
 
     @app.get("/healthz")
@@ -63,7 +81,7 @@ def create_app() -> Flask:
             connection.execute(
                 _INSERT,
                 {
-                    "id": row_id,
+                    "id": as_id(row_id),
                     "site": body["site"],
                     "thread": body["thread"],
                     "content": body["content"],
