@@ -317,8 +317,8 @@ def report(args: argparse.Namespace, backends: Sequence[Backend]) -> bool:
                 backend.notes.append(f"{phase_name}: answers other than expected: {errors}")
     print(
         "\n'busy': the machine's CPU in use during the phase (all cores); 'others': the part "
-        "of it used by processes\nthat are not this bench's (its servers, PostgreSQL, Redis, "
-        "the load generator): other users of the machine."
+        "used by processes other than\nthe bench's servers, the load generator, PostgreSQL "
+        "and Redis: other users of the machine."
     )
     for backend in backends:
         print(
