@@ -28,6 +28,7 @@ import urllib.parse
 import uuid
 
 from flask import Blueprint, Response, request
+from sqlalchemy.orm import Session
 
 from models import LabelValue
 from service.api.context import check_text_size, services, transaction
@@ -35,6 +36,7 @@ from service.errors import UnsupportedMediaType
 from service.moderation.akismet import (
     AkismetComment,
     AkismetInvalid,
+    Caller,
     Check,
     KeySites,
     authenticate,
@@ -92,14 +94,7 @@ def comment_check() -> Response:
     data = comment_fields(form)
     now = dt.datetime.now(dt.UTC)
     with transaction() as session:
-        caller = authenticate(
-            session,
-            key=form.get("api_key"),
-            blog=form.get("blog", ""),
-            sites=services().sites,
-            now=now,
-            record_use=not data.is_test,
-        )
+        caller = _caller(session, form, now=now, record_use=not data.is_test)
         check = check_comment(
             session, site=caller.site, data=data, classifier=services().classifier, now=now
         )
@@ -340,14 +335,7 @@ def _report(label: LabelValue) -> Response:
     form = form_fields()
     data = comment_fields(form)
     with transaction() as session:
-        caller = authenticate(
-            session,
-            key=form.get("api_key"),
-            blog=form.get("blog", ""),
-            sites=services().sites,
-            now=dt.datetime.now(dt.UTC),
-            record_use=not data.is_test,
-        )
+        caller = _caller(session, form, now=dt.datetime.now(dt.UTC), record_use=not data.is_test)
         reported = submit_report(
             session, site=caller.site, actor=caller.key, data=data, label=label
         )
@@ -360,6 +348,20 @@ def _report(label: LabelValue) -> Response:
             reported.moved,
         )
     return _text(SUBMITTED)
+
+
+def _caller(
+    session: Session, form: dict[str, str], *, now: dt.datetime, record_use: bool
+) -> Caller:
+    """The caller of a comment-check or report: its ``api_key`` for its ``blog``."""
+    return authenticate(
+        session,
+        key=form.get("api_key"),
+        blog=form.get("blog", ""),
+        sites=services().sites,
+        now=now,
+        record_use=record_use,
+    )
 
 
 def _log_check(check: Check, site: str) -> None:

@@ -36,8 +36,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, case, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, case, func, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -46,11 +45,19 @@ from service.auth.api_keys import site_of_api_key
 from service.classifier import CommentRecord
 from service.moderation import audit
 from service.moderation.actions import Action, Item, Outcome, act_on_comments
-from service.moderation.classify import ClassifierChoice, judge, rule_reason
+from service.moderation.classify import (
+    COUNT_AUTHOR,
+    INSERT_VERDICT,
+    ClassifierChoice,
+    Decided,
+    judge,
+    record_params,
+    rule_reason,
+)
 from service.moderation.errors import Unauthorized
 from service.moderation.policy import RuleReason, effective_trust
 from service.moderation.sites import SiteDirectory, SiteInfo
-from service.moderation.submit import DUPLICATE_WINDOW, FLOOD_WINDOW, content_hash
+from service.moderation.submit import DUPLICATE_WINDOW, FLOOD_WINDOW, NEW_AUTHOR, content_hash
 from service.moderation.types import Identity
 
 #: The issuer of the authors of comments checked through the Akismet API.
@@ -296,8 +303,9 @@ def check_comment(
         return Check(guid, status, discard, stored=False)
 
     author_id = author.id if author is not None else _new_author(connection, site, identity)
+    # record_params gives the verdict's, the author count's, and the comment's id, status,
+    # discard flag and score (c_id, c_status, c_discard, c_score).
     params = {
-        "c_id": guid,
         "c_site_id": site.id,
         "c_thread": thread,
         "c_author_id": author_id,
@@ -310,27 +318,27 @@ def check_comment(
         "c_referrer": data.referrer,
         "c_permalink": data.permalink,
         "c_lang": lang,
-        "c_status": status,
-        "c_discard": discard,
-        "c_score": score.probability,
         "c_content_hash": digest,
         "c_extra": {"source": "akismet", "akismet": _extras(data)},
         "c_version": 1,
-        "v_comment_id": guid,
-        "v_version": chosen.version,
-        "v_score": score.probability,
-        "v_decision": status.value,
-        "v_discard": discard,
-        "v_reasons": reasons,
-        "v_latency_ms": (time.perf_counter() - started) * 1000.0,
-        "a_id": author_id,
-        "a_approved": int(status is Status.approved),
-        "a_spam": int(status is Status.spam),
+        **record_params(
+            Decided(
+                comment_id=guid,
+                decision=status,
+                discard=discard,
+                score=score.probability,
+                classifier_version=chosen.version,
+                reasons=reasons,
+                latency_ms=(time.perf_counter() - started) * 1000.0,
+            ),
+            author_id,
+            now,
+        ),
     }
     if connection.dialect.name == "postgresql":
         connection.execute(_WRITE_ALL, params)
     else:
-        for statement in (_INSERT_COMMENT, _INSERT_VERDICT, _COUNT_AUTHOR):
+        for statement in (_INSERT_COMMENT, INSERT_VERDICT, COUNT_AUTHOR):
             connection.execute(statement, params)
     return Check(guid, status, discard, stored=True)
 
@@ -414,52 +422,14 @@ _INSERT_COMMENT = insert(Comment).values(
         for name in _COMMENT_COLUMNS
     }
 )
-_INSERT_VERDICT = insert(Verdict).values(
-    comment_id=bindparam("v_comment_id", type_=Verdict.__table__.c.comment_id.type),
-    classifier_version=bindparam("v_version"),
-    score=bindparam("v_score"),
-    decision=bindparam("v_decision"),
-    discard=bindparam("v_discard"),
-    reasons=bindparam("v_reasons", type_=Verdict.__table__.c.reasons.type),
-    latency_ms=bindparam("v_latency_ms"),
-)
-_COUNT_AUTHOR = (
-    update(Author)
-    .where(Author.id == bindparam("a_id"))
-    .values(
-        approved_count=Author.approved_count + bindparam("a_approved", type_=Integer),
-        spam_count=Author.spam_count + bindparam("a_spam", type_=Integer),
-    )
-)
 # PostgreSQL: the comment, its verdict and the author's count in one round trip, through
 # data-modifying CTEs (one statement: all of it or none).
-_WRITE_ALL = _COUNT_AUTHOR.add_cte(
-    _INSERT_COMMENT.cte("new_comment"), _INSERT_VERDICT.cte("new_verdict")
+_WRITE_ALL = COUNT_AUTHOR.add_cte(
+    _INSERT_COMMENT.cte("new_comment"), INSERT_VERDICT.cte("new_verdict")
 )
 
 
-def _new_author_statement(insert_of: Any) -> Any:
-    return (
-        insert_of(Author)
-        .values(
-            site_id=bindparam("site_id"),
-            issuer=bindparam("issuer"),
-            subject=bindparam("subject"),
-            display_name=bindparam("display_name"),
-            email=bindparam("email"),
-            trust=Trust.normal,
-            approved_count=0,
-            spam_count=0,
-        )
-        .on_conflict_do_nothing()
-        .returning(Author.id)
-    )
-
-
-_NEW_AUTHOR = {
-    "postgresql": _new_author_statement(postgresql.insert),
-    "sqlite": _new_author_statement(sqlite.insert),
-}
+_NEW_AUTHOR_ID = {dialect: upsert.returning(Author.id) for dialect, upsert in NEW_AUTHOR.items()}
 
 
 def _new_author(connection: Connection, site: SiteInfo, identity: Identity) -> int:
@@ -470,7 +440,7 @@ def _new_author(connection: Connection, site: SiteInfo, identity: Identity) -> i
         "display_name": identity.name,
         "email": identity.email,
     }
-    created = connection.execute(_NEW_AUTHOR[connection.dialect.name], params).scalar()
+    created = connection.execute(_NEW_AUTHOR_ID[connection.dialect.name], params).scalar()
     if created is not None:
         return int(created)
     return int(connection.execute(_AUTHOR_ID, params).scalar_one())
@@ -645,21 +615,20 @@ def submit_report(
         note=note,
         details={"label": label.value, "content_hash": content_hash(data.comment_content)},
     )
-    session.execute(
-        insert(Label).values(
-            site_id=site.id,
-            comment_id=None,
-            source=LabelSource.moderator,
-            label=label,
-            content=data.comment_content,
-            author_name=_cut(data.comment_author, _NAME_MAX),
-            author_email=_cut(data.comment_author_email, _EMAIL_MAX),
-            author_url=data.comment_author_url,
-            permalink=data.permalink,
-            actor_issuer=actor.issuer,
-            actor_subject=actor.subject,
-            audit_id=entry.id,
-        )
+    _label(
+        session,
+        site=site,
+        comment_id=None,
+        text=_Text(
+            data.comment_content,
+            _cut(data.comment_author, _NAME_MAX),
+            _cut(data.comment_author_email, _EMAIL_MAX),
+            data.comment_author_url,
+            data.permalink,
+        ),
+        actor=actor,
+        label=label,
+        audit_id=entry.id,
     )
     return Reported(label, None, False)
 
@@ -719,20 +688,60 @@ def _confirm(
         note=note,
         details={"kept": True},
     )
+    _label(
+        session,
+        site=site,
+        comment_id=comment_id,
+        text=_Text(
+            comment.content,
+            comment.author_name,
+            comment.author_email,
+            comment.author_url,
+            comment.permalink,
+        ),
+        actor=actor,
+        label=label,
+        audit_id=entry.id,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Text:
+    """What a label keeps of the text it judges."""
+
+    content: str
+    author_name: str | None
+    author_email: str | None
+    author_url: str | None
+    permalink: str | None
+
+
+def _label(
+    session: Session,
+    *,
+    site: SiteInfo,
+    comment_id: uuid.UUID | None,
+    text: _Text,
+    actor: Identity,
+    label: LabelValue,
+    audit_id: int,
+) -> None:
+    """A moderator-grade label of ``text`` by ``actor``, recorded by audit row
+    ``audit_id``."""
     session.execute(
         insert(Label).values(
             site_id=site.id,
             comment_id=comment_id,
             source=LabelSource.moderator,
             label=label,
-            content=comment.content,
-            author_name=comment.author_name,
-            author_email=comment.author_email,
-            author_url=comment.author_url,
-            permalink=comment.permalink,
+            content=text.content,
+            author_name=text.author_name,
+            author_email=text.author_email,
+            author_url=text.author_url,
+            permalink=text.permalink,
             actor_issuer=actor.issuer,
             actor_subject=actor.subject,
-            audit_id=entry.id,
+            audit_id=audit_id,
         )
     )
 

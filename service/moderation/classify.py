@@ -134,6 +134,10 @@ _MARK_DONE = (
     )
     .values(done_at=bindparam("o_now"))
 )
+#: What records a verdict and moves its author's count (parameters: :func:`record_params`),
+#: for the paths that decide elsewhere than in a worker (the Akismet endpoint).
+INSERT_VERDICT = _INSERT_VERDICT
+COUNT_AUTHOR = _COUNT_AUTHOR
 # PostgreSQL: every write of a verdict in one round trip, through data-modifying CTEs.
 _WRITE_ALL = _MARK_DONE.add_cte(
     _INSERT_VERDICT.cte("new_verdict"),
@@ -214,7 +218,7 @@ def _classify_one(
 
     chosen = classifier.for_site(row.site_id)
     decided = _decided(row, chosen, chosen.score(record_of(row)), now)
-    params = _record_params(decided, row.author_id, now)
+    params = record_params(decided, row.author_id, now)
     if postgresql:
         connection.execute(_WRITE_ALL, params)
     else:
@@ -296,7 +300,7 @@ def classify_comments(
         in_author_order = sorted(decided, key=lambda d: author_of[d.comment_id])
         # executemany: psycopg pipelines the statements, one round trip for all of them.
         connection.execute(
-            _RECORD, [_record_params(d, author_of[d.comment_id], now) for d in in_author_order]
+            _RECORD, [record_params(d, author_of[d.comment_id], now) for d in in_author_order]
         )
     recorded = {d.comment_id for d in decided}
     undecided = [comment_id for comment_id in wanted if comment_id not in recorded]
@@ -305,8 +309,9 @@ def classify_comments(
     return decided
 
 
-def _record_params(decided: Decided, author_id: int, now: dt.datetime) -> dict[str, Any]:
-    """The parameters of :data:`_RECORD` (and of :data:`_WRITE_ALL`) for one verdict."""
+def record_params(decided: Decided, author_id: int, now: dt.datetime) -> dict[str, Any]:
+    """The parameters of :data:`_RECORD` (and of :data:`_WRITE_ALL`, :data:`INSERT_VERDICT`
+    and :data:`COUNT_AUTHOR`) for one verdict."""
     comment_id = decided.comment_id
     return {
         "v_comment_id": comment_id,

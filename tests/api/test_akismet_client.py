@@ -26,19 +26,14 @@ from service.moderation.policy import SitePolicy
 from service.moderation.retrain import gather_labels
 from service.moderation.sites import create_site
 from service.settings import Settings
-from tests.support.akismet import CommentguardTransport, live_server
+from tests.support.akismet import (
+    ALWAYS_DISCARD,
+    BLOG,
+    NEVER_BY_SCORE,
+    CommentguardTransport,
+    live_server,
+)
 
-BLOG = "https://blog.example"
-NEVER_BY_SCORE: dict[str, Any] = {
-    "hold_threshold": 1.0,
-    "spam_threshold": 1.0,
-    "discard_threshold": 1.0,
-}
-ALWAYS_DISCARD: dict[str, Any] = {
-    "hold_threshold": 0.0,
-    "spam_threshold": 0.0,
-    "discard_threshold": 0.0,
-}
 COMMENT: dict[str, Any] = {
     "user_agent": "Mozilla/5.0",
     "comment_type": "comment",

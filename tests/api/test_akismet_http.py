@@ -25,21 +25,9 @@ from service.moderation.policy import SitePolicy
 from service.moderation.sites import create_site
 from service.settings import Settings
 from tests.conftest import alembic_config
+from tests.support.akismet import ALWAYS_DISCARD, BLOG, NEVER_BY_SCORE
 
-BLOG = "https://blog.example"
 CHECK = "/1.1/comment-check"
-#: Thresholds no score reaches: the outcome is the rules', never the classifier's.
-NEVER_BY_SCORE: dict[str, Any] = {
-    "hold_threshold": 1.0,
-    "spam_threshold": 1.0,
-    "discard_threshold": 1.0,
-}
-#: Thresholds every score reaches: spam, past the discard threshold.
-ALWAYS_DISCARD: dict[str, Any] = {
-    "hold_threshold": 0.0,
-    "spam_threshold": 0.0,
-    "discard_threshold": 0.0,
-}
 
 
 def make_site(db_session: Session, *, slug: str = "blog", **policy: Any) -> Site:

@@ -7,10 +7,27 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 from flask import Flask
 from werkzeug.serving import make_server
+
+#: The test sites' URL, what Akismet clients send as ``blog``.
+BLOG = "https://blog.example"
+#: Thresholds no score reaches: a check's outcome is the policy's rules', never the
+#: classifier's (which other work changes).
+NEVER_BY_SCORE: dict[str, Any] = {
+    "hold_threshold": 1.0,
+    "spam_threshold": 1.0,
+    "discard_threshold": 1.0,
+}
+#: Thresholds every score reaches: spam, past the discard threshold.
+ALWAYS_DISCARD: dict[str, Any] = {
+    "hold_threshold": 0.0,
+    "spam_threshold": 0.0,
+    "discard_threshold": 0.0,
+}
 
 
 class CommentguardTransport(httpx.BaseTransport):
