@@ -120,7 +120,7 @@ def check_api_key(session: Session, *, site_id: int, key: str, now: dt.datetime)
     if row is None or row.site_id != site_id:
         log.info("API key %s refused at site %s", _prefix_of(key), site_id)
         raise Unauthorized("the API key is not valid for this site")
-    _record_use(session, row, now)
+    _record_use(session, row.id, row.last_used_at, now)
     return _identity(row.prefix)
 
 
@@ -131,6 +131,8 @@ class KeyOwner:
     site_id: int
     site_slug: str
     identity: Identity
+    key_id: int
+    last_used_at: dt.datetime | None
 
 
 def site_of_api_key(
@@ -143,9 +145,17 @@ def site_of_api_key(
     if row is None:
         log.info("API key %s refused", _prefix_of(key))
         raise Unauthorized("the API key is not valid")
+    owner = KeyOwner(row.site_id, row.site_slug, _identity(row.prefix), row.id, row.last_used_at)
     if record_use:
-        _record_use(session, row, now)
-    return KeyOwner(row.site_id, row.site_slug, _identity(row.prefix))
+        record_key_use(session, owner, now=now)
+    return owner
+
+
+def record_key_use(session: Session, owner: KeyOwner, *, now: dt.datetime) -> None:
+    """Record that the key of ``owner`` (from :func:`site_of_api_key` with
+    ``record_use=False``) was used at ``now``, for a caller that writes it after its own
+    work."""
+    _record_use(session, owner.key_id, owner.last_used_at, now)
 
 
 # Built once: checking a key is on every keyed request's path.
@@ -194,17 +204,16 @@ def _prefix_of(key: str) -> str:
     return found.group(1) if found else "(malformed)"
 
 
-def _record_use(session: Session, row: Any, now: dt.datetime) -> None:
-    """Write the key's last use, unless the row read says it was written less than
-    :data:`LAST_USED_RESOLUTION` ago (no round trip then); the UPDATE says so again, for
+def _record_use(session: Session, key_id: int, used: dt.datetime | None, now: dt.datetime) -> None:
+    """Write the key's last use, unless the last use read (``used``) is less than
+    :data:`LAST_USED_RESOLUTION` old (no round trip then); the UPDATE says so again, for
     a concurrent request."""
-    used = row.last_used_at
     if used is not None and used.tzinfo is None:
         used = used.replace(tzinfo=dt.UTC)  # SQLite hands timestamps back without a zone
     if used is not None and used >= now - LAST_USED_RESOLUTION:
         return
     session.connection().execute(
-        _RECORD_USE, {"key_id": row.id, "used_before": now - LAST_USED_RESOLUTION, "now": now}
+        _RECORD_USE, {"key_id": key_id, "used_before": now - LAST_USED_RESOLUTION, "now": now}
     )
 
 

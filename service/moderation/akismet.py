@@ -36,12 +36,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, insert, select
+from sqlalchemy import Integer, bindparam, case, func, insert, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from models import Author, Comment, Label, LabelSource, LabelValue, Status, Trust, Verdict
-from service.auth.api_keys import site_of_api_key
+from service.auth.api_keys import KeyOwner, record_key_use, site_of_api_key
 from service.classifier import CommentRecord
 from service.moderation import audit
 from service.moderation.actions import Action, Item, Outcome, act_on_comments
@@ -97,6 +98,7 @@ class Caller:
 
     site: SiteInfo
     key: Identity
+    owner: KeyOwner
 
 
 def blog_key(url: str) -> tuple[str, str] | None:
@@ -150,7 +152,13 @@ def authenticate(
     site = sites.get(session, slug=owner.site_slug)
     if blog is not None and not same_blog(site.url, blog):
         raise AkismetInvalid(f'The blog "{blog}" is not the URL of this key\'s site')
-    return Caller(site, owner.identity)
+    return Caller(site, owner.identity, owner)
+
+
+def note_key_use(session: Session, caller: Caller, *, now: dt.datetime) -> None:
+    """Record the use of the caller's key (after :func:`authenticate` with
+    ``record_use=False``; written at most once a minute)."""
+    record_key_use(session, caller.owner, now=now)
 
 
 # --- checking a comment ------------------------------------------------------------------
@@ -302,13 +310,14 @@ def check_comment(
     if data.is_test:
         return Check(guid, status, discard, stored=False)
 
-    author_id = author.id if author is not None else _new_author(connection, site, identity)
     # record_params gives the verdict's, the author count's, and the comment's id, status,
     # discard flag and score (c_id, c_status, c_discard, c_score).
     params = {
+        **_author_key(site, identity),
+        "display_name": identity.name,
+        "email": identity.email,
         "c_site_id": site.id,
         "c_thread": thread,
-        "c_author_id": author_id,
         "c_author_name": identity.name,
         "c_author_email": _cut(data.comment_author_email, _EMAIL_MAX),
         "c_author_url": data.comment_author_url,
@@ -331,15 +340,11 @@ def check_comment(
                 reasons=reasons,
                 latency_ms=(time.perf_counter() - started) * 1000.0,
             ),
-            author_id,
+            author.id if author is not None else 0,
             now,
         ),
     }
-    if connection.dialect.name == "postgresql":
-        connection.execute(_WRITE_ALL, params)
-    else:
-        for statement in (_INSERT_COMMENT, INSERT_VERDICT, COUNT_AUTHOR):
-            connection.execute(statement, params)
+    _write(connection, params, new_author=author is None)
     return Check(guid, status, discard, stored=True)
 
 
@@ -432,14 +437,96 @@ _WRITE_ALL = COUNT_AUTHOR.add_cte(
 _NEW_AUTHOR_ID = {dialect: upsert.returning(Author.id) for dialect, upsert in NEW_AUTHOR.items()}
 
 
-def _new_author(connection: Connection, site: SiteInfo, identity: Identity) -> int:
+def _typed(table: Any, prefix: str, name: str) -> Any:
+    # A parameter in a SELECT list has no column to take its type from: give it one.
+    return bindparam(f"{prefix}_{name}", type_=table.c[name].type)
+
+
+# PostgreSQL, an author's first comment: the author row (its counts already moved by this
+# verdict: an UPDATE in the same statement would not see the row), the comment and its
+# verdict in one statement. When another request created the author meanwhile, the
+# author's INSERT does nothing, so the rest inserts nothing and no row comes back.
+_FIRST_AUTHOR = (
+    postgresql.insert(Author)
+    .values(
+        site_id=bindparam("site_id"),
+        issuer=bindparam("issuer"),
+        subject=bindparam("subject"),
+        display_name=bindparam("display_name"),
+        email=bindparam("email"),
+        trust=Trust.normal,
+        approved_count=bindparam("a_approved", type_=Integer),
+        spam_count=bindparam("a_spam", type_=Integer),
+    )
+    .on_conflict_do_nothing()
+    .returning(Author.id.label("author_id"))
+    .cte("first_author")
+)
+_FIRST_COMMENT = (
+    insert(Comment)
+    .from_select(
+        list(_COMMENT_COLUMNS),
+        select(
+            *(
+                _FIRST_AUTHOR.c.author_id
+                if name == "author_id"
+                else _typed(Comment.__table__, "c", name)
+                for name in _COMMENT_COLUMNS
+            )
+        ),
+    )
+    .returning(Comment.id)
+    .cte("first_comment")
+)
+_VERDICT_PARAMS = {
+    "comment_id": "v_comment_id",
+    "classifier_version": "v_version",
+    "score": "v_score",
+    "decision": "v_decision",
+    "discard": "v_discard",
+    "reasons": "v_reasons",
+    "latency_ms": "v_latency_ms",
+}
+_CREATE_ALL = (
+    insert(Verdict)
+    .from_select(
+        list(_VERDICT_PARAMS),
+        select(
+            *(
+                bindparam(param, type_=Verdict.__table__.c[name].type)
+                for name, param in _VERDICT_PARAMS.items()
+            )
+        ).select_from(_FIRST_COMMENT),
+    )
+    .add_cte(_FIRST_AUTHOR, _FIRST_COMMENT)
+    .returning(Verdict.comment_id)
+)
+
+
+def _write(connection: Connection, params: dict[str, Any], *, new_author: bool) -> None:
+    """Write the comment, its verdict and the author's count (``params``: the check's,
+    ``a_id`` the author's id unless ``new_author``), creating the author first when
+    ``new_author``. On PostgreSQL one statement (:data:`_CREATE_ALL` for a new author,
+    else :data:`_WRITE_ALL`; a second one when another request created the author
+    meanwhile); elsewhere one statement each."""
+    postgres = connection.dialect.name == "postgresql"
+    if new_author and postgres:
+        if connection.execute(_CREATE_ALL, params).scalar() is not None:
+            return
+        params["a_id"] = connection.execute(_AUTHOR_ID, params).scalar_one()
+    elif new_author:
+        params["a_id"] = _new_author(connection, params)
+    params["c_author_id"] = params["a_id"]
+    if postgres:
+        connection.execute(_WRITE_ALL, params)
+        return
+    for statement in (_INSERT_COMMENT, INSERT_VERDICT, COUNT_AUTHOR):
+        connection.execute(statement, params)
+
+
+def _new_author(connection: Connection, params: dict[str, Any]) -> int:
     """Create the author's row and return its id; INSERT ... ON CONFLICT DO NOTHING, so
     that two first comments of one new author racing both find the one row."""
-    params = {
-        **_author_key(site, identity),
-        "display_name": identity.name,
-        "email": identity.email,
-    }
     created = connection.execute(_NEW_AUTHOR_ID[connection.dialect.name], params).scalar()
     if created is not None:
         return int(created)

@@ -15,10 +15,10 @@ from typing import Any
 import akismet
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import Comment, Label, Status, Verdict
+from models import Author, Comment, Label, Status, Verdict
 from service.app import create_app
 from service.auth.api_keys import create_api_key
 from service.auth.dev_issuer import mint_dev_token
@@ -236,3 +236,27 @@ def test_errors_a_bad_key_and_a_missing_field(
     with pytest.raises(akismet.UnknownArgumentError):
         checker.comment_check("203.0.113.9", no_such_field="x")  # type: ignore[call-arg]
     assert scalar(committed, select(func.count()).select_from(Comment)) == 0
+
+
+def test_a_check_is_one_autocommitted_statement_on_postgresql(
+    server: str, make_site: SiteFactory, engine: Engine, committed: sessionmaker[Session]
+) -> None:
+    checker = client(server, make_site())
+    writes: list[tuple[str, bool]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "WITH")):
+            writes.append((statement.split()[0].upper(), bool(cursor.connection.autocommit)))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        # A new author's first comment, then a known author's (the key's last use was
+        # written by verify-key a moment ago: no write for it now).
+        checker.comment_check("203.0.113.9", comment_content="First words", **COMMENT)
+        checker.comment_check("203.0.113.9", comment_content="Second words", **COMMENT)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert writes == [("WITH", True), ("WITH", True)]
+    with committed() as session:
+        assert session.scalar(select(func.count()).select_from(Verdict)) == 2
+        assert session.scalar(select(Author.approved_count)) == 2
