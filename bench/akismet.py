@@ -100,6 +100,9 @@ class Phase:
     result: LoadResult | None = None
     busy: float = 0.0
     others: float = 0.0
+    #: CPU seconds of the phase's server (its gunicorn processes) and of PostgreSQL.
+    server: float = 0.0
+    database: float = 0.0
     wall: float = 0.0
 
     def ok(self, status: int) -> list[float]:
@@ -261,6 +264,8 @@ def _measure(
             found.result = merged(found.result, result)
             found.busy += sum(v for k, v in used.items() if k != "wall")
             found.others += used.get("others", 0.0)
+            found.server += used.get("api" if phase == "comment-check" else "ceiling", 0.0)
+            found.database += used.get("postgres", 0.0)
             found.wall += used.get("wall", 0.0)
             if phase == "comment-check":
                 figures.answered += sum(1 for s in result.samples if s.status == 200)
@@ -284,7 +289,8 @@ def report(args: argparse.Namespace, backends: Sequence[Backend]) -> bool:
     print(f"\nCommentguard Akismet comment-check benchmark ({config})\n")
     header = (
         f"{'backend':<12}{'phase':<16}{'sent':>7}{'ok':>7}{'err':>6}{'rate/s':>9}"
-        f"{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'busy':>7}{'others':>8}"
+        f"{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'cpu/req':>9}{'pg/req':>8}"
+        f"{'busy':>7}{'others':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -301,13 +307,18 @@ def report(args: argparse.Namespace, backends: Sequence[Backend]) -> bool:
                 f"{backend.name:<12}{phase_name:<16}{len(result.samples):>7}{len(lat):>7}"
                 f"{len(result.samples) - len(lat):>6}{len(lat) / result.elapsed:>9.1f}"
                 f"{percentile(lat, 50):>9.1f}{percentile(lat, 99):>9.1f}"
-                f"{max(lat, default=float('nan')):>9.1f}{busy:>7.0%}{others:>8.0%}"
+                f"{max(lat, default=float('nan')):>9.1f}"
+                f"{1000 * phase.server / max(1, len(result.samples)):>9.2f}"
+                f"{1000 * phase.database / max(1, len(result.samples)):>8.2f}"
+                f"{busy:>7.0%}{others:>8.0%}"
             )
             errors = {s.status for s in result.samples if s.status != EXPECTED[phase_name]}
             if errors:
                 backend.notes.append(f"{phase_name}: answers other than expected: {errors}")
     print(
-        "\n'busy': the machine's CPU in use during the phase (all cores); 'others': the part "
+        "\n'cpu/req', 'pg/req': CPU ms per request of the endpoint's gunicorn processes, and of "
+        "PostgreSQL (every\ndatabase on the server: other users' too).\n"
+        "'busy': the machine's CPU in use during the phase (all cores); 'others': the part "
         "used by processes other than\nthe bench's servers, the load generator, PostgreSQL "
         "and Redis: other users of the machine."
     )
