@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install services test screenshot lint fmt classifier run bench-quality bench-speed bench-pipeline bench-queue bench-retrain bench-actions bench-webhooks
+.PHONY: help install services test screenshot lint fmt classifier run bench-quality bench-speed bench-pipeline bench-queue bench-retrain bench-actions bench-webhooks bench-akismet
 
 help:
 	@echo "make install     create $(VENV) and install the service with its dev tools"
@@ -29,6 +29,7 @@ help:
 	@echo "make bench-retrain   retraining on 100,000 labels from PostgreSQL vs a bare train()"
 	@echo "make bench-actions   moderators' single and 500-comment bulk actions vs a bare UPDATE"
 	@echo "make bench-webhooks  webhooks' cost to the verdict transaction; deliveries vs bare POSTs"
+	@echo "make bench-akismet   Akismet comment-check at 200/s on SQLite and PostgreSQL vs a bare endpoint"
 
 install: $(INSTALLED)
 
@@ -94,3 +95,5 @@ bench-actions: install services
 
 bench-webhooks: install services
 	$(BIN)/python -m bench.webhooks
+bench-akismet: install services
+	$(BIN)/python -m bench.akismet

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.api import (
     actions,
+    akismet,
     authors,
     classifier,
     comments,
@@ -90,6 +91,7 @@ def create_app(
     app.register_blueprint(rules.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(openapi_bp)
+    app.register_blueprint(akismet.bp)
     # The moderators' web UI (/ui), with its own cookie session on its own paths only.
     register_ui(app)
     return app

@@ -25,6 +25,8 @@ from service.moderation.deliveries import (
 )
 from service.moderation.deliveries import record as record_deliveries
 from service.moderation.policy import (
+    Decision,
+    RuleReason,
     SitePolicy,
     decide,
     effective_thresholds,
@@ -149,6 +151,10 @@ _MARK_DONE = (
     )
     .values(done_at=bindparam("o_now"))
 )
+#: What records a verdict and moves its author's count (parameters: :func:`record_params`),
+#: for the paths that decide elsewhere than in a worker (the Akismet endpoint).
+INSERT_VERDICT = _INSERT_VERDICT
+COUNT_AUTHOR = _COUNT_AUTHOR
 # PostgreSQL: every write of a verdict in one round trip, through data-modifying CTEs.
 _WRITE_ALL = _MARK_DONE.add_cte(
     _INSERT_VERDICT.cte("new_verdict"),
@@ -243,7 +249,7 @@ def _classify_one(
 
     chosen = classifier.for_site(row.site_id)
     decided = _decided(row, chosen, chosen.score(record_of(row)), now)
-    params = _record_params(decided, row.author_id, now)
+    params = record_params(decided, row.author_id, now)
     if postgresql:
         connection.execute(_WRITE_ALL, params)
     else:
@@ -338,7 +344,7 @@ def classify_comments(
         in_author_order = sorted(decided, key=lambda d: author_of[d.comment_id])
         # executemany: psycopg pipelines the statements, one round trip for all of them.
         connection.execute(
-            _RECORD, [_record_params(d, author_of[d.comment_id], now) for d in in_author_order]
+            _RECORD, [record_params(d, author_of[d.comment_id], now) for d in in_author_order]
         )
         decided = _with_deliveries(session, rows, decided, now, webhook_lease)
     recorded = {d.comment_id for d in decided}
@@ -408,8 +414,9 @@ def classified_event(row: Any, decided: Decided, now: dt.datetime, *, rescore: b
     )
 
 
-def _record_params(decided: Decided, author_id: int, now: dt.datetime) -> dict[str, Any]:
-    """The parameters of :data:`_RECORD` (and of :data:`_WRITE_ALL`) for one verdict."""
+def record_params(decided: Decided, author_id: int, now: dt.datetime) -> dict[str, Any]:
+    """The parameters of :data:`_RECORD` (and of :data:`_WRITE_ALL`, :data:`INSERT_VERDICT`
+    and :data:`COUNT_AUTHOR`) for one verdict."""
     comment_id = decided.comment_id
     return {
         "v_comment_id": comment_id,
@@ -491,35 +498,68 @@ def log_verdict(decided: Decided) -> None:
 def _decided(row: Any, chosen: ScoringClassifier, score: Score, now: dt.datetime) -> Decided:
     """What the site's policy makes of ``score`` for the locked comment ``row`` (the
     columns of :data:`_LOCK_COMMENT`)."""
-    policy = SitePolicy.model_validate(row.policy or {})
-    trust = effective_trust(Trust(row.trust), row.banned_until, now)
-    thresholds = effective_thresholds(policy, chosen.thresholds)
-    decision = decide(
-        policy,
-        thresholds,
-        score=score.probability,
-        text=row.content,
-        trust=trust,
+    judged = judge(
+        SitePolicy.model_validate(row.policy or {}),
+        chosen.thresholds,
+        score=score,
+        content=row.content,
+        trust=effective_trust(Trust(row.trust), row.banned_until, now),
         # approved_count counts the author's comments that are approved now (see
         # service/moderation/actions.py), so a comment a moderator took back counts no more.
         known_author=row.approved_count > 0,
+    )
+    return Decided(
+        comment_id=row.id,
+        decision=judged.decision.status,
+        discard=judged.decision.discard,
+        score=score.probability,
+        classifier_version=chosen.version,
+        reasons=judged.reasons,
+        latency_ms=_elapsed_ms(row.created_at, now),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """The policy's decision on a scored comment, and the verdict's reasons: the
+    classifier's, then the policy's rules (``weight`` null), as verdicts store them."""
+
+    decision: Decision
+    reasons: list[dict[str, Any]]
+
+
+def judge(
+    policy: SitePolicy,
+    suggested: Thresholds,
+    *,
+    score: Score,
+    content: str,
+    trust: Trust,
+    known_author: bool,
+) -> Judgement:
+    """The one path from a score to a decision, for the worker and for every caller that
+    decides in-process (the Akismet endpoint): the site's thresholds (``suggested`` by the
+    classifier where the site sets none) and rules applied by
+    :func:`~service.moderation.policy.decide`. ``trust`` is the effective trust."""
+    decision = decide(
+        policy,
+        effective_thresholds(policy, suggested),
+        score=score.probability,
+        text=content,
+        trust=trust,
+        known_author=known_author,
     )
     reasons: list[dict[str, Any]] = [
         {"phrase": r.phrase, "weight": round(r.weight, 4), "feature": r.feature}
         for r in score.reasons
     ]
-    reasons.extend(
-        {"phrase": r.phrase, "weight": None, "feature": r.feature} for r in decision.rules
-    )
-    return Decided(
-        comment_id=row.id,
-        decision=decision.status,
-        discard=decision.discard,
-        score=score.probability,
-        classifier_version=chosen.version,
-        reasons=reasons,
-        latency_ms=_elapsed_ms(row.created_at, now),
-    )
+    reasons.extend(rule_reason(r) for r in decision.rules)
+    return Judgement(decision, reasons)
+
+
+def rule_reason(rule: RuleReason) -> dict[str, Any]:
+    """A policy rule as a verdict's reason."""
+    return {"phrase": rule.phrase, "weight": None, "feature": rule.feature}
 
 
 def record_of(row: Any) -> CommentRecord:

@@ -57,6 +57,8 @@ class SiteInfo:
     introspection: IntrospectionClient | None = None
     #: None when the site's moderators have no web UI (no client configured).
     ui_client: UiClient | None = None
+    #: The site's home URL (what Akismet clients send as ``blog``).
+    url: str = ""
 
     @classmethod
     def of(cls, site: Site) -> SiteInfo:
@@ -79,6 +81,7 @@ class SiteInfo:
             policy=site_policy_of(site),
             introspection=introspection,
             ui_client=ui_client_of(site),
+            url=site.url,
         )
 
 
