@@ -44,6 +44,10 @@ NOT_THE_API = {
     # The development issuer's login page (only with COMMENTGUARD_DEV_ISSUER, never in
     # production): an OAuth authorization endpoint for the UI's browser login.
     "/dev-issuer/",
+    # Akismet's REST API (form bodies, text answers, Akismet's own headers and errors),
+    # served for existing Akismet clients as Akismet documents it (docs/akismet.md).
+    "/1.1/",
+    "/1.2/",
 }
 
 
