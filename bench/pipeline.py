@@ -880,7 +880,7 @@ def _start_workers(args: argparse.Namespace, procs: Processes) -> list[subproces
     """The Celery workers, as production runs them: ``--celery-concurrency`` processes of
     the solo pool (each one process, one task at a time), or one prefork worker with as
     many pool processes. Accepting has a latency target and classification a backlog to
-    absorb bursts, so the workers yield the CPU to the API (as the README advises for
+    absorb bursts, so the workers yield the CPU to the API (as docs/production.md advises for
     production on shared cores) and catch up when it is idle: at SCHED_IDLE (they run only
     on a core nothing else wants) or at ``--worker-nice``."""
     if args.worker_priority == "idle":

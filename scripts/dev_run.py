@@ -43,6 +43,10 @@ VAR = ROOT / "var"
 SECRET_FILE = VAR / "secret-key"
 DEV_ENV_FILE = VAR / "dev.env"
 DEMO_SLUG = "demo"
+# service.auth.dev_issuer's DEV_ISSUER and DEV_UI_CLIENT_ID (this script imports nothing
+# of the service, so that it runs before the service is installed).
+DEV_ISSUER = "https://dev.commentguard.invalid"
+DEV_UI_CLIENT_ID = "commentguard-ui"
 READY_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 15.0
 
@@ -113,10 +117,28 @@ def cli(env: dict[str, str], *args: str) -> str:
 
 
 def ensure_demo_site(env: dict[str, str], *, port: int) -> None:
-    """Create the ``demo`` site unless it exists (so that re-runs keep its data)."""
+    """Create the ``demo`` site unless it exists (so that re-runs keep its data), and let
+    its moderators log in to the web UI at the development issuer unless the site names
+    another UI client."""
     sites = json.loads(cli(env, "site", "list", "--json"))
-    if any(s["slug"] == DEMO_SLUG for s in sites):
-        return
+    demo = next((s for s in sites if s["slug"] == DEMO_SLUG), None)
+    if demo is None:
+        _create_demo_site(env, port=port)
+    if demo is None or not demo.get("ui_client"):
+        cli(
+            env,
+            "site",
+            "ui-client",
+            DEMO_SLUG,
+            "--issuer",
+            DEV_ISSUER,
+            "--client-id",
+            DEV_UI_CLIENT_ID,
+            "--public",
+        )
+
+
+def _create_demo_site(env: dict[str, str], *, port: int) -> None:
     cli(
         env,
         "site",
@@ -255,6 +277,9 @@ def print_session(
     print(
         f"""
 Commentguard is running: API {base}, one worker with beat. Ctrl-C stops both.
+
+Moderators' web UI: {base}/ui/{DEMO_SLUG}/ (the development issuer's login page asks
+who to be: keep "moderator" at "{DEMO_SLUG}", or pick "admin" to edit the rules).
 
 Try it (another shell, from {ROOT}):
 

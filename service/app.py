@@ -9,9 +9,21 @@ from flask import Flask, Request, Response
 from flask.sessions import SessionInterface
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.api import actions, authors, classifier, comments, health, queue, rules, threads
+from service.api import (
+    actions,
+    akismet,
+    authors,
+    classifier,
+    comments,
+    health,
+    queue,
+    rules,
+    threads,
+    webhooks,
+)
 from service.api import metrics as metrics_api
 from service.api.context import EXTENSION, Services
+from service.api.openapi import bp as openapi_bp
 from service.auth.introspection import Introspector
 from service.auth.tokens import TokenVerifier
 from service.db import autocommit_sessions, make_engine, make_sessionmaker
@@ -22,6 +34,7 @@ from service.moderation.active import ClassifierProvider
 from service.moderation.sites import SiteDirectory
 from service.queue import ClassificationBatcher, TaskQueue, make_celery
 from service.settings import Settings
+from service.ui.views import register_ui
 
 
 def create_app(
@@ -89,7 +102,12 @@ def create_app(
     app.register_blueprint(actions.bp)
     app.register_blueprint(authors.bp)
     app.register_blueprint(rules.bp)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(openapi_bp)
+    app.register_blueprint(akismet.bp)
     app.register_blueprint(metrics_api.bp)
+    # The moderators' web UI (/ui), with its own cookie session on its own paths only.
+    register_ui(app)
     return app
 
 

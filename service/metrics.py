@@ -481,7 +481,7 @@ class ServiceStateCollector:
             queues = GaugeMetricFamily(
                 f"{NAMESPACE}_broker_queue_messages",
                 "Messages waiting in a broker queue (celery: classification, a message "
-                "holding up to COMMENTGUARD_ENQUEUE_MAX_BATCH comments; training).",
+                "holding up to COMMENTGUARD_ENQUEUE_MAX_BATCH comments; training; webhooks).",
                 labels=["queue"],
             )
             for name, length in sorted(state.broker_queues.items()):

@@ -8,6 +8,7 @@ environment. Every variable is prefixed ``COMMENTGUARD_`` except the conventiona
 
 from __future__ import annotations
 
+import urllib.parse
 from pathlib import Path
 from typing import Literal
 
@@ -109,6 +110,23 @@ class Settings(MetricsSettings):
     #: The sweeper deletes an outbox row this long after its task was done (0: never).
     outbox_retention_seconds: int = Field(default=7 * 24 * 3600, ge=0)
 
+    #: Webhooks (docs/webhooks.md). One attempt may take this long at most, connecting,
+    #: sending and reading the answer together.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    #: A delivery still failing after this many attempts, or this long after its decision,
+    #: is marked failed.
+    webhook_max_attempts: int = Field(default=15, ge=1, le=100)
+    webhook_max_age_seconds: int = Field(default=24 * 3600, ge=1)
+    #: The wait before retry n is ``base * 2^(n-1)`` seconds, at most ``max``, each times a
+    #: random 50-100 % (or the answer's Retry-After, when longer).
+    webhook_backoff_base_seconds: float = Field(default=10.0, gt=0)
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    #: How often beat runs the webhook sweeper: it sends the deliveries due (retries, and
+    #: those whose task never finished) and deletes old ones.
+    webhook_sweep_interval_seconds: float = Field(default=5.0, gt=0)
+    #: The sweeper deletes a delivery this long after it was delivered or failed (0: never).
+    webhook_retention_seconds: int = Field(default=7 * 24 * 3600, ge=0)
+
     #: A trusted issuer's signing keys are fetched again this long after the last fetch.
     jwks_max_age_seconds: float = 300.0
     #: No issuer's keys are fetched more often than this, whatever ``kid`` tokens name
@@ -154,6 +172,15 @@ class Settings(MetricsSettings):
     retrain_interval_seconds: float = 0.0
     retrain_min_new_labels: int = 100
 
+    #: The moderators' web UI (``/ui``): its public origin (scheme, host and port, as the
+    #: browser reaches it behind any proxy), from which its OpenID Connect redirect URI
+    #: ``<ui_public_url>/ui/callback`` is made; empty: the address each request came to.
+    ui_public_url: str | None = None
+    #: A UI session ends after this long without a request, and this long after its login
+    #: whatever its activity.
+    ui_session_idle_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    ui_session_max_seconds: int = Field(default=12 * 3600, ge=60, le=30 * 24 * 3600)
+
     log_level: str = "INFO"
     log_json: bool = False
 
@@ -179,6 +206,18 @@ class Settings(MetricsSettings):
                 return "postgresql+psycopg://" + value[len(prefix) :]
         return value
 
+    @field_validator("ui_public_url")
+    @classmethod
+    def _ui_public_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urllib.parse.urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL, such as https://moderate.example.org")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError("must be scheme, host and port only (no path, query or fragment)")
+        return value.rstrip("/")
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         secret = self.secret_key.get_secret_value()
@@ -188,6 +227,11 @@ class Settings(MetricsSettings):
                     f"SECRET_KEY is a placeholder or shorter than {MIN_SECRET_LENGTH} "
                     "characters; generate one with `python -c 'import secrets; "
                     "print(secrets.token_urlsafe(48))'`"
+                )
+            if self.ui_public_url and not self.ui_public_url.startswith("https://"):
+                raise SettingsError(
+                    "COMMENTGUARD_UI_PUBLIC_URL must be https in production: the UI's session "
+                    "cookie is Secure there, and a browser sends it over https only"
                 )
             if self.dev_issuer:
                 raise SettingsError(
@@ -205,6 +249,12 @@ class Settings(MetricsSettings):
                     "or unset it"
                 )
         return self
+
+    @property
+    def webhook_lease_seconds(self) -> float:
+        """How long a queued or running webhook attempt holds its delivery off the
+        sweeper: the outbox's timeout for a task to run, plus the attempt's own."""
+        return self.outbox_timeout_seconds + self.webhook_timeout_seconds
 
     @property
     def is_sqlite(self) -> bool:

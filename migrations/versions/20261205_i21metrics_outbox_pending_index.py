@@ -2,7 +2,7 @@
 reads the age of the oldest one with one index probe
 
 Revision ID: i21metrics
-Revises: 0006
+Revises: 0009
 Create Date: 2026-12-05 18:00:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "i21metrics"
-down_revision: str | None = "0006"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

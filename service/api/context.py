@@ -18,6 +18,7 @@ from service.auth.introspection import Introspector, looks_like_jwt
 from service.auth.roles import Role, require_role, site_roles
 from service.auth.tokens import bearer_token
 from service.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
+from service.moderation.classify import ClassifierChoice
 from service.moderation.errors import ServiceUnavailable, Unauthorized
 from service.moderation.sites import SiteDirectory, SiteInfo
 from service.moderation.types import Identity
@@ -54,6 +55,11 @@ class ClassifierStatus(Protocol):
     def ready(self) -> tuple[bool, str]: ...
 
 
+class ServingClassifier(ClassifierStatus, ClassifierChoice, Protocol):
+    """The process's classifiers: ready or not (``/readyz``), and each site's (the
+    Akismet endpoint scores in-process)."""
+
+
 class RequestMetrics(Protocol):
     def token_failure(self, reason: str) -> None: ...
 
@@ -74,7 +80,7 @@ class Services:
     queue: Queue
     #: Where accepted comments go to be classified (batched; see ``ClassificationBatcher``).
     classifications: Classifications
-    classifier: ClassifierStatus
+    classifier: ServingClassifier
     sites: SiteDirectory
     #: The process's Prometheus metrics (``service.metrics.ApiMetrics``).
     metrics: RequestMetrics

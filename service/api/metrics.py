@@ -18,12 +18,13 @@ from flask import Blueprint, Flask, Response, g, request
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.api.context import services
+from service.api.spec import Access, Reply, operation
 from service.metrics import ApiMetrics, ServiceState
 from service.moderation.active import ClassifierProvider
 from service.moderation.errors import ServiceUnavailable, Unauthorized
 from service.moderation.outbox import backlog
 from service.moderation.sites import slugs_of
-from service.queue import COMMENTS_QUEUE, TRAINING_QUEUE, TaskQueue
+from service.queue import COMMENTS_QUEUE, TRAINING_QUEUE, WEBHOOKS_QUEUE, TaskQueue
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,29 @@ _STARTED = "commentguard_metrics_started"
 
 
 @bp.get("/metrics")
+@operation(
+    "Prometheus metrics",
+    tag="metrics",
+    access=Access.public,
+    responses={
+        200: Reply(
+            "The Prometheus text exposition (OpenMetrics to a scraper that asks for it).",
+            media_type="text/plain",
+            schema={"type": "string"},
+        )
+    },
+    errors={
+        401: "COMMENTGUARD_METRICS_TOKEN is set and the request does not carry it as a "
+        "bearer token",
+        503: "the metrics could not be rendered",
+    },
+    reads_database=False,
+)
 def metrics() -> Response:
-    """The Prometheus exposition (text, or OpenMetrics when the scraper asks for it)."""
+    """The Prometheus exposition of this API instance (every gunicorn worker's counts, and
+    gauges of the outbox, the broker and the classifier read at most every
+    ``COMMENTGUARD_METRICS_CACHE_SECONDS``); see docs/metrics.md. Unauthenticated unless
+    ``COMMENTGUARD_METRICS_TOKEN`` is set. Never a 500: a failing source is left out."""
     found = services()
     token = found.settings.metrics_token
     if token is not None and not _bearer_matches(token.get_secret_value()):
@@ -103,7 +125,7 @@ class StateReader:
         queue: TaskQueue,
         classifier: ClassifierProvider,
         *,
-        queues: Sequence[str] = (COMMENTS_QUEUE, TRAINING_QUEUE),
+        queues: Sequence[str] = (COMMENTS_QUEUE, TRAINING_QUEUE, WEBHOOKS_QUEUE),
     ) -> None:
         self._sessions = sessions
         self._queue = queue
