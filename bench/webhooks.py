@@ -56,6 +56,7 @@ from bench.pipeline import ROOT, fresh_database, percentile
 from models import Author, Comment, OutboxTask, Status, WebhookDelivery, WebhookEvent
 from service.classifier.model import load_classifier
 from service.db import make_engine, make_sessionmaker
+from service.metrics import WorkerMetrics
 from service.moderation import classify
 from service.moderation.active import LoadedClassifier
 from service.moderation.policy import SitePolicy
@@ -227,6 +228,9 @@ class _Resources:
 
     def queue(self) -> TaskQueue:
         return TaskQueue(make_celery(self.settings))
+
+    def metrics(self) -> WorkerMetrics:
+        return WorkerMetrics(self.settings)
 
 
 def _timed(call: Callable[[], Any]) -> float:

@@ -21,13 +21,45 @@ PLACEHOLDER_SECRETS = frozenset(
 )
 
 MIN_SECRET_LENGTH = 32
+MIN_METRICS_TOKEN_LENGTH = 16
 
 
 class SettingsError(ValueError):
     """The configuration is unusable; the message says which variable and why."""
 
 
-class Settings(BaseSettings):
+class MetricsSettings(BaseSettings):
+    """The settings a process that only supervises others needs (gunicorn's master: it
+    prepares the metrics directory and marks its dead workers there); ``Settings`` has
+    them too. Built from the environment like ``Settings``, without its required fields.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="COMMENTGUARD_", extra="ignore", populate_by_name=True
+    )
+
+    #: prometheus_client's multiprocess directory (``docs/metrics.md``): set, every process
+    #: of a tree (gunicorn's workers, a Celery worker's pool) writes its metrics to files
+    #: there and a scrape adds them up. One directory per tree: its parent empties it at
+    #: start. The library reads this variable itself, and must find it in the environment
+    #: before it is imported, so it has no other name.
+    prometheus_multiproc_dir: Path | None = Field(
+        default=None, validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR")
+    )
+
+    @field_validator("prometheus_multiproc_dir", mode="before")
+    @classmethod
+    def _no_empty_directory(cls, value: object) -> object:
+        # prometheus_client switches to multiprocess mode when the variable exists at all,
+        # even empty, and would then write into the working directory.
+        if isinstance(value, str) and not value.strip():
+            raise SettingsError(
+                "PROMETHEUS_MULTIPROC_DIR is empty: set it to a directory, or unset it"
+            )
+        return value
+
+
+class Settings(MetricsSettings):
     """Configuration of the API, the workers and the CLI.
 
     ``database_url`` and ``secret_key`` are required: there is no default that could
@@ -152,6 +184,18 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
 
+    #: ``GET /metrics`` asks for ``Authorization: Bearer <metrics_token>`` when this is
+    #: set; unset, it answers anyone who reaches it (keep it off the public side of the
+    #: proxy). See ``docs/metrics.md``.
+    metrics_token: SecretStr | None = None
+    #: The gauges computed at scrape time (outbox, broker queues, classifier versions) are
+    #: read at most this often per API process; scrapes in between get the last reading.
+    metrics_cache_seconds: float = Field(default=2.0, ge=0, le=60)
+    #: A Celery worker serves its processes' metrics over HTTP on this port (0: off).
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    #: ... and on this address.
+    worker_metrics_host: str = "127.0.0.1"
+
     @field_validator("database_url")
     @classmethod
     def _normalise_postgres_driver(cls, value: str) -> str:
@@ -193,6 +237,16 @@ class Settings(BaseSettings):
                 raise SettingsError(
                     "COMMENTGUARD_DEV_ISSUER is on in production: the development token "
                     "issuer lets anyone mint tokens; turn it off"
+                )
+            metrics_token = self.metrics_token
+            if metrics_token is not None and (
+                metrics_token.get_secret_value().lower() in PLACEHOLDER_SECRETS
+                or len(metrics_token.get_secret_value()) < MIN_METRICS_TOKEN_LENGTH
+            ):
+                raise SettingsError(
+                    "COMMENTGUARD_METRICS_TOKEN is a placeholder or shorter than "
+                    f"{MIN_METRICS_TOKEN_LENGTH} characters; generate one as SECRET_KEY, "
+                    "or unset it"
                 )
         return self
 

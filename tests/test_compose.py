@@ -213,3 +213,31 @@ def test_env_example_secret_is_a_placeholder_the_service_refuses(
     assert settings.environment == "production"
     assert settings.database_url.startswith("postgresql+psycopg://")
     assert settings.broker_url.startswith("redis://redis:")
+
+
+def test_each_metrics_tree_counts_in_a_directory_of_its_own(config: dict[str, Any]) -> None:
+    # gunicorn's workers and each Celery worker's processes count in their container's
+    # own tmpfs, which the tree's parent empties at start: no two trees share one.
+    for name in ("api", "worker", "trainer", "webhooks"):
+        service = _service(config, name)
+        directory = service["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+        assert directory in service.get("tmpfs", []), name
+    # A Celery worker serves its own metrics, inside the project's network only.
+    for name in ("worker", "trainer", "webhooks"):
+        service = _service(config, name)
+        environment = service["environment"]
+        port = environment["COMMENTGUARD_WORKER_METRICS_PORT"]
+        assert int(port) > 0
+        assert environment["COMMENTGUARD_WORKER_METRICS_HOST"] == "0.0.0.0"  # noqa: S104
+        assert port in [str(exposed) for exposed in service.get("expose", [])]
+        assert "ports" not in service
+    # The API's /metrics is on its own port, published on loopback only.
+    ports = _service(config, "api")["ports"]
+    assert [str(p).split(":")[0] if isinstance(p, str) else p["host_ip"] for p in ports] == [
+        "127.0.0.1"
+    ]
+
+
+def test_the_image_counts_metrics_in_multiprocess_mode() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "PROMETHEUS_MULTIPROC_DIR=" in dockerfile

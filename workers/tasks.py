@@ -68,6 +68,14 @@ SWEEP_LIMIT = 500
 PURGE_LIMIT = 10_000
 
 
+class TaskMetrics(Protocol):
+    """What the tasks count (``service.metrics.WorkerMetrics``)."""
+
+    def verdict(self, decision: str, latency_ms: float) -> None: ...
+
+    def outbox_requeued(self, count: int) -> None: ...
+
+
 class TaskResources(Protocol):
     """What the tasks need from the process they run in (``workers.celery_app.WorkerProcess``)."""
 
@@ -79,6 +87,8 @@ class TaskResources(Protocol):
     def classifier(self) -> ClassifierProvider: ...
 
     def queue(self) -> TaskQueue: ...
+
+    def metrics(self) -> TaskMetrics: ...
 
 
 def database_unreachable(exc: BaseException) -> bool:
@@ -108,7 +118,8 @@ def webhook_lease(settings: Settings) -> dt.timedelta:
 def classify(resources: TaskResources, comment_id: str) -> str:
     """Classify one comment in one transaction; the decision, or ``"unchanged"`` when the
     comment was no longer pending (already classified, moderated, or deleted). The
-    verdict's webhook deliveries are enqueued after the commit."""
+    verdict's webhook deliveries are enqueued after the commit, and the verdict counted
+    (its latency, by decision)."""
     with resources.sessions().begin() as session:
         verdict = classify_comment(
             session,
@@ -121,6 +132,7 @@ def classify(resources: TaskResources, comment_id: str) -> str:
         log.info("comment %s is no longer pending; nothing to do", comment_id)
     else:
         send_deliveries(resources.queue(), due_pairs(verdict.deliveries))
+        resources.metrics().verdict(verdict.decision.value, verdict.latency_ms)
     return decision
 
 
@@ -140,7 +152,8 @@ def classify_batch(
     """Classify a batch of comments in one transaction
     (:func:`~service.moderation.classify.classify_comments`); how many got each decision
     (``"unchanged"``: no longer pending; ``"failed"``: an error). Each verdict's log line
-    carries the id of the HTTP request that accepted its comment.
+    carries the id of the HTTP request that accepted its comment; each is counted in the
+    metrics (its latency, by decision) once the batch is committed.
 
     When the batch fails for any reason but an unreachable database (a bug, bad data, a
     malformed id), nothing of it was written, and its comments are classified again one
@@ -175,9 +188,11 @@ def classify_batch(
     request_of: dict[uuid.UUID, str | None] = {}
     for comment_id, request_id in zip(ids, request_ids, strict=True):
         request_of.setdefault(comment_id, request_id)  # a comment sent twice: its first
+    metrics = resources.metrics()
     for verdict in decided:
         with _request_id(request_of[verdict.comment_id]):
             log_verdict(verdict)
+        metrics.verdict(verdict.decision.value, verdict.latency_ms)
     decisions = Counter(verdict.decision.value for verdict in decided)
     recorded = {verdict.comment_id for verdict in decided}
     for unchanged in request_of.keys() - recorded:
@@ -234,6 +249,7 @@ def sweep(resources: TaskResources, *, now: dt.datetime | None = None) -> int:
     """
     now = now or dt.datetime.now(dt.UTC)
     sent = _send_due(resources, now)
+    resources.metrics().outbox_requeued(sent)
     retention = resources.settings.outbox_retention_seconds
     if retention:
         with resources.sessions().begin() as session:

@@ -96,6 +96,7 @@ TAGS: Final = (
     ("moderation", "The queue, actions, the audit trail, authors and rules."),
     ("classifier", "Retraining, versions, reports, promotion and rollback."),
     ("health", "Liveness and readiness."),
+    ("metrics", "Prometheus metrics, for monitoring (docs/metrics.md)."),
     ("meta", "This document."),
 )
 

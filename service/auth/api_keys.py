@@ -119,7 +119,7 @@ def check_api_key(session: Session, *, site_id: int, key: str, now: dt.datetime)
     row = _matching_key(session, key)
     if row is None or row.site_id != site_id:
         log.info("API key %s refused at site %s", _prefix_of(key), site_id)
-        raise Unauthorized("the API key is not valid for this site")
+        raise Unauthorized("the API key is not valid for this site", reason="invalid_api_key")
     _record_use(session, row.id, row.last_used_at, now)
     return _identity(row.prefix)
 
@@ -144,7 +144,7 @@ def site_of_api_key(
     row = _matching_key(session, key)
     if row is None:
         log.info("API key %s refused", _prefix_of(key))
-        raise Unauthorized("the API key is not valid")
+        raise Unauthorized("the API key is not valid", reason="invalid_api_key")
     owner = KeyOwner(row.site_id, row.site_slug, _identity(row.prefix), row.id, row.last_used_at)
     if record_use:
         record_key_use(session, owner, now=now)

@@ -8,7 +8,7 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -175,6 +175,15 @@ def create_site(
 
 def list_sites(session: Session) -> list[Site]:
     return list(session.scalars(select(Site).order_by(Site.slug)))
+
+
+def slugs_of(session: Session, *, site_ids: Collection[int]) -> dict[int, str]:
+    """Site id -> slug, for the ids that exist among ``site_ids`` (one query; none for
+    an empty collection)."""
+    if not site_ids:
+        return {}
+    rows = session.execute(select(Site.id, Site.slug).where(Site.id.in_(list(site_ids))))
+    return {row.id: row.slug for row in rows}
 
 
 def ui_client_of(site: Site) -> UiClient | None:

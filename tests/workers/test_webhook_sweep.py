@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import DeliveryState, WebhookDelivery
+from service.metrics import WorkerMetrics
 from service.moderation.active import ClassifierProvider
 from service.queue import TaskQueue, make_celery, send_deliveries
 from service.settings import Settings
@@ -40,6 +41,9 @@ class Resources:
 
     def queue(self) -> TaskQueue:
         return self.task_queue
+
+    def metrics(self) -> WorkerMetrics:
+        return WorkerMetrics(self.settings)
 
 
 @pytest.fixture
