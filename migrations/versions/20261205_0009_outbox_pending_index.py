@@ -1,8 +1,8 @@
 """outbox: an index of the rows still to do by creation time, so that the metrics scrape
 reads the age of the oldest one with one index probe
 
-Revision ID: i21metrics
-Revises: 0009
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-05 18:00:00
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "i21metrics"
-down_revision: str | None = "0009"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
