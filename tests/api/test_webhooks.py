@@ -466,6 +466,20 @@ def test_a_bad_log_query_is_a_problem(
     assert field in [e["field"] for e in _problem(response, 422, "invalid-input")["errors"]]
 
 
+def test_blank_log_parameters_count_as_absent(
+    client: FlaskClient, site: Site, admin: str, db_session: Session
+) -> None:
+    hook = _create(client, admin).get_json()
+    ids = _add_deliveries(db_session, uuid.UUID(hook["id"]), 3)
+    log = f"{BASE}/{hook['id']}/deliveries"
+
+    response = client.get(f"{log}?limit=&state=&cursor=", headers=bearer(admin))
+
+    assert response.status_code == 200, response.get_json()
+    assert [d["id"] for d in response.get_json()["deliveries"]] == ids[::-1]
+    assert response.headers["Cache-Control"] == "private, no-store"
+
+
 def test_redeliver_sends_the_same_event_again(
     client: FlaskClient, site: Site, admin: str, db_session: Session
 ) -> None:
