@@ -122,6 +122,7 @@ def test_moderators_read_and_only_admins_change(
         ("http://1.1.1.1/hook", "must be an https URL"),
         ("https://user:secret@1.1.1.1/hook", "must not hold credentials"),
         ("https://1.1.1.1/hook#frag", "must not have a fragment"),
+        ("https://[1.1.1.1/hook", "not a valid URL"),
         ("https://127.0.0.1/hook", "127.0.0.1 is loopback"),
         ("https://localhost/hook", "localhost resolves to 127.0.0.1, which is loopback"),
         ("https://10.0.0.8/hook", "10.0.0.8 is private"),
