@@ -12,7 +12,7 @@ from pydantic.json_schema import SkipJsonSchema
 from typing_extensions import TypedDict
 
 from models import DeliveryState, Webhook, WebhookDelivery, WebhookEvent
-from service.api.schemas import Out, PageLinks, StorableStr, UtcDatetime
+from service.api.schemas import BlankIsAbsent, Out, PageLinks, StorableStr, UtcDatetime
 from service.moderation.deliveries import DEFAULT_PAGE, MAX_PAGE
 from service.moderation.text import storable_text
 from service.moderation.webhooks import MAX_KEEP_PREVIOUS, webhook_etag
@@ -203,7 +203,7 @@ class DeliveryPageOut(Out):
     links: PageLinks
 
 
-class DeliveriesQueryIn(BaseModel):
+class DeliveriesQueryIn(BlankIsAbsent):
     """``GET /v1/sites/{site}/webhooks/{id}/deliveries``'s query parameters (an empty one
     counts as absent)."""
 
@@ -212,10 +212,3 @@ class DeliveriesQueryIn(BaseModel):
     cursor: StorableStr | None = Field(default=None, min_length=1)
     #: Only deliveries in this state.
     state: DeliveryState | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _blank_is_absent(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {name: value for name, value in data.items() if value != ""}
-        return data
