@@ -20,6 +20,7 @@ from pydantic import (
 from models import AuditEntry, Author, Status, Trust
 from service.api import spec
 from service.api.schemas import (
+    BlankIsAbsent,
     CommentOut,
     Out,
     PageLinks,
@@ -233,7 +234,7 @@ class BulkResultOut(Out):
     results: list[ItemOut]
 
 
-class AuditQueryIn(BaseModel):
+class AuditQueryIn(BlankIsAbsent):
     """``GET /v1/sites/{site}/audit``'s query parameters (an empty one counts as absent)."""
 
     limit: int = Field(default=50, ge=1, le=MAX_PAGE)
@@ -245,13 +246,6 @@ class AuditQueryIn(BaseModel):
     actor: StorableStr | None = None
     #: Only entries about this comment.
     comment: uuid.UUID | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _blank_is_absent(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {name: value for name, value in data.items() if value != ""}
-        return data
 
 
 class AuditPageOut(Out):

@@ -95,6 +95,7 @@ TAGS: Final = (
     ("threads", "What a blog renders under a post (public)."),
     ("moderation", "The queue, actions, the audit trail, authors and rules."),
     ("classifier", "Retraining, versions, reports, promotion and rollback."),
+    ("webhooks", "A site's signed webhooks, their secrets and their delivery logs."),
     ("health", "Liveness and readiness."),
     ("metrics", "Prometheus metrics, for monitoring (docs/metrics.md)."),
     ("meta", "This document."),
@@ -251,7 +252,7 @@ def _operation(
         out["parameters"] = parameters
     if op.body is not None:
         out["requestBody"] = {
-            "required": True,
+            "required": op.body_required,
             "content": {"application/json": {"schema": {"$ref": refs[(op.body, "validation")]}}},
         }
     responses: dict[str, Any] = {}

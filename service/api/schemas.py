@@ -8,7 +8,7 @@ import re
 import uuid
 from typing import Annotated, Any, NotRequired
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import TypedDict
 
 from models import Status, Trust
@@ -50,6 +50,17 @@ class Out(BaseModel):
     the schemathesis test catches a field a view sends and the document does not name."""
 
     model_config = ConfigDict(json_schema_extra={"additionalProperties": False})
+
+
+class BlankIsAbsent(BaseModel):
+    """A query model in which an empty parameter (``?state=``) counts as absent."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_absent(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {name: value for name, value in data.items() if value != ""}
+        return data
 
 
 class SelfLinks(TypedDict):

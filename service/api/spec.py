@@ -91,6 +91,8 @@ class Operation:
     body: type[BaseModel] | None = None
     #: The body's name in validation errors' detail ("the comment has invalid fields").
     body_name: str = "body"
+    #: False when the body may be left out (the view then validates ``{}``).
+    body_required: bool = True
     query: type[BaseModel] | None = None
     path: Mapping[str, PathParam] = field(default_factory=dict)
     headers: tuple[Header, ...] = ()
@@ -130,6 +132,7 @@ def operation(
     errors: Mapping[int, str] | None = None,
     body: type[BaseModel] | None = None,
     body_name: str = "body",
+    body_required: bool = True,
     query: type[BaseModel] | None = None,
     path: Mapping[str, PathParam] | None = None,
     headers: tuple[Header, ...] = (),
@@ -149,6 +152,7 @@ def operation(
             errors=dict(errors or {}),
             body=body,
             body_name=body_name,
+            body_required=body_required,
             query=query,
             path=dict(path or {}),
             headers=headers,

@@ -8,9 +8,12 @@ import uuid
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic.json_schema import SkipJsonSchema
+from typing_extensions import TypedDict
 
-from models import Webhook, WebhookDelivery, WebhookEvent
-from service.api.schemas import UtcDatetime
+from models import DeliveryState, Webhook, WebhookDelivery, WebhookEvent
+from service.api.schemas import BlankIsAbsent, Out, PageLinks, StorableStr, UtcDatetime
+from service.moderation.deliveries import DEFAULT_PAGE, MAX_PAGE
 from service.moderation.text import storable_text
 from service.moderation.webhooks import MAX_KEEP_PREVIOUS, webhook_etag
 from service.webhooks.targets import MAX_URL_LENGTH
@@ -67,11 +70,23 @@ class RotateIn(BaseModel):
     keep_previous_seconds: int = Field(default=0, ge=0, le=int(MAX_KEEP_PREVIOUS.total_seconds()))
 
 
-class WebhookOut(BaseModel):
+class WebhookLinks(TypedDict):
+    self: str
+    #: The webhook's delivery log.
+    deliveries: str
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+class WebhookOut(Out):
+    """A webhook; ``secret`` only in the answers to registration and rotation."""
+
     id: uuid.UUID
     site: str
     url: str
-    events: list[str]
+    events: list[WebhookEvent]
     enabled: bool
     description: str | None
     version: int
@@ -81,9 +96,17 @@ class WebhookOut(BaseModel):
     previous_secret_expires_at: UtcDatetime | None
     created_at: UtcDatetime
     updated_at: UtcDatetime
-    links: dict[str, str]
-    #: The signing secret: in the answers to creation and rotation only.
-    secret: str | None = None
+    links: WebhookLinks
+    #: The signing secret: in the answers to creation and rotation only (absent, never
+    #: null, elsewhere).
+    secret: str | SkipJsonSchema[None] = Field(
+        default=None,
+        description=(
+            "The signing secret (`whsec_...`): only in the answers to registration and to "
+            "a rotation, never shown again. Absent from every other answer."
+        ),
+        json_schema_extra=_no_default,
+    )
 
     @classmethod
     def of(cls, webhook: Webhook, *, site: str, secret: str | None = None) -> WebhookOut:
@@ -96,7 +119,7 @@ class WebhookOut(BaseModel):
             id=webhook.id,
             site=site,
             url=webhook.url,
-            events=list(webhook.events),
+            events=[WebhookEvent(e) for e in webhook.events],
             enabled=webhook.enabled,
             description=webhook.description,
             version=webhook.version,
@@ -115,12 +138,27 @@ class WebhookOut(BaseModel):
         return out
 
 
-class DeliveryOut(BaseModel):
+class WebhookListOut(Out):
+    """``GET /v1/sites/{site}/webhooks``: the site's webhooks, oldest first (never a
+    secret), and whether the site allows private targets (an operator's setting)."""
+
+    site: str
+    allow_private_targets: bool
+    webhooks: list[WebhookOut]
+
+
+class DeliveryLinks(TypedDict):
+    #: Where an admin POSTs to deliver the event again.
+    redeliver: str
+
+
+class DeliveryOut(Out):
+    """One delivery of an event to a webhook, and how its attempts went."""
+
     id: int
     event_id: uuid.UUID
-    event: str
-    #: pending, delivered or failed.
-    state: str
+    event: WebhookEvent
+    state: DeliveryState
     attempts: int
     last_status_code: int | None
     last_error: str | None
@@ -132,7 +170,7 @@ class DeliveryOut(BaseModel):
     redelivery_of: int | None
     #: The body as sent (parsed).
     payload: dict[str, Any]
-    links: dict[str, str]
+    links: DeliveryLinks
 
     @classmethod
     def of(cls, delivery: WebhookDelivery, *, site: str) -> DeliveryOut:
@@ -140,8 +178,8 @@ class DeliveryOut(BaseModel):
         return cls(
             id=delivery.id,
             event_id=delivery.event_id,
-            event=delivery.event_type,
-            state=delivery.state.value,
+            event=WebhookEvent(delivery.event_type),
+            state=delivery.state,
             attempts=delivery.attempts,
             last_status_code=delivery.last_status_code,
             last_error=delivery.last_error,
@@ -154,3 +192,23 @@ class DeliveryOut(BaseModel):
             payload=json.loads(delivery.body),
             links={"redeliver": f"{base}/redeliver"},
         )
+
+
+class DeliveryPageOut(Out):
+    """A page of a webhook's delivery log, newest first."""
+
+    deliveries: list[DeliveryOut]
+    #: Null on the last page.
+    next_cursor: str | None
+    links: PageLinks
+
+
+class DeliveriesQueryIn(BlankIsAbsent):
+    """``GET /v1/sites/{site}/webhooks/{id}/deliveries``'s query parameters (an empty one
+    counts as absent)."""
+
+    limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE)
+    #: ``next_cursor`` of the previous page, with the same ``state``.
+    cursor: StorableStr | None = Field(default=None, min_length=1)
+    #: Only deliveries in this state.
+    state: DeliveryState | None = None

@@ -68,7 +68,8 @@ log = logging.getLogger(__name__)
 #: lost. Callers pass the setting-derived one (``outbox_timeout_seconds`` plus
 #: ``webhook_timeout_seconds``); this is that sum at the defaults.
 DEFAULT_LEASE = dt.timedelta(seconds=70)
-#: The most rows one page of the delivery log holds.
+#: The rows one page of the delivery log holds by default, and at most.
+DEFAULT_PAGE = 20
 MAX_PAGE = 100
 
 
@@ -472,7 +473,7 @@ def list_deliveries(
     session: Session,
     *,
     webhook_id: uuid.UUID,
-    limit: int = 20,
+    limit: int = DEFAULT_PAGE,
     cursor: str | None = None,
     state: DeliveryState | None = None,
 ) -> DeliveryPage:

@@ -76,7 +76,12 @@ def parse_url(url: str, *, allow_private: bool) -> Target:
             "must be ASCII without spaces or control characters (write an international "
             "domain name in its xn-- form, and percent-encode the path)"
         )
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed or invalid bracketed host: "https://[::1/"
+        raise TargetRefused(
+            "is not a valid URL (its host in [...] is not an IPv6 address)"
+        ) from None
     schemes = ("https", "http") if allow_private else ("https",)
     if parts.scheme not in schemes:
         raise TargetRefused(

@@ -165,6 +165,52 @@ def test_query_models_become_query_parameters(client: FlaskClient) -> None:
     assert params["cursor"]["schema"] == {"minLength": 1, "type": "string"}
 
 
+def test_webhooks_are_declared_with_their_secret_headers_and_errors(client: FlaskClient) -> None:
+    doc = document(client)
+    paths = doc["paths"]
+    hooks = "/v1/sites/{slug}/webhooks"
+    one = f"{hooks}/{{webhook_id}}"
+    create = paths[hooks]["post"]
+    assert create["security"] == [{"bearerAuth": ["admin"]}]
+    assert paths[hooks]["get"]["security"] == [{"bearerAuth": ["moderator"]}]
+    assert set(create["responses"]["201"]["headers"]) == {"Location", "ETag", "Cache-Control"}
+    assert {"403", "404", "409", "422"} <= set(create["responses"])
+    assert "private targets" in create["responses"]["422"]["description"]
+    # The secret: a string when there, and never required (only two answers have it).
+    webhook = doc["components"]["schemas"]["WebhookOut"]
+    assert webhook["additionalProperties"] is False
+    assert webhook["properties"]["secret"]["type"] == "string"
+    assert "secret" not in webhook["required"]
+    assert "only in the answers" in webhook["properties"]["secret"]["description"]
+    patch = paths[one]["patch"]
+    assert [(p["name"], p["required"]) for p in patch["parameters"]] == [
+        ("slug", True),
+        ("webhook_id", True),
+        ("If-Match", True),
+    ]
+    assert {"409", "412", "428"} <= set(patch["responses"])
+    delete = paths[one]["delete"]
+    assert ("If-Match", False) in [(p["name"], p["required"]) for p in delete["parameters"]]
+    assert "content" not in delete["responses"]["204"]
+    assert "428" not in delete["responses"]
+    rotate = paths[f"{one}/rotate-secret"]["post"]
+    assert rotate["requestBody"]["required"] is False
+    log = paths[f"{one}/deliveries"]["get"]
+    assert [p["name"] for p in log["parameters"] if p["in"] == "query"] == [
+        "limit",
+        "cursor",
+        "state",
+    ]
+    redeliver = paths[f"{one}/deliveries/{{delivery_id}}/redeliver"]["post"]
+    assert redeliver["responses"]["202"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/DeliveryOut"
+    }
+    assert "409" in redeliver["responses"]
+    assert {"webhooks"} == {
+        op["tags"][0] for path, item in paths.items() if "/webhooks" in path for op in item.values()
+    }
+
+
 class Declared(BaseModel):
     name: str
 
@@ -199,13 +245,14 @@ def test_an_undeclared_route_is_reported_and_left_out(
     app = create_app(api_settings, sessions=rolled_back_sessions)
     bp = Blueprint("newcomer", __name__)
 
-    @bp.get("/v1/sites/<slug>/webhooks")
-    def webhooks(slug: str) -> Response:
+    # A route no view of the app has: the check must catch whatever is added next.
+    @bp.get("/v1/sites/<slug>/newcomers")
+    def newcomers(slug: str) -> Response:
         return Response("[]", mimetype="application/json")
 
     app.register_blueprint(bp)
-    assert undeclared_rules(app, "/v1") == ["['GET'] /v1/sites/<slug>/webhooks"]
-    assert "/v1/sites/{slug}/webhooks" not in build_document(app)["paths"]
+    assert undeclared_rules(app, "/v1") == ["['GET'] /v1/sites/<slug>/newcomers"]
+    assert "/v1/sites/{slug}/newcomers" not in build_document(app)["paths"]
 
 
 def test_path_parameters_must_match_the_route(

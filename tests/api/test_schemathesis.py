@@ -10,13 +10,22 @@ phases. Requests carry, drawn with the case, the credential the operation needs 
 of the time) or one it refuses (none, a reader's token where a role is needed, a token
 of another site, an API key), and path parameters, body ids and ``If-Match`` values
 that name real rows (comments that reached a verdict, their authors, threads, a
-retraining job, classifier versions with a report) as often as generated ones. No
-operation is excluded.
+retraining job, classifier versions with a report, a webhook and its deliveries) as often
+as generated ones. No operation is excluded.
+
+Webhooks: the site allows private targets (as ``commentguard site webhooks`` sets it), so
+that its hooks post to a receiver on 127.0.0.1 (this machine has no outside network); a
+webhook URL in a body names that receiver, at a new path each time, as often as a
+generated one. Before each case of a webhook operation, the webhooks are put back as
+the fixture made them (the kept hook enabled, at its URL; the ones cases created or
+changed deleted), so that an earlier case's DELETE, PATCH or registrations (a site has
+at most 20) leave the next one something to act on; a DELETE aims at a hook made for it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,11 +38,22 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import strategies as st
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from models import Author, ClassifierVersion, Comment, Status, Verdict
+from models import (
+    Author,
+    ClassifierVersion,
+    Comment,
+    DeliveryState,
+    Site,
+    Status,
+    Verdict,
+    Webhook,
+    WebhookDelivery,
+    WebhookEvent,
+)
 from models.classifier_version import VersionStatus
 from service.api.openapi import offline_document
 from service.app import create_app
@@ -44,9 +64,12 @@ from service.classifier.report import report_data
 from service.moderation.policy import SitePolicy
 from service.moderation.registry import create_job, store_version
 from service.moderation.sites import create_site
+from service.moderation.webhooks import allow_private_targets
 from service.settings import Settings
 from tests.conftest import empty_tables
+from tests.support.receiver import Receiver
 from tests.support.wait import wait_until
+from tests.support.webhooks import add_hook
 from tests.support.worker import CeleryWorker
 
 SITE = "fuzz"
@@ -80,6 +103,10 @@ CONFIG = {
 }
 
 
+#: The webhook operations' paths (see the module docstring).
+WEBHOOKS = "/v1/sites/{slug}/webhooks"
+
+
 @dataclass
 class World:
     """The live server and what exists behind it."""
@@ -87,7 +114,44 @@ class World:
     base_url: str
     tokens: dict[str, str]
     api_key: str
+    sessions: sessionmaker[Session]
+    #: Where the site's webhooks post to.
+    receiver: Receiver
     real: dict[str, list[str]] = field(default_factory=dict)
+    #: The webhook the fixture registered, and its URL.
+    kept_hook: str = ""
+    kept_url: str = ""
+    _paths: Iterator[int] = field(default_factory=itertools.count)
+
+    def hook_url(self) -> str:
+        """A webhook URL at the receiver that no hook has (one URL once per site)."""
+        return self.receiver.url(f"/hook/{next(self._paths)}")
+
+    def rows_for(self, case: schemathesis.Case[Any]) -> dict[str, list[str]]:
+        """The real rows ``case`` may aim at: after :meth:`reset_webhooks` for a webhook
+        operation, and a hook made to be deleted for a DELETE."""
+        if not case.operation.path.startswith(WEBHOOKS):
+            return self.real
+        self.reset_webhooks()
+        if case.operation.method.upper() != "DELETE":
+            return self.real
+        with self.sessions.begin() as session:
+            site = session.scalars(select(Site).where(Site.slug == SITE)).one()
+            doomed = add_hook(session, site, self.hook_url())
+            return {**self.real, "webhook_id": [str(doomed.webhook.id)]}
+
+    def reset_webhooks(self) -> None:
+        """The site's webhooks as the fixture left them: the kept one enabled, at its
+        URL, for every event; every other one deleted (with its deliveries)."""
+        kept = Webhook.id == self.kept_hook
+        with self.sessions.begin() as session:
+            site_id = session.scalars(select(Site.id).where(Site.slug == SITE)).one()
+            session.execute(delete(Webhook).where(Webhook.site_id == site_id, ~kept))
+            session.execute(
+                update(Webhook)
+                .where(kept)
+                .values(url=self.kept_url, enabled=True, events=[e.value for e in WebhookEvent])
+            )
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -145,7 +209,9 @@ def live(
     server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
     thread = Thread(target=server.serve_forever, name="live-api", daemon=True)
     thread.start()
-    world = World(f"http://127.0.0.1:{server.server_port}", tokens, api_key)
+    receiver = Receiver()
+    receiver.start()
+    world = World(f"http://127.0.0.1:{server.server_port}", tokens, api_key, committed, receiver)
     try:
         served = requests.get(f"{world.base_url}/openapi.json", timeout=30)
         assert served.json() == DOCUMENT
@@ -154,6 +220,7 @@ def live(
     finally:
         server.shutdown()
         thread.join(timeout=10)
+        receiver.stop()
         empty_tables(engine)
 
 
@@ -167,7 +234,21 @@ def _populate(world: World, committed: sessionmaker[Session]) -> None:
     ]
     threads = ["/posts/hello", "/posts/world"]
     ids: list[str] = []
+    with committed.begin() as session:
+        fuzz_id = session.scalars(select(Site.id).where(Site.slug == SITE)).one()
+        # As an operator does with `commentguard site webhooks fuzz --allow-private-targets`.
+        allow_private_targets(session, site_id=fuzz_id, allow=True)
     with requests.Session() as http:
+        # A webhook before the comments, so that their verdicts and the action below are
+        # delivered, and the delivery log has rows.
+        world.kept_url = world.hook_url()
+        registered = http.post(
+            f"{world.base_url}/v1/sites/{SITE}/webhooks",
+            json={"url": world.kept_url, "description": "the fuzzer's receiver"},
+            headers=_bearer(world.tokens["admin"]),
+        )
+        assert registered.status_code == 201, registered.text
+        world.kept_hook = registered.json()["id"]
         for n, text in enumerate(texts * 2):
             thread = threads[n % len(texts) % 2]
             body: dict[str, Any] = {"site": SITE, "thread": thread, "content": text}
@@ -196,6 +277,15 @@ def _populate(world: World, committed: sessionmaker[Session]) -> None:
             headers={**moderator, "If-Match": "*"},
         )
         assert acted.status_code == 200, acted.text
+    # A delivery for each verdict (and the action's), sent by the worker to the receiver.
+    world.receiver.wait_for(len(ids), timeout=60)
+
+    def all_delivered() -> bool:
+        with committed() as session:
+            states = session.scalars(select(WebhookDelivery.state)).all()
+            return len(states) >= len(ids) and set(states) == {DeliveryState.delivered}
+
+    wait_until(all_delivered, timeout=30, message="the seeded comments' deliveries settled")
     with committed.begin() as session:
         authors = [str(a) for a in session.scalars(select(Author.id))]
         site_id = session.scalar(select(Comment.site_id).limit(1))
@@ -206,7 +296,11 @@ def _populate(world: World, committed: sessionmaker[Session]) -> None:
             _version(session, "cg-20261201-000000-0000f002", site_id=None),
         ]
         assert session.scalar(select(Verdict.id).limit(1)) is not None
+    with committed() as session:
+        deliveries = [str(d) for d in session.scalars(select(WebhookDelivery.id))]
     world.real = {
+        "webhook_id": [world.kept_hook],
+        "delivery_id": deliveries,
         "slug": [SITE],
         "comment_id": ids,
         "author_id": authors,
@@ -267,8 +361,9 @@ OFTEN = st.sampled_from([True, True, False])
 
 
 def aim_at_real_rows(world: World, case: schemathesis.Case[Any], data: st.DataObject) -> None:
-    """Point some of ``case``'s ids and preconditions at rows that exist."""
-    real = world.real
+    """Point some of ``case``'s ids and preconditions at rows that exist (and webhook URLs
+    at the receiver)."""
+    real = world.rows_for(case)
     path: dict[str, Any] = case.path_parameters or {}
     aim: bool = bool(path) and data.draw(OFTEN, label="real path")
     if aim:
@@ -277,6 +372,8 @@ def aim_at_real_rows(world: World, case: schemathesis.Case[Any], data: st.DataOb
                 path[name] = data.draw(st.sampled_from(real[name]), label=name)
     body: Any = case.body
     if isinstance(body, dict) and data.draw(OFTEN, label="real body"):
+        if "url" in body and case.operation.path.startswith(WEBHOOKS):
+            body["url"] = world.hook_url()
         if "site" in body:
             body["site"] = SITE
         if isinstance(body.get("thread"), str):
@@ -351,3 +448,17 @@ def test_the_world_is_what_the_fuzzer_aims_at(live: World) -> None:
         timeout=30,
     )
     assert (plot.status_code, plot.headers["Content-Type"]) == (200, "image/png")
+    live.reset_webhooks()
+    hook = requests.get(
+        f"{live.base_url}/v1/sites/{SITE}/webhooks/{live.kept_hook}", headers=moderator, timeout=30
+    )
+    assert hook.status_code == 200
+    # The seeded deliveries are in the log (redeliveries, newer, may come first).
+    listed: set[str] = set()
+    page: str | None = hook.json()["links"]["deliveries"]
+    while page is not None:
+        answer = requests.get(f"{live.base_url}{page}", headers=moderator, timeout=30)
+        assert answer.status_code == 200
+        listed |= {str(d["id"]) for d in answer.json()["deliveries"]}
+        page = answer.json()["links"].get("next")
+    assert listed >= set(live.real["delivery_id"])

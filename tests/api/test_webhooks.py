@@ -122,6 +122,7 @@ def test_moderators_read_and_only_admins_change(
         ("http://1.1.1.1/hook", "must be an https URL"),
         ("https://user:secret@1.1.1.1/hook", "must not hold credentials"),
         ("https://1.1.1.1/hook#frag", "must not have a fragment"),
+        ("https://[1.1.1.1/hook", "not a valid URL"),
         ("https://127.0.0.1/hook", "127.0.0.1 is loopback"),
         ("https://localhost/hook", "localhost resolves to 127.0.0.1, which is loopback"),
         ("https://10.0.0.8/hook", "10.0.0.8 is private"),
@@ -464,6 +465,20 @@ def test_a_bad_log_query_is_a_problem(
     hook = _create(client, admin).get_json()
     response = client.get(f"{BASE}/{hook['id']}/deliveries?{query}", headers=bearer(admin))
     assert field in [e["field"] for e in _problem(response, 422, "invalid-input")["errors"]]
+
+
+def test_blank_log_parameters_count_as_absent(
+    client: FlaskClient, site: Site, admin: str, db_session: Session
+) -> None:
+    hook = _create(client, admin).get_json()
+    ids = _add_deliveries(db_session, uuid.UUID(hook["id"]), 3)
+    log = f"{BASE}/{hook['id']}/deliveries"
+
+    response = client.get(f"{log}?limit=&state=&cursor=", headers=bearer(admin))
+
+    assert response.status_code == 200, response.get_json()
+    assert [d["id"] for d in response.get_json()["deliveries"]] == ids[::-1]
+    assert response.headers["Cache-Control"] == "private, no-store"
 
 
 def test_redeliver_sends_the_same_event_again(

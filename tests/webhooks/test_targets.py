@@ -42,6 +42,8 @@ def test_an_https_url_is_taken_apart() -> None:
         ("https://token@hooks.example.org/x", False, "must not hold credentials"),
         ("https://hooks.example.org/x#part", False, "must not have a fragment"),
         ("https:///x", False, "must name a host"),
+        ("https://[::1/x", True, "not a valid URL"),
+        ("https://[hooks.example.org/x", False, "not a valid URL"),
         ("https://hooks.example.org:99999/x", False, "invalid port"),
         ("https://hooks.example.org:0/x", False, "invalid port"),
         ("https://hôte.example/x", False, "must be ASCII"),
