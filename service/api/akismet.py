@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from models import LabelValue
 from service.api.context import check_text_size, services, transaction
+from service.api.webhooks import send_after_commit, webhook_lease
 from service.errors import UnsupportedMediaType
 from service.moderation.akismet import (
     AkismetComment,
@@ -40,9 +41,10 @@ from service.moderation.akismet import (
     Check,
     KeySites,
     authenticate,
-    check_comment,
+    decide_check,
     key_sites,
     note_key_use,
+    store_check,
     submit_report,
     usage_of,
 )
@@ -90,21 +92,31 @@ def verify_key() -> Response:
 @bp.post("/1.1/comment-check")
 def comment_check() -> Response:
     """``true`` (spam) or ``false``, decided now; ``X-akismet-guid`` names the stored
-    comment, ``X-akismet-pro-tip: discard`` marks spam past the discard threshold."""
+    comment, ``X-akismet-pro-tip: discard`` marks spam past the discard threshold. A
+    stored check of a site with hooks for ``comment.classified`` is delivered to them."""
     form = form_fields()
     data = comment_fields(form)
     now = dt.datetime.now(dt.UTC)
-    # One statement writes the check (the author's first comment, its verdict and the
-    # author's count: all or nothing), so on PostgreSQL it runs without BEGIN and COMMIT,
-    # two round trips fewer. The key's last use, written after it (at most once a
-    # minute), is a fact of its own that nothing would need undone.
+    # Without hooks one statement writes the check (the author's first comment, its
+    # verdict and the author's count: all or nothing), so on PostgreSQL it runs without
+    # BEGIN and COMMIT, two round trips fewer. The key's last use, written after it (at
+    # most once a minute), is a fact of its own that nothing would need undone.
     with transaction(single_write=True) as session:
         caller = _caller(session, form, now=now, record_use=False)
-        check = check_comment(
+        decided = decide_check(
             session, site=caller.site, data=data, classifier=services().classifier, now=now
         )
-        if not data.is_test:
+        if not decided.reported:
+            check = store_check(session, decided=decided)
+            if not data.is_test:
+                note_key_use(session, caller, now=now)
+    if decided.reported:
+        # With hooks the check and its delivery are two statements: a transaction, so
+        # that they commit together; the delivery is sent once they have.
+        with transaction() as session:
+            check = store_check(session, decided=decided, webhook_lease=webhook_lease())
             note_key_use(session, caller, now=now)
+        send_after_commit(check.deliveries)
     _log_check(check, caller.site.slug)
     response = _text("true" if check.spam else "false")
     response.headers["X-akismet-guid"] = str(check.guid)
@@ -344,8 +356,14 @@ def _report(label: LabelValue) -> Response:
     with transaction() as session:
         caller = _caller(session, form, now=dt.datetime.now(dt.UTC), record_use=not data.is_test)
         reported = submit_report(
-            session, site=caller.site, actor=caller.key, data=data, label=label
+            session,
+            site=caller.site,
+            actor=caller.key,
+            data=data,
+            label=label,
+            webhook_lease=webhook_lease(),
         )
+    send_after_commit(reported.deliveries)
     if reported.label is not None:
         log.info(
             "akismet submit-%s site=%s comment=%s moved=%s",

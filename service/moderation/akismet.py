@@ -15,11 +15,14 @@ What Akismet calls things, and what they are here:
   filled honeypot is spam, an author over the site's flood limit is spam. The comment,
   its verdict and the author's count are written in the caller's transaction; the
   answer is ``true`` for ``spam`` only (``approved`` and ``held`` answer ``false``).
+  Where the site has webhooks for ``comment.classified``, the check's delivery is
+  written with it (:func:`decide_check`, :func:`store_check`).
 * **A duplicate** (the same text from the same author on the same page within a day)
   is a re-check: nothing new is stored, and the answer is the first comment's current
   status (so a moderator's later decision shows).
 * **Reports** (submit-spam, submit-ham) are moderator-grade labels, audited, with the
-  key as the actor (:func:`submit_report`).
+  key as the actor (:func:`submit_report`); a comment they move is reported to the
+  site's webhooks as a moderator's action is (``comment.moderated``).
 
 Nothing here commits; ``AkismetInvalid`` is what the endpoint answers ``invalid`` for.
 """
@@ -27,6 +30,7 @@ Nothing here commits; ``AkismetInvalid`` is what the endpoint answers ``invalid`
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import datetime as dt
 import hashlib
 import re
@@ -34,14 +38,25 @@ import time
 import urllib.parse
 import uuid
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, case, func, insert, select
+from sqlalchemy import Integer, and_, bindparam, case, func, insert, literal_column, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from models import Author, Comment, Label, LabelSource, LabelValue, Status, Trust, Verdict
+from models import (
+    Author,
+    Comment,
+    Label,
+    LabelSource,
+    LabelValue,
+    Status,
+    Trust,
+    Verdict,
+    WebhookEvent,
+)
 from service.auth.api_keys import KeyOwner, record_key_use, site_of_api_key
 from service.classifier import CommentRecord
 from service.moderation import audit
@@ -51,10 +66,13 @@ from service.moderation.classify import (
     INSERT_VERDICT,
     ClassifierChoice,
     Decided,
+    classified_event,
     judge,
     record_params,
     rule_reason,
 )
+from service.moderation.deliveries import DEFAULT_LEASE, hooks_exist
+from service.moderation.deliveries import record as record_deliveries
 from service.moderation.errors import Unauthorized
 from service.moderation.policy import RuleReason, effective_trust
 from service.moderation.sites import SiteDirectory, SiteInfo
@@ -207,13 +225,15 @@ class AkismetComment:
 class Check:
     """A comment-check's answer. ``guid`` is the stored comment's id (the first
     comment's for a duplicate; unstored for a test). ``status`` is the comment's status
-    (``spam`` answers true)."""
+    (``spam`` answers true). ``deliveries``: the webhook deliveries written with the
+    check, for the caller to send after its commit."""
 
     guid: uuid.UUID
     status: Status
     discard: bool
     stored: bool
     replayed: bool = False
+    deliveries: tuple[int, ...] = ()
 
     @property
     def spam(self) -> bool:
@@ -242,23 +262,52 @@ def thread_of(data: AkismetComment) -> str:
     return (data.permalink or f"akismet:{data.comment_type or 'comment'}")[:THREAD_MAX]
 
 
-def check_comment(
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """What storing a decided check writes."""
+
+    #: The parameters of the comment's, its verdict's and its author's statements.
+    params: dict[str, Any]
+    new_author: bool
+    decided: Decided
+    site: SiteInfo
+    thread: str
+    now: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DecidedCheck:
+    """A comment-check decided by :func:`decide_check`, to be stored by
+    :func:`store_check`: ``check`` is the answer, as it stands once stored."""
+
+    check: Check
+    #: Storing it writes a ``comment.classified`` delivery besides the check (the site
+    #: had enabled hooks subscribed to it when the check was decided): more than one
+    #: statement, to run in a transaction.
+    reported: bool
+    #: None when nothing is to be stored (a test check, a duplicate).
+    write: _Write | None = dataclasses.field(default=None, repr=False)
+
+
+def decide_check(
     session: Session,
     *,
     site: SiteInfo,
     data: AkismetComment,
     classifier: ClassifierChoice,
     now: dt.datetime,
-) -> Check:
-    """Score and decide ``data`` for ``site`` now, and (unless ``is_test``) store the
-    comment with its final status, its verdict and its author's count, in the caller's
-    transaction. A duplicate stores nothing and answers as the first comment is now."""
+) -> DecidedCheck:
+    """Score and decide ``data`` for ``site`` now, writing nothing: what
+    :func:`store_check` stores (nothing for ``is_test``; nothing for a duplicate, which
+    answers as the first comment is now). Reads the author, its recent comments, its
+    duplicate and whether the site has hooks for ``comment.classified`` in one
+    statement."""
     started = time.perf_counter()
     connection = session.connection()
     identity = author_identity(data)
     thread = thread_of(data)
     digest = content_hash(data.comment_content)
-    author = _find_author(
+    author, has_hooks = _find_author(
         session, site=site, identity=identity, digest=digest, thread=thread, now=now
     )
 
@@ -266,7 +315,8 @@ def check_comment(
         earlier = connection.execute(
             select(Comment.status, Comment.discard).where(Comment.id == author.duplicate)
         ).one()
-        return Check(author.duplicate, Status(earlier.status), earlier.discard, False, True)
+        answer = Check(author.duplicate, Status(earlier.status), earlier.discard, False, True)
+        return DecidedCheck(answer, reported=False)
 
     trust = Trust.normal
     approved = spam = recent = 0
@@ -308,8 +358,17 @@ def check_comment(
     )
     guid = uuid.uuid4()
     if data.is_test:
-        return Check(guid, status, discard, stored=False)
+        return DecidedCheck(Check(guid, status, discard, stored=False), reported=False)
 
+    decided = Decided(
+        comment_id=guid,
+        decision=status,
+        discard=discard,
+        score=score.probability,
+        classifier_version=chosen.version,
+        reasons=reasons,
+        latency_ms=(time.perf_counter() - started) * 1000.0,
+    )
     # record_params gives the verdict's, the author count's, and the comment's id, status,
     # discard flag and score (c_id, c_status, c_discard, c_score).
     params = {
@@ -330,22 +389,73 @@ def check_comment(
         "c_content_hash": digest,
         "c_extra": {"source": "akismet", "akismet": _extras(data)},
         "c_version": 1,
-        **record_params(
-            Decided(
-                comment_id=guid,
-                decision=status,
-                discard=discard,
-                score=score.probability,
-                classifier_version=chosen.version,
-                reasons=reasons,
-                latency_ms=(time.perf_counter() - started) * 1000.0,
-            ),
-            author.id if author is not None else 0,
-            now,
-        ),
+        **record_params(decided, author.id if author is not None else 0, now),
     }
-    _write(connection, params, new_author=author is None)
-    return Check(guid, status, discard, stored=True)
+    return DecidedCheck(
+        Check(guid, status, discard, stored=True),
+        reported=has_hooks,
+        write=_Write(params, author is None, decided, site, thread, now),
+    )
+
+
+def store_check(
+    session: Session,
+    *,
+    decided: DecidedCheck,
+    webhook_lease: dt.timedelta = DEFAULT_LEASE,
+) -> Check:
+    """Store a check :func:`decide_check` decided, in the caller's transaction: the
+    comment with its final status, its verdict and its author's count (on PostgreSQL one
+    statement, atomic on its own); when ``decided.reported``, then the
+    ``comment.classified`` delivery to each enabled hook of the site subscribed to it
+    (one more statement, so the caller must run it in a transaction: the check and its
+    deliveries commit together), due ``webhook_lease`` after the decision unless sent
+    sooner. The answer, with the deliveries to send after the commit."""
+    write = decided.write
+    if write is None:
+        return decided.check
+    _write(session.connection(), dict(write.params), new_author=write.new_author)
+    if not decided.reported:
+        return decided.check
+    event = classified_event(
+        _stored_comment(write), write.decided, write.now, rescore=False, source="akismet"
+    )
+    written = record_deliveries(
+        session,
+        event_type=WebhookEvent.classified,
+        events=[event],
+        due=write.now + webhook_lease,
+    )
+    return dataclasses.replace(decided.check, deliveries=tuple(written.get(event.event_id, ())))
+
+
+def check_comment(
+    session: Session,
+    *,
+    site: SiteInfo,
+    data: AkismetComment,
+    classifier: ClassifierChoice,
+    now: dt.datetime,
+    webhook_lease: dt.timedelta = DEFAULT_LEASE,
+) -> Check:
+    """:func:`decide_check` then :func:`store_check`, both in the caller's transaction."""
+    decided = decide_check(session, site=site, data=data, classifier=classifier, now=now)
+    return store_check(session, decided=decided, webhook_lease=webhook_lease)
+
+
+def _stored_comment(write: _Write) -> SimpleNamespace:
+    """The columns ``classified_event`` reads of the comment it reports. A checked
+    comment is stored decided, at version 1; its event reads as the worker's first
+    verdict's does: from ``pending`` to its status, at version 1 (``version`` is the one
+    before the verdict)."""
+    return SimpleNamespace(
+        site_id=write.site.id,
+        site_slug=write.site.slug,
+        id=write.decided.comment_id,
+        thread=write.thread,
+        status=Status.pending.value,
+        version=write.params["c_version"] - 1,
+    )
 
 
 def _akismet_rules(
@@ -540,29 +650,38 @@ _THE_AUTHOR = (
     Author.subject == bindparam("subject"),
 )
 _AUTHOR_ID = select(Author.id).where(*_THE_AUTHOR)
-_AUTHOR_QUERY = select(
-    Author.id,
-    Author.trust,
-    Author.banned_until,
-    Author.approved_count,
-    Author.spam_count,
-    select(func.count())
-    .where(_MINE, Comment.created_at >= bindparam("flood_since"))
-    .scalar_subquery()
-    .label("recent"),
-    select(Comment.id)
-    .where(
-        _MINE,
-        Comment.created_at >= bindparam("duplicate_since"),
-        Comment.content_hash == bindparam("digest"),
-        Comment.thread == bindparam("thread"),
-        Comment.status != Status.trash,
+# One row whether or not the author exists (its columns then null), so that the same round
+# trip tells whether the site's checks go to webhooks: for a site without hooks, one probe
+# of an index.
+_ONE_ROW = select(literal_column("1").label("one")).subquery("one_row")
+_AUTHOR_QUERY = (
+    select(
+        Author.id,
+        Author.trust,
+        Author.banned_until,
+        Author.approved_count,
+        Author.spam_count,
+        select(func.count())
+        .where(_MINE, Comment.created_at >= bindparam("flood_since"))
+        .scalar_subquery()
+        .label("recent"),
+        select(Comment.id)
+        .where(
+            _MINE,
+            Comment.created_at >= bindparam("duplicate_since"),
+            Comment.content_hash == bindparam("digest"),
+            Comment.thread == bindparam("thread"),
+            Comment.status != Status.trash,
+        )
+        .order_by(Comment.created_at.desc())
+        .limit(1)
+        .scalar_subquery()
+        .label("duplicate"),
+        hooks_exist(bindparam("site_id"), WebhookEvent.classified).label("has_hooks"),
     )
-    .order_by(Comment.created_at.desc())
-    .limit(1)
-    .scalar_subquery()
-    .label("duplicate"),
-).where(*_THE_AUTHOR)
+    .select_from(_ONE_ROW)
+    .outerjoin(Author, and_(*_THE_AUTHOR))
+)
 
 
 def _author_key(site: SiteInfo, identity: Identity) -> dict[str, Any]:
@@ -577,8 +696,9 @@ def _find_author(
     digest: str,
     thread: str,
     now: dt.datetime,
-) -> _FoundAuthor | None:
-    """The author with its counts, its recent comments and its duplicate: one SELECT."""
+) -> tuple[_FoundAuthor | None, bool]:
+    """The author (None: unknown) with its counts, its recent comments and its
+    duplicate, and whether the site has hooks for ``comment.classified``: one SELECT."""
     row = (
         session.connection()
         .execute(
@@ -591,11 +711,12 @@ def _find_author(
                 "thread": thread,
             },
         )
-        .one_or_none()
+        .one()
     )
-    if row is None:
-        return None
-    return _FoundAuthor(
+    has_hooks = bool(row.has_hooks)
+    if row.id is None:
+        return None, has_hooks
+    author = _FoundAuthor(
         id=int(row.id),
         trust=Trust(row.trust),
         banned_until=row.banned_until,
@@ -604,6 +725,7 @@ def _find_author(
         recent=int(row.recent),
         duplicate=row.duplicate,
     )
+    return author, has_hooks
 
 
 def _lang(blog_lang: str | None) -> str | None:
@@ -650,6 +772,8 @@ class Reported:
     label: LabelValue | None
     comment_id: uuid.UUID | None
     moved: bool
+    #: The webhook deliveries of the move (``comment.moderated``), to send after the commit.
+    deliveries: tuple[int, ...] = ()
 
 
 def submit_report(
@@ -659,6 +783,7 @@ def submit_report(
     actor: Identity,
     data: AkismetComment,
     label: LabelValue,
+    webhook_lease: dt.timedelta = DEFAULT_LEASE,
 ) -> Reported:
     """A blog's report that a text is spam (or ham), taken as a moderator's judgement
     by ``actor`` (the key), in the caller's transaction; ``is_test`` stores nothing.
@@ -669,7 +794,9 @@ def submit_report(
     when it already has that status (or is in the trash) it stays, and the report is
     audited and labelled all the same. When none is found, the text and its author
     fields are labelled on their own (audited against the site). Either way the label
-    has source ``moderator``, so retraining weighs it as a moderator's.
+    has source ``moderator``, so retraining weighs it as a moderator's. A move is
+    reported to the site's hooks for ``comment.moderated`` as a moderator's action is
+    (deliveries due ``webhook_lease`` from now, for the caller to send after its commit).
     """
     if data.is_test:
         return Reported(None, None, False)
@@ -684,9 +811,10 @@ def submit_report(
             actor=actor,
             action=action,
             note=note,
+            webhook_lease=webhook_lease,
         )
         if result.outcome is Outcome.ok:
-            return Reported(label, comment_id, True)
+            return Reported(label, comment_id, True, result.deliveries)
         if result.outcome is Outcome.invalid_transition:
             _confirm(session, site=site, comment_id=comment_id, actor=actor, label=label, note=note)
             return Reported(label, comment_id, False)

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import ARRAY, Uuid, any_, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
@@ -385,7 +385,20 @@ def _with_deliveries(
     ]
 
 
-def classified_event(row: Any, decided: Decided, now: dt.datetime, *, rescore: bool) -> Event:
+#: Where a ``comment.classified`` event's verdict was decided (its ``verdict.source``): by
+#: a worker (a comment sent to ``POST /v1/comments``, a re-score), or by the Akismet API's
+#: comment-check, in the API process.
+DecisionSource = Literal["worker", "akismet"]
+
+
+def classified_event(
+    row: Any,
+    decided: Decided,
+    now: dt.datetime,
+    *,
+    rescore: bool,
+    source: DecisionSource = "worker",
+) -> Event:
     """The ``comment.classified`` event of a verdict, for the locked comment ``row`` (the
     columns of :data:`_LOCKED`)."""
     return new_event(
@@ -409,6 +422,7 @@ def classified_event(row: Any, decided: Decided, now: dt.datetime, *, rescore: b
                 "reasons": decided.reasons,
                 "classifier_version": decided.classifier_version,
                 "rescore": rescore,
+                "source": source,
             },
         },
     )

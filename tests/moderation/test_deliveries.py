@@ -161,6 +161,7 @@ def test_a_verdict_writes_a_delivery_to_each_enabled_subscribed_hook_of_its_site
                 "reasons": decided.reasons,
                 "classifier_version": decided.classifier_version,
                 "rescore": False,
+                "source": "worker",
             },
         },
     }
