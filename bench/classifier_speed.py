@@ -19,12 +19,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from service.classifier.corpus import generate_corpus
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from bench.bars import conclude
-from service.classifier.corpus import generate_corpus
 from service.classifier.model import Classifier, load_classifier, save_classifier, train
 
 #: Timed runs of each batch; the median is the figure (one run is at the mercy of a

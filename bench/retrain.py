@@ -47,6 +47,7 @@ def _write_labels(path: Path, total: int, youtube: Path | None) -> tuple[int, in
     """Write ``total`` labelled comments as a CSV (content, label, author_name); how many
     came from the YouTube collection and from the generator."""
     from service.classifier.corpus import generate_corpus
+
     from service.classifier.datasets import read_dataset
 
     rows: list[tuple[str, int, str]] = []

@@ -16,7 +16,7 @@ import datetime as dt
 import json
 import logging
 import uuid
-from typing import Any, Final
+from typing import Any
 
 from flask import Blueprint, Response, request, url_for
 from sqlalchemy import select
@@ -51,8 +51,6 @@ from service.queue import RESCORE, RETRAIN
 log = logging.getLogger(__name__)
 
 bp = Blueprint("classifier", __name__, url_prefix="/v1/classifier")
-
-MAX_BOOTSTRAP: Final = 200_000
 
 
 def _authorize(session: Session, token: str, site_slug: str | None) -> tuple[Identity, int | None]:
@@ -151,18 +149,14 @@ def retrain() -> Response:
     token = credentials()
     body = json_body()
     site_slug = _site_param(body.get("site"))
-    bootstrap = body.get("bootstrap")
-    if bootstrap is not None and (
-        not isinstance(bootstrap, int)
-        or isinstance(bootstrap, bool)
-        or not 0 <= bootstrap <= MAX_BOOTSTRAP
-    ):
+    if "bootstrap" in body:
+        # Synthetic training comments were taken out (issue 18); say so rather than
+        # silently train without what was asked for.
         raise InvalidInput(
-            "invalid bootstrap", [FieldError("bootstrap", f"a whole number 0..{MAX_BOOTSTRAP}")]
+            "bootstrap is no longer offered",
+            [FieldError("bootstrap", "synthetic comments were removed; import a data set")],
         )
     options: dict[str, Any] = {}
-    if bootstrap is not None:
-        options["bootstrap"] = bootstrap
     for name in ("promote", "rescore"):
         flag = _flag(body, name)
         if flag is not None:

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from service.classifier.datasets import Dataset, DatasetError, concat_datasets, read_datasets
+from service.classifier.model import Classifier, Progress, train
+from service.classifier.types import CommentRecord
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -36,8 +39,12 @@ __all__ = [
     "CorpusError",
     "Part",
     "Source",
+    "TrainingSet",
     "load_corpora",
     "read_manifest",
+    "source_weights",
+    "train_on",
+    "training_set",
     "tree_digest",
     "verify_part",
 ]
@@ -128,7 +135,9 @@ def _what(part: Part) -> str:
     return f"{part.files} files matching {part.glob!r}"
 
 
-def read_manifest(path: Path | str, *, roots: Mapping[str, Path | str] | None = None) -> list[Corpus]:
+def read_manifest(
+    path: Path | str, *, roots: Mapping[str, Path | str] | None = None
+) -> list[Corpus]:
     """The corpora a manifest lists. ``roots`` maps a corpus name to the directory its
     paths are under, overriding the manifest's (e.g. the YouTube files elsewhere)."""
     path = Path(path)
@@ -217,3 +226,69 @@ def load_corpora(
             sources[source.name] = concat_datasets(pieces)
         loaded[corpus.name] = sources
     return loaded
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingSet:
+    """Records pooled from sources, with what training needs to know of each: its label,
+    its source (``corpus/source``), its sample weight and whether its corpus is
+    comment-like."""
+
+    records: list[CommentRecord]
+    labels: list[int]
+    sources: list[str]
+    weights: list[float]
+    comment_like: list[bool]
+
+
+def source_weights(labels: Sequence[int], sources: Sequence[str]) -> list[float]:
+    """Per-record sample weights under which every source's spam and every source's ham
+    weigh the same in total (mean weight 1): no source outweighs another by its size,
+    and no source's share of spam makes what identifies the source (its length, its
+    register, its author names) a sign of spam or ham."""
+    counts = Counter(zip(sources, labels, strict=True))
+    total, cells = len(labels), len(counts)
+    return [total / (cells * counts[(s, y)]) for s, y in zip(sources, labels, strict=True)]
+
+
+def training_set(
+    loaded: Mapping[str, Mapping[str, Dataset]],
+    corpora: Sequence[Corpus],
+    *,
+    leave_out: Sequence[str] = (),
+) -> TrainingSet:
+    """Every source of ``loaded`` but those named in ``leave_out`` (``corpus/source``),
+    pooled in manifest order."""
+    comment_like = {corpus.name: corpus.comment_like for corpus in corpora}
+    records: list[CommentRecord] = []
+    labels: list[int] = []
+    sources: list[str] = []
+    flags: list[bool] = []
+    for corpus_name, named in loaded.items():
+        for source_name, dataset in named.items():
+            name = f"{corpus_name}/{source_name}"
+            if name in leave_out:
+                continue
+            records += dataset.records
+            labels += dataset.labels
+            sources += [name] * len(dataset)
+            flags += [comment_like[corpus_name]] * len(dataset)
+    return TrainingSet(records, labels, sources, source_weights(labels, sources), flags)
+
+
+def train_on(data: TrainingSet, *, seed: int = 0, progress: Progress | None = None) -> Classifier:
+    """The classifier as ``make classifier`` builds it from corpora: sources weighed
+    alike (:func:`source_weights`), cross-validated leaving one source out at a time,
+    and its thresholds chosen on the comment-like sources' out-of-fold scores, each
+    source's false-positive rate kept within the target (see
+    :func:`~service.classifier.model.train`)."""
+    return train(
+        data.records,
+        data.labels,
+        seed=seed,
+        groups=data.sources,
+        sources=data.sources,
+        sample_weight=data.weights,
+        threshold_on=data.comment_like if any(data.comment_like) else None,
+        progress=progress,
+    )

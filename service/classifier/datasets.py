@@ -475,7 +475,11 @@ def _generic_row(cells: dict[str, str]) -> tuple[CommentRecord, int] | str:
 
 
 def _parse_email(
-    data: bytes, source: str, label: int, rows: list[tuple[CommentRecord, int]], errors: list[RowError]
+    data: bytes,
+    source: str,
+    label: int,
+    rows: list[tuple[CommentRecord, int]],
+    errors: list[RowError],
 ) -> None:
     """One mail message: its subject and text as one record, or an error for line 1."""
     message = email.message_from_bytes(data.removeprefix(_BOM), policy=email.policy.default)

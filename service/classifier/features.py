@@ -42,6 +42,7 @@ __all__ = [
     "QUERY_MARK",
     "SELF_MARK",
     "STAT_NAMES",
+    "UNCENTRED",
     "AuthorText",
     "CompactTfidfVectorizer",
     "ContentText",
@@ -61,7 +62,7 @@ __all__ = [
     "url_shape",
 ]
 
-MAX_NGRAM_CHARS: Final = 4000
+MAX_NGRAM_CHARS: Final = 1500
 """Only the first characters of a comment feed the n-grams: a 64 KB comment costs no more
 than a long one, and its size still shows in the shape features, which read all of it."""
 
@@ -671,6 +672,19 @@ class AuthorText(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return [author_text(record) for record in records]
 
 
+UNCENTRED: Final = frozenset({"history_approved", "history_spam"})
+"""Dense features that are not centred: an author without history reads 0 and so
+contributes nothing at all (on a new site every author is first-time; centring on
+training data where authors had history would make "no history" a signal)."""
+
+
+def _means(raw: np.ndarray[Any, np.dtype[np.float64]]) -> list[float]:
+    means = raw.mean(axis=0) if raw.shape[0] else np.zeros(len(STAT_NAMES))
+    return [
+        0.0 if name in UNCENTRED else float(v) for name, v in zip(STAT_NAMES, means, strict=True)
+    ]
+
+
 class RecordStats(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Records -> the dense :func:`record_stats` matrix, centred on the training means.
 
@@ -686,8 +700,9 @@ class RecordStats(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self.self_links = self_links
 
     def fit(self, records: Sequence[CommentRecord], y: Any = None) -> RecordStats:
-        """Learn the column means (``means_``, a plain list of floats)."""
-        self.means_ = [float(v) for v in self._raw(records).mean(axis=0)]
+        """Learn the column means (``means_``, a plain list of floats; the author history
+        columns keep 0, see :data:`UNCENTRED`)."""
+        self.means_ = _means(self._raw(records))
         return self
 
     def transform(self, records: Iterable[CommentRecord]) -> np.ndarray[Any, np.dtype[np.float64]]:
@@ -699,7 +714,7 @@ class RecordStats(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     ) -> np.ndarray[Any, np.dtype[np.float64]]:
         """:meth:`fit` then :meth:`transform`, with the features extracted once."""
         raw = self._raw(records)
-        self.means_ = [float(v) for v in raw.mean(axis=0)]
+        self.means_ = _means(raw)
         return raw - np.asarray(self.means_, dtype=np.float64)
 
     def _raw(self, records: Iterable[CommentRecord]) -> np.ndarray[Any, np.dtype[np.float64]]:

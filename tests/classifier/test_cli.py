@@ -80,9 +80,9 @@ def test_missing_model_is_a_clean_error(tmp_path: Path) -> None:
 
 
 def test_evaluate_writes_a_report(tmp_path: Path) -> None:
-    from service.classifier.corpus import generate_corpus
+    from tests.support.labelled import labelled_comments
 
-    held_out = generate_corpus(400, seed=5)
+    held_out = labelled_comments(400, seed=5)
     path = tmp_path / "held_out.csv"
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)

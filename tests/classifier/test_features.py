@@ -290,10 +290,10 @@ def test_counting_gives_sklearns_vocabulary_and_matrix(
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     from service.classifier import features
-    from service.classifier.corpus import generate_corpus
+    from tests.support.labelled import labelled_comments
 
     texts = [*WHITESPACE_AND_WORDS, *EDGE_CASES.values()]
-    texts += [r.content for r in generate_corpus(300, seed=5).records]
+    texts += [r.content for r in labelled_comments(300, seed=5).records]
     # Unseen at fit: n-grams out of the vocabulary count for nothing.
     unseen = ["qqqzzz xxyyzz", "", "Zebra ZEBRA zebra", "😀 unseen"]
     with sklearn.config_context(sparse_interface=interface):
@@ -317,11 +317,11 @@ def test_counting_gives_sklearns_vocabulary_and_matrix(
 
 
 def test_prepared_records_give_the_same_features() -> None:
-    from service.classifier.corpus import generate_corpus
     from service.classifier.features import PreparedRecords, RecordStats
+    from tests.support.labelled import labelled_comments
 
     records = [CommentRecord(t) for t in [*EDGE_CASES.values(), *WHITESPACE_AND_WORDS]]
-    records += generate_corpus(200, seed=4).records
+    records += labelled_comments(200, seed=4).records
     for url_shapes in (True, False):
         config = FeatureConfig(min_df=1, url_shapes=url_shapes)
         plain = build_features(config)

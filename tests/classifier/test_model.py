@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.classifier.corpus import generate_corpus
 from service.classifier.features import FeatureConfig
 from service.classifier.model import (
     Classifier,
@@ -17,6 +16,7 @@ from service.classifier.model import (
     train,
 )
 from service.classifier.types import CommentRecord
+from tests.support.labelled import labelled_comments
 
 SPAM = [
     "CHECK OUT MY CHANNEL http://bit.ly/xyz subscribe!!!",
@@ -43,7 +43,7 @@ HAM = [
 @pytest.fixture(scope="module")
 def classifier() -> Classifier:
     records = [CommentRecord(t) for t in SPAM + HAM]
-    corpus = generate_corpus(300, seed=1)
+    corpus = labelled_comments(300, seed=1)
     return train(records + corpus.records, [1] * len(SPAM) + [0] * len(HAM) + corpus.labels, seed=3)
 
 
@@ -59,7 +59,7 @@ EDGE = [
 
 def test_fast_path_equals_sklearn_path(classifier: Classifier) -> None:
     records = [CommentRecord(t, author_name="Jo Smith") for t in SPAM + HAM + EDGE]
-    records += generate_corpus(100, seed=9).records
+    records += labelled_comments(100, seed=9).records
     fast = np.array(classifier.probabilities(records))
     reference = classifier.sklearn_probabilities(records)
     np.testing.assert_allclose(fast, reference, rtol=0, atol=1e-9)
@@ -104,7 +104,7 @@ def test_edge_cases_score(classifier: Classifier, text: str) -> None:
 
 def test_training_is_deterministic(classifier: Classifier) -> None:
     records = [CommentRecord(t) for t in SPAM + HAM]
-    corpus = generate_corpus(300, seed=1)
+    corpus = labelled_comments(300, seed=1)
     again = train(
         records + corpus.records, [1] * len(SPAM) + [0] * len(HAM) + corpus.labels, seed=3
     )
@@ -143,7 +143,7 @@ def test_a_hold_band_exists(classifier: Classifier) -> None:
 
 
 def _varied_records() -> list[CommentRecord]:
-    corpus = generate_corpus(300, seed=11).records
+    corpus = labelled_comments(300, seed=11).records
     texts = SPAM[:8] + HAM[:8] + EDGE
     texts += [
         "Check out my channel http://bit.ly/abc and www.youtube.com/watch?v=1 !!!",
@@ -196,7 +196,7 @@ def test_a_batch_scores_as_one_by_one(classifier: Classifier) -> None:
     from service.classifier.model import _BATCH
 
     edges = [CommentRecord(t) for t in BATCH_EDGES]
-    corpus = generate_corpus(_BATCH + 40, seed=5).records
+    corpus = labelled_comments(_BATCH + 40, seed=5).records
     mixed = corpus[:7] + edges + corpus[7:] + edges
     assert len(mixed) > _BATCH
     empty = [CommentRecord(t) for t in ("", " ", "😀", "", "!!")]
