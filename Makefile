@@ -73,7 +73,7 @@ bench-quality: install
 	$(BIN)/python -m bench.classifier_quality $(if $(YOUTUBE),--youtube $(YOUTUBE))
 
 bench-speed: install
-	$(BIN)/python -m bench.classifier_speed
+	$(BIN)/python -m bench.classifier_speed $(if $(YOUTUBE),--youtube $(YOUTUBE))
 
 bench-pipeline: install services
 	$(BIN)/python -m bench.pipeline
@@ -82,7 +82,7 @@ bench-queue: install services
 	$(BIN)/python -m bench.queue
 
 bench-retrain: install services
-	$(BIN)/python -m bench.retrain
+	$(BIN)/python -m bench.retrain $(if $(YOUTUBE),--youtube $(YOUTUBE))
 
 bench-actions: install services
 	$(BIN)/python -m bench.actions

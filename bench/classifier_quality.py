@@ -83,6 +83,7 @@ class Row:
     recall: float
     f1: float
     auc: float
+    oracle: float
     seconds: float
 
 
@@ -103,6 +104,17 @@ def _baseline_lr() -> Pipeline:
 
 def _naive_bayes() -> Pipeline:
     return Pipeline([("tfidf", TfidfVectorizer()), ("nb", MultinomialNB())])
+
+
+def _oracle_recall(ham: np.ndarray, spam: np.ndarray) -> float:
+    """The best spam recall any threshold gets with at most MAX_FPR of this ham above it:
+    chosen by looking at the held-out labels, so not a figure a model can claim, but
+    the ceiling its ranking allows (what a bar can ask of it)."""
+    ordered = np.sort(ham)[::-1]
+    allowed = int(np.floor(MAX_FPR * ham.size + 1e-9))
+    if allowed >= ham.size:
+        return 1.0
+    return float(np.mean(spam > ordered[allowed]))
 
 
 def _row(
@@ -131,6 +143,7 @@ def _row(
         recall=tp / spam.size,
         f1=2 * tp / (2 * tp + fp + fn),
         auc=float(roc_auc_score(labels, scores)),
+        oracle=_oracle_recall(ham, spam),
         seconds=seconds,
     )
 
@@ -222,15 +235,16 @@ def _pct(value: float | None) -> str:
 def print_table(rows: Sequence[Row]) -> None:
     print(
         "| held out | model | ham / spam | hold / spam at | ham marked spam (FPR) | ham held "
-        "| spam recall | F1 | ROC AUC |"
+        "| spam recall | F1 | ROC AUC | recall at 1 % FPR, oracle |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         bold = "**" if r.model == COMMENTGUARD else ""
         at = f"{r.hold_at:.3f} / {r.spam_at:.3f}" if r.hold_at is not None else f"– / {r.spam_at}"
         print(
             f"| {r.split} | {bold}{r.model}{bold} | {r.n_ham} / {r.n_spam} | {at} | "
-            f"{_pct(r.fpr)} | {_pct(r.held)} | {r.recall:.3f} | {r.f1:.4f} | {r.auc:.4f} |"
+            f"{_pct(r.fpr)} | {_pct(r.held)} | {r.recall:.3f} | {r.f1:.4f} | {r.auc:.4f} "
+            f"| {r.oracle:.3f} |"
         )
 
 
@@ -303,10 +317,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for split in splits:
         done = run_split(split, loaded, corpora, args.seed)
         rows += done
-        print(
-            f"held out {split.name}: " + ", ".join(f"{r.model} {r.seconds:.1f} s" for r in done),
-            flush=True,
-        )
+        print(f"held out {split.name}:", flush=True)
+        for r in done:
+            print(
+                f"  {r.model}: FPR {r.fpr:.2%}, held {_pct(r.held) or '-'}, recall "
+                f"{r.recall:.3f}, F1 {r.f1:.4f}, AUC {r.auc:.4f}, oracle recall at 1 % FPR "
+                f"{r.oracle:.3f} ({r.seconds:.1f} s)",
+                flush=True,
+            )
     print()
     print_table(rows)
     print()

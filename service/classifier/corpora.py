@@ -79,12 +79,14 @@ class Source:
 @dataclass(frozen=True, slots=True)
 class Corpus:
     """One published corpus: its name, domain, whether its texts are comment-like (short
-    messages people write to each other or under a post), the root its paths are under,
-    its sources, and its provenance (repository, commit, licence, citation)."""
+    messages people write to each other or under a post), whether the classifier's
+    thresholds are chosen on it (comments under a post, as a blog's), the root its paths
+    are under, its sources, and its provenance (repository, commit, licence, citation)."""
 
     name: str
     domain: str
     comment_like: bool
+    thresholds: bool
     root: Path
     sources: tuple[Source, ...]
     provenance: Mapping[str, Any]
@@ -176,6 +178,7 @@ def read_manifest(
                     name=name,
                     domain=str(entry["domain"]),
                     comment_like=bool(entry["comment_like"]),
+                    thresholds=bool(entry.get("thresholds", False)),
                     root=root,
                     sources=sources,
                     provenance=dict(entry.get("provenance", {})),
@@ -231,14 +234,14 @@ def load_corpora(
 @dataclass(frozen=True, slots=True)
 class TrainingSet:
     """Records pooled from sources, with what training needs to know of each: its label,
-    its source (``corpus/source``), its sample weight and whether its corpus is
-    comment-like."""
+    its source (``corpus/source``), its sample weight and whether its corpus chooses the
+    thresholds."""
 
     records: list[CommentRecord]
     labels: list[int]
     sources: list[str]
     weights: list[float]
-    comment_like: list[bool]
+    threshold_on: list[bool]
 
 
 def source_weights(labels: Sequence[int], sources: Sequence[str]) -> list[float]:
@@ -259,7 +262,7 @@ def training_set(
 ) -> TrainingSet:
     """Every source of ``loaded`` but those named in ``leave_out`` (``corpus/source``),
     pooled in manifest order."""
-    comment_like = {corpus.name: corpus.comment_like for corpus in corpora}
+    chooses = {corpus.name: corpus.thresholds for corpus in corpora}
     records: list[CommentRecord] = []
     labels: list[int] = []
     sources: list[str] = []
@@ -272,15 +275,16 @@ def training_set(
             records += dataset.records
             labels += dataset.labels
             sources += [name] * len(dataset)
-            flags += [comment_like[corpus_name]] * len(dataset)
+            flags += [chooses[corpus_name]] * len(dataset)
     return TrainingSet(records, labels, sources, source_weights(labels, sources), flags)
 
 
 def train_on(data: TrainingSet, *, seed: int = 0, progress: Progress | None = None) -> Classifier:
     """The classifier as ``make classifier`` builds it from corpora: sources weighed
     alike (:func:`source_weights`), cross-validated leaving one source out at a time,
-    and its thresholds chosen on the comment-like sources' out-of-fold scores, each
-    source's false-positive rate kept within the target (see
+    and its thresholds chosen on the out-of-fold scores of the sources of the corpora
+    marked ``thresholds`` (comments under a post), each source's false-positive rate
+    kept within the target (see
     :func:`~service.classifier.model.train`)."""
     return train(
         data.records,
@@ -289,6 +293,6 @@ def train_on(data: TrainingSet, *, seed: int = 0, progress: Progress | None = No
         groups=data.sources,
         sources=data.sources,
         sample_weight=data.weights,
-        threshold_on=data.comment_like if any(data.comment_like) else None,
+        threshold_on=data.threshold_on if any(data.threshold_on) else None,
         progress=progress,
     )

@@ -293,7 +293,7 @@ def test_the_latest_label_of_a_comment_wins_and_moderators_outweigh_imports(
     }
     everywhere = gather_labels(db_session, site_id=None, moderator_weight=2, import_weight=1)
     assert len(everywhere) == 5
-    assert everywhere.counts() == {"moderator": 2, "import": 3, "bootstrap": 0}
+    assert everywhere.counts() == {"moderator": 2, "import": 3}
 
 
 def test_sample_weights_move_the_model() -> None:
