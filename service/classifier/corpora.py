@@ -23,17 +23,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from service.classifier.datasets import Dataset, DatasetError, concat_datasets, read_datasets
-from service.classifier.model import Classifier, Progress, train
+from service.classifier.model import Classifier, ModelConfig, Progress, train
 from service.classifier.types import CommentRecord
 
 __all__ = [
+    "CORPORA_CONFIG",
     "MANIFEST_FORMAT",
     "Corpus",
     "CorpusError",
@@ -42,7 +42,6 @@ __all__ = [
     "TrainingSet",
     "load_corpora",
     "read_manifest",
-    "source_weights",
     "train_on",
     "training_set",
     "tree_digest",
@@ -231,27 +230,22 @@ def load_corpora(
     return loaded
 
 
+CORPORA_CONFIG: Final = ModelConfig(c=1.5)
+"""The model of the bundled classifier: stronger regularisation than a site's retrain
+(``ModelConfig().c`` is 20), chosen on the inner leave-one-source-out figures of the
+quality bench (docs/classifier-quality.md): across corpora, fewer and broader
+weights carry over better."""
+
+
 @dataclass(frozen=True, slots=True)
 class TrainingSet:
     """Records pooled from sources, with what training needs to know of each: its label,
-    its source (``corpus/source``), its sample weight and whether its corpus chooses the
-    thresholds."""
+    its source (``corpus/source``) and whether its corpus chooses the thresholds."""
 
     records: list[CommentRecord]
     labels: list[int]
     sources: list[str]
-    weights: list[float]
     threshold_on: list[bool]
-
-
-def source_weights(labels: Sequence[int], sources: Sequence[str]) -> list[float]:
-    """Per-record sample weights under which every source's spam and every source's ham
-    weigh the same in total (mean weight 1): no source outweighs another by its size,
-    and no source's share of spam makes what identifies the source (its length, its
-    register, its author names) a sign of spam or ham."""
-    counts = Counter(zip(sources, labels, strict=True))
-    total, cells = len(labels), len(counts)
-    return [total / (cells * counts[(s, y)]) for s, y in zip(sources, labels, strict=True)]
 
 
 def training_set(
@@ -276,23 +270,22 @@ def training_set(
             labels += dataset.labels
             sources += [name] * len(dataset)
             flags += [chooses[corpus_name]] * len(dataset)
-    return TrainingSet(records, labels, sources, source_weights(labels, sources), flags)
+    return TrainingSet(records, labels, sources, flags)
 
 
 def train_on(data: TrainingSet, *, seed: int = 0, progress: Progress | None = None) -> Classifier:
-    """The classifier as ``make classifier`` builds it from corpora: sources weighed
-    alike (:func:`source_weights`), cross-validated leaving one source out at a time,
-    and its thresholds chosen on the out-of-fold scores of the sources of the corpora
-    marked ``thresholds`` (comments under a post), each source's false-positive rate
-    kept within the target (see
-    :func:`~service.classifier.model.train`)."""
+    """The classifier as ``make classifier`` builds it from corpora
+    (:data:`CORPORA_CONFIG`): cross-validated leaving one source out at a time, and its
+    thresholds chosen on the out-of-fold scores of the sources of the corpora marked
+    ``thresholds`` (comments under a post), each such source's false-positive rate kept
+    within the target (see :func:`~service.classifier.model.train`)."""
     return train(
         data.records,
         data.labels,
         seed=seed,
         groups=data.sources,
         sources=data.sources,
-        sample_weight=data.weights,
+        config=CORPORA_CONFIG,
         threshold_on=data.threshold_on if any(data.threshold_on) else None,
         progress=progress,
     )
