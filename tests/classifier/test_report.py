@@ -1,9 +1,9 @@
 """Evaluation reports: the numbers against scikit-learn's, the files, the page, determinism.
 
-The data is real: the bundled classifier scores a held-out bootstrap corpus (a seed it was
-not trained on), and, as the series to compare with, the same comments cut to their
-first 40 characters without any author signal (a weaker classifier input, so that its
-curves and errors are far from perfect).
+The scores are real: the bundled classifier scores the hand-written test comments
+(tests/support/labelled.py, which it was not trained on), and, as the series to compare
+with, the same comments cut to their first 40 characters without any author signal (a
+weaker classifier input, so that its curves and errors are far from perfect).
 """
 
 from __future__ import annotations
