@@ -397,11 +397,13 @@ def _run(
     trained = time.perf_counter()
 
     say(78, "measuring the candidate and the active version on the held-out labels")
-    candidate_scores = candidate.sklearn_probabilities(held_records)
+    # The scores the service would use (weak evidence held, not marked spam), so that the
+    # gate weighs what each version would decide.
+    candidate_scores = candidate.probabilities(held_records)
     candidate_metrics = compute_metrics(held_y, candidate_scores, candidate.thresholds.spam)
     with sessions() as session:
         active_id, active = active_loader(session, job.site_id)
-    active_scores = active.sklearn_probabilities(held_records)
+    active_scores = active.probabilities(held_records)
     active_metrics = compute_metrics(held_y, active_scores, active.thresholds.spam)
     gate = quality_gate(
         candidate_metrics.to_dict(),
