@@ -191,7 +191,7 @@ def _train_on_manifest(
     final = train_on(data, seed=seed, progress=progress)
     metrics = final.metadata["metrics"]
     click.echo(
-        "leave-one-source-out scores of the comment-like sources, at the spam threshold: "
+        "leave-one-source-out scores of the threshold corpora, at the spam threshold: "
         + ", ".join(
             f"{key[3:]} {metrics[key]:.4f}"
             for key in ("cv_precision", "cv_recall", "cv_f1", "cv_fpr", "cv_roc_auc")
