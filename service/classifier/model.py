@@ -139,7 +139,8 @@ class ModelConfig:
     """Training knobs. ``c`` is the inverse L2 strength of the logistic regression;
     ``folds`` the cross-validation folds for calibration and thresholds; ``max_fpr`` the
     false-positive rate the spam threshold targets on out-of-fold scores; ``hold_recall``,
-    ``hold_margin`` and ``hold_floor`` place the hold threshold (see
+    ``hold_margin``, ``hold_floor`` and ``max_held`` (the share of each source's ham the
+    hold band may take) place the hold threshold (see
     :func:`~service.classifier.evaluation.choose_thresholds`); ``nb_blend`` stacks a
     multinomial naive Bayes (smoothing ``nb_alpha``) with the logistic regression (see
     :func:`train`). From ``large``
