@@ -385,3 +385,28 @@ def test_shortcuts_change_no_feature(text: str) -> None:
     assert pairs == tuple(x for stat in record_stats(record) for x in stat)
     if not link_hosts(text):
         assert content == _reference_content(text)
+
+
+def test_a_vectorizers_vocabulary_is_saved_compactly_and_restored() -> None:
+    import numpy as np
+
+    from service.classifier.features import CompactTfidfVectorizer
+
+    docs = ["hello wörld " + "x" * 150, "another doc here", "ünïcode \U0001f600 text"]
+    fitted = CompactTfidfVectorizer().fit(docs)
+    state = fitted.__getstate__()
+    # One byte per byte of UTF-8, not four per character of the longest term.
+    assert state["vocabulary_utf8_"].dtype == np.uint8
+    assert state["vocabulary_utf8_"].size == sum(len(t.encode()) for t in fitted.vocabulary_)
+    restored = CompactTfidfVectorizer.__new__(CompactTfidfVectorizer)
+    restored.__setstate__(state)
+    assert restored.vocabulary_ == fitted.vocabulary_
+    # An artifact saved before kept a fixed-width string array; it still loads.
+    old = {k: v for k, v in state.items() if not k.startswith("vocabulary_")}
+    old["vocabulary_terms_"] = np.array(
+        sorted(fitted.vocabulary_, key=fitted.vocabulary_.__getitem__), dtype=np.str_
+    )
+    legacy = CompactTfidfVectorizer.__new__(CompactTfidfVectorizer)
+    legacy.__setstate__(old)
+    assert legacy.vocabulary_ == fitted.vocabulary_
+    assert legacy.transform(docs).toarray().tolist() == fitted.transform(docs).toarray().tolist()
