@@ -81,6 +81,7 @@ class Row:
     fpr: float
     held: float | None
     recall: float
+    caught: float | None
     f1: float
     auc: float
     oracle: float
@@ -141,6 +142,7 @@ def _row(
         fpr=fp / ham.size,
         held=None if hold_at is None else float(np.mean((ham >= hold_at) & (ham < spam_at))),
         recall=tp / spam.size,
+        caught=None if hold_at is None else float(np.mean(spam >= hold_at)),
         f1=2 * tp / (2 * tp + fp + fn),
         auc=float(roc_auc_score(labels, scores)),
         oracle=_oracle_recall(ham, spam),
@@ -235,15 +237,16 @@ def _pct(value: float | None) -> str:
 def print_table(rows: Sequence[Row]) -> None:
     print(
         "| held out | model | ham / spam | hold / spam at | ham marked spam (FPR) | ham held "
-        "| spam recall | F1 | ROC AUC | recall at 1 % FPR, oracle |"
+        "| spam recall | spam held or marked | F1 | ROC AUC | recall at 1 % FPR, oracle |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         bold = "**" if r.model == COMMENTGUARD else ""
         at = f"{r.hold_at:.3f} / {r.spam_at:.3f}" if r.hold_at is not None else f"– / {r.spam_at}"
         print(
             f"| {r.split} | {bold}{r.model}{bold} | {r.n_ham} / {r.n_spam} | {at} | "
-            f"{_pct(r.fpr)} | {_pct(r.held)} | {r.recall:.3f} | {r.f1:.4f} | {r.auc:.4f} "
+            f"{_pct(r.fpr)} | {_pct(r.held)} | {r.recall:.3f} | {_pct(r.caught)} | {r.f1:.4f} "
+            f"| {r.auc:.4f} "
             f"| {r.oracle:.3f} |"
         )
 
@@ -321,8 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for r in done:
             print(
                 f"  {r.model}: FPR {r.fpr:.2%}, held {_pct(r.held) or '-'}, recall "
-                f"{r.recall:.3f}, F1 {r.f1:.4f}, AUC {r.auc:.4f}, oracle recall at 1 % FPR "
-                f"{r.oracle:.3f} ({r.seconds:.1f} s)",
+                f"{r.recall:.3f} (held or marked {_pct(r.caught) or '-'}), F1 {r.f1:.4f}, "
+                f"AUC {r.auc:.4f}, oracle recall at 1 % FPR {r.oracle:.3f} ({r.seconds:.1f} s)",
                 flush=True,
             )
     print()
