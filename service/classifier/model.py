@@ -1017,10 +1017,10 @@ def train(
     unweighted, since they are rates of comments.
 
     ``threshold_on`` (one flag per record) restricts the records whose out-of-fold
-    scores calibrate the model, choose the thresholds and give the ``cv_`` metrics, e.g.
-    to the comment corpora when SMS and mail corpora are in the training data too: the
-    probabilities and thresholds are for comments, and how one mail corpus scores after
-    training on another says little about them. Every record still trains the model.
+    scores choose the thresholds and give the ``cv_`` metrics, e.g. to the comment-like
+    corpora when mail corpora are in the training data too: the thresholds are for
+    comments, and how one mail corpus scores after training on another says little
+    about them. Every record still trains and calibrates the model.
     """
     cfg = config or ModelConfig()
     say = progress or (lambda _message: None)
@@ -1079,14 +1079,11 @@ def train(
         )
         columns.append(np.asarray(log_proba[:, 1] - log_proba[:, 0]))
     decisions = np.column_stack(columns)
+    a, b = _calibrate(decisions, y, weights)
+    oof = 1.0 / (1.0 + np.exp(-(decisions @ np.asarray(a) + b)))
     chosen = np.ones(y.size, dtype=bool) if threshold_on is None else np.asarray(threshold_on)
     if chosen.shape != y.shape or not (np.any(y[chosen] == 1) and np.any(y[chosen] == 0)):
         raise ValueError("threshold_on needs one flag per record, and spam and ham flagged")
-    # Calibrated on the records that choose the thresholds: a probability is then a
-    # probability for their kind of comment (and the spam threshold's floor of 0.5 means
-    # "more likely spam than not" for it), not for the mix of corpora trained on.
-    a, b = _calibrate(decisions[chosen], y[chosen], None if weights is None else weights[chosen])
-    oof = 1.0 / (1.0 + np.exp(-(decisions @ np.asarray(a) + b)))
     thresholds = choose_thresholds(
         y[chosen],
         oof[chosen],
