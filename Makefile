@@ -11,12 +11,13 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install services test lint fmt classifier run bench-quality bench-speed bench-pipeline bench-queue bench-retrain bench-actions
+.PHONY: help install services test screenshot lint fmt classifier run bench-quality bench-speed bench-pipeline bench-queue bench-retrain bench-actions bench-webhooks bench-akismet
 
 help:
 	@echo "make install     create $(VENV) and install the service with its dev tools"
 	@echo "make test        install, find or start PostgreSQL and Redis, run the tests"
 	@echo "make lint        ruff check, ruff format --check, mypy --strict"
+	@echo "make screenshot  retake docs/images/moderation-queue.png in the browser test"
 	@echo "make fmt         ruff format and the safe ruff fixes"
 	@echo "make run         the API and a worker on SQLite, nothing else to install"
 	@echo "make services    find or start the PostgreSQL and Redis the tests use"
@@ -27,6 +28,8 @@ help:
 	@echo "make bench-queue     queue and thread view latency on 1,000,000 comments vs a ceiling"
 	@echo "make bench-retrain   retraining on 100,000 labels from PostgreSQL vs a bare train()"
 	@echo "make bench-actions   moderators' single and 500-comment bulk actions vs a bare UPDATE"
+	@echo "make bench-webhooks  webhooks' cost to the verdict transaction; deliveries vs bare POSTs"
+	@echo "make bench-akismet   Akismet comment-check at 200/s on SQLite and PostgreSQL vs a bare endpoint"
 
 install: $(INSTALLED)
 
@@ -48,6 +51,13 @@ test: install services
 	@scripts/oidc_provider.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# The queue's screenshot in docs/moderation-ui.md, taken by the browser test.
+screenshot: install services
+	@scripts/test_tools.sh
+	@scripts/oidc_provider.sh
+	COMMENTGUARD_UI_SCREENSHOT=docs/images/moderation-queue.png \
+		$(BIN)/pytest tests/ui/test_browser.py -k works_the_queue_by_keyboard
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -68,7 +78,7 @@ classifier: install
 run: install
 	$(BIN)/python scripts/dev_run.py
 
-# Benchmarks print their figures (README "Benchmarks"); they are never run as tests.
+# Benchmarks print their figures (docs/benchmarks.md); they are never run as tests.
 bench-quality: install
 	$(BIN)/python -m bench.classifier_quality $(if $(YOUTUBE),--youtube $(YOUTUBE))
 
@@ -86,3 +96,8 @@ bench-retrain: install services
 
 bench-actions: install services
 	$(BIN)/python -m bench.actions
+
+bench-webhooks: install services
+	$(BIN)/python -m bench.webhooks
+bench-akismet: install services
+	$(BIN)/python -m bench.akismet

@@ -11,7 +11,8 @@ What it does, all on 127.0.0.1, bounded in count and in time (``--max-seconds``)
    flushed at the end.
 2. Starts the API (``service.app:create_app()``) and the ceiling app
    (``bench.ceiling:create_app()``) under the same gunicorn options, and Celery workers
-   (``workers.celery_app``); warms each up.
+   (``workers.celery_app``); warms each up. The API and the workers count their metrics
+   as production does (Prometheus multiprocess mode, a directory of their own each).
 3. Ceiling: ``--comments`` requests, closed loop with ``--concurrency`` clients, to the
    bare endpoint (one INSERT, one enqueue, whose queue has no consumer).
 4. Accept: ``--comments`` comments the same way to ``POST /v1/comments`` with the workers
@@ -310,14 +311,23 @@ class Processes:
         self._env = env
         self._children: dict[str, list[subprocess.Popen[bytes]]] = {}
         self._files: list[IO[bytes]] = []
+        self._metrics: Path | None = None
 
-    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, argv: list[str], *, metrics: bool = False
+    ) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in group ``name``; with ``metrics``, in Prometheus multiprocess
+        mode as production runs it, with a metrics directory of its own."""
         group = self._children.setdefault(name, [])
         out = self._log_path(name, len(group)).open("wb")
         self._files.append(out)
+        env = self._env
+        if metrics:
+            directory = self._metrics_base() / f"{name}-{len(group) + 1}"
+            env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
         proc = subprocess.Popen(
             argv,
-            env=self._env,
+            env=env,
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -325,6 +335,17 @@ class Processes:
         )
         group.append(proc)
         return proc
+
+    def _metrics_base(self) -> Path:
+        """Where the metrics directories go: on a tmpfs (``/dev/shm``) where there is one,
+        as docker-compose.yml mounts them (a memory-mapped file on a disk file system is
+        written back, and its pages fault again, every few seconds); removed at the end."""
+        if self._metrics is None:
+            shm = Path("/dev/shm")
+            self._metrics = Path(
+                tempfile.mkdtemp(prefix="cg-bench-metrics-", dir=shm if shm.is_dir() else None)
+            )
+        return self._metrics
 
     def _log_path(self, name: str, index: int) -> Path:
         return self.logs / (f"{name}.log" if index == 0 else f"{name}-{index + 1}.log")
@@ -375,6 +396,8 @@ class Processes:
             proc.wait()
         for f in self._files:
             f.close()
+        if self._metrics is not None:
+            shutil.rmtree(self._metrics, ignore_errors=True)
 
 
 def free_port() -> int:
@@ -743,7 +766,7 @@ def _measure(
     broker: redis.Redis,
 ) -> None:
     api_port, ceiling_port = free_port(), free_port()
-    procs.start("api", gunicorn_argv("service.app:create_app()", api_port, args))
+    procs.start("api", gunicorn_argv("service.app:create_app()", api_port, args), metrics=True)
     procs.start("ceiling", gunicorn_argv("bench.ceiling:create_app()", ceiling_port, args))
     for worker in _start_workers(args, procs):
         # A priority orders processes within one scheduling group only, and each worker
@@ -857,7 +880,7 @@ def _start_workers(args: argparse.Namespace, procs: Processes) -> list[subproces
     """The Celery workers, as production runs them: ``--celery-concurrency`` processes of
     the solo pool (each one process, one task at a time), or one prefork worker with as
     many pool processes. Accepting has a latency target and classification a backlog to
-    absorb bursts, so the workers yield the CPU to the API (as the README advises for
+    absorb bursts, so the workers yield the CPU to the API (as docs/production.md advises for
     production on shared cores) and catch up when it is idle: at SCHED_IDLE (they run only
     on a core nothing else wants) or at ``--worker-nice``."""
     if args.worker_priority == "idle":
@@ -880,9 +903,13 @@ def _start_workers(args: argparse.Namespace, procs: Processes) -> list[subproces
     ]
     if args.worker_pool == "prefork":
         argv = [*celery, "--pool", "prefork", "--concurrency", str(args.celery_concurrency)]
-        return [procs.start("worker", [*priority, *argv])]
+        return [procs.start("worker", [*priority, *argv], metrics=True)]
     return [
-        procs.start("worker", [*priority, *celery, "--pool", "solo", "-n", f"bench{i}@%h"])
+        procs.start(
+            "worker",
+            [*priority, *celery, "--pool", "solo", "-n", f"bench{i}@%h"],
+            metrics=True,
+        )
         for i in range(args.celery_concurrency)
     ]
 

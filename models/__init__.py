@@ -10,7 +10,9 @@ from models.comment_count import CommentCount
 from models.label import Label, LabelSource, LabelValue
 from models.outbox import OutboxTask
 from models.site import Site
+from models.ui_session import UiSession
 from models.verdict import Verdict
+from models.webhook import DeliveryState, Webhook, WebhookDelivery, WebhookEvent
 
 __all__ = [
     "ApiKey",
@@ -20,6 +22,7 @@ __all__ = [
     "ClassifierVersion",
     "Comment",
     "CommentCount",
+    "DeliveryState",
     "JobState",
     "Label",
     "LabelSource",
@@ -29,6 +32,10 @@ __all__ = [
     "Site",
     "Status",
     "Trust",
+    "UiSession",
     "Verdict",
     "VersionStatus",
+    "Webhook",
+    "WebhookDelivery",
+    "WebhookEvent",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import String, Text
+from sqlalchemy import Boolean, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, Timestamped
@@ -29,3 +29,14 @@ class Site(Timestamped, Base):
     introspection_endpoint: Mapped[str | None] = mapped_column(Text)
     introspection_client_id: Mapped[str | None] = mapped_column(String(255))
     introspection_client_secret: Mapped[str | None] = mapped_column(Text)
+    #: The moderators' web UI logs in at this OpenID Connect issuer (authorization code +
+    #: PKCE) as this client; the secret is empty for a public client. All unset: no UI.
+    ui_issuer: Mapped[str | None] = mapped_column(Text)
+    ui_client_id: Mapped[str | None] = mapped_column(String(255))
+    ui_client_secret: Mapped[str | None] = mapped_column(Text)
+    #: Webhook URLs may use http and point at loopback, private, link-local and other
+    #: non-public addresses (development, or a receiver on the same network). Off by
+    #: default; set by an operator (``commentguard site webhooks``), never through the API.
+    webhooks_allow_private: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )

@@ -12,6 +12,10 @@ Contract:
 * Then two child processes: the API (gunicorn on ``--host``:``--port``) and one Celery
   worker with an embedded beat (``-B``) for the outbox sweep. When the API answers
   ``/readyz`` a token is minted and a curl session to try is printed.
+* Metrics (``docs/metrics.md``): each child counts in Prometheus multiprocess mode in a
+  directory of its own, ``api`` and ``worker`` under ``var/metrics`` (or under an
+  exported ``PROMETHEUS_MULTIPROC_DIR``); the API answers ``/metrics``, the worker serves
+  its own on ``--host``:``--worker-metrics-port`` (9808; 0: off).
 * Ctrl-C or SIGTERM stops both children gracefully (SIGTERM: gunicorn's graceful stop,
   Celery's warm shutdown), killing them after ``STOP_GRACE_SECONDS``. If either child
   exits on its own, the other is stopped and the exit status is 1. A clean stop is 0.
@@ -39,6 +43,10 @@ VAR = ROOT / "var"
 SECRET_FILE = VAR / "secret-key"
 DEV_ENV_FILE = VAR / "dev.env"
 DEMO_SLUG = "demo"
+# service.auth.dev_issuer's DEV_ISSUER and DEV_UI_CLIENT_ID (this script imports nothing
+# of the service, so that it runs before the service is installed).
+DEV_ISSUER = "https://dev.commentguard.invalid"
+DEV_UI_CLIENT_ID = "commentguard-ui"
 READY_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 15.0
 
@@ -109,10 +117,28 @@ def cli(env: dict[str, str], *args: str) -> str:
 
 
 def ensure_demo_site(env: dict[str, str], *, port: int) -> None:
-    """Create the ``demo`` site unless it exists (so that re-runs keep its data)."""
+    """Create the ``demo`` site unless it exists (so that re-runs keep its data), and let
+    its moderators log in to the web UI at the development issuer unless the site names
+    another UI client."""
     sites = json.loads(cli(env, "site", "list", "--json"))
-    if any(s["slug"] == DEMO_SLUG for s in sites):
-        return
+    demo = next((s for s in sites if s["slug"] == DEMO_SLUG), None)
+    if demo is None:
+        _create_demo_site(env, port=port)
+    if demo is None or not demo.get("ui_client"):
+        cli(
+            env,
+            "site",
+            "ui-client",
+            DEMO_SLUG,
+            "--issuer",
+            DEV_ISSUER,
+            "--client-id",
+            DEV_UI_CLIENT_ID,
+            "--public",
+        )
+
+
+def _create_demo_site(env: dict[str, str], *, port: int) -> None:
     cli(
         env,
         "site",
@@ -126,12 +152,29 @@ def ensure_demo_site(env: dict[str, str], *, port: int) -> None:
     )
 
 
+def metrics_envs(
+    env: dict[str, str], *, host: str, worker_metrics_port: int
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The API's and the worker's environments: each process tree counts its metrics in a
+    directory of its own (the parent of each empties it at start, and refuses one that
+    another running tree holds), under ``PROMETHEUS_MULTIPROC_DIR`` when the caller
+    exported one, else under ``var/metrics``; the worker serves its metrics on
+    ``host``:``worker_metrics_port`` unless that is 0 or the caller set the port."""
+    base = Path(env.get("PROMETHEUS_MULTIPROC_DIR") or VAR / "metrics")
+    api = {**env, "PROMETHEUS_MULTIPROC_DIR": str(base / "api")}
+    worker = {**env, "PROMETHEUS_MULTIPROC_DIR": str(base / "worker")}
+    worker.setdefault("COMMENTGUARD_WORKER_METRICS_PORT", str(worker_metrics_port))
+    worker.setdefault("COMMENTGUARD_WORKER_METRICS_HOST", host)
+    return api, worker
+
+
 def start_children(
-    env: dict[str, str], *, host: str, port: int
+    env: dict[str, str], *, host: str, port: int, worker_metrics_port: int = 0
 ) -> dict[str, subprocess.Popen[bytes]]:
     """The API and the worker, each in its own session so that a terminal's Ctrl-C reaches
     only this script, which then stops them once and in order (a second SIGINT would turn
-    Celery's warm shutdown into a cold one)."""
+    Celery's warm shutdown into a cold one). Each counts its metrics as
+    :func:`metrics_envs` says."""
     api = [
         sys.executable,
         "-m",
@@ -164,7 +207,8 @@ def start_children(
         "--loglevel",
         env.get("COMMENTGUARD_LOG_LEVEL", "INFO"),
     ]
-    return {"api": _spawn(api, env), "worker": _spawn(worker, env)}
+    api_env, worker_env = metrics_envs(env, host=host, worker_metrics_port=worker_metrics_port)
+    return {"api": _spawn(api, api_env), "worker": _spawn(worker, worker_env)}
 
 
 def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -211,12 +255,17 @@ def stop(children: dict[str, subprocess.Popen[bytes]]) -> None:
             proc.wait()
 
 
-def print_session(env: dict[str, str], *, host: str, port: int) -> None:
+def print_session(
+    env: dict[str, str], *, host: str, port: int, worker_metrics_port: int = 0
+) -> None:
     # A day: the session printed below stays usable while the service runs.
     token = cli(
         env, "dev", "token", "--sub", "alice", "--site", DEMO_SLUG, "--ttl", "86400"
     ).strip()
     base = f"http://{host}:{port}"
+    worker_metrics = (
+        f", http://{host}:{worker_metrics_port}/metrics (the worker)" if worker_metrics_port else ""
+    )
     body = json.dumps(
         {
             "site": DEMO_SLUG,
@@ -228,6 +277,9 @@ def print_session(env: dict[str, str], *, host: str, port: int) -> None:
     print(
         f"""
 Commentguard is running: API {base}, one worker with beat. Ctrl-C stops both.
+
+Moderators' web UI: {base}/ui/{DEMO_SLUG}/ (the development issuer's login page asks
+who to be: keep "moderator" at "{DEMO_SLUG}", or pick "admin" to edit the rules).
 
 Try it (another shell, from {ROOT}):
 
@@ -241,6 +293,8 @@ More tokens (another author: change --sub):
 
   set -a; . var/dev.env; set +a
   .venv/bin/commentguard dev token --sub bob --site {DEMO_SLUG}
+
+Metrics: {base}/metrics (the API){worker_metrics}
 """,
         flush=True,
     )
@@ -250,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--worker-metrics-port", type=int, default=9808, help="the worker's metrics (0: off)"
+    )
     args = parser.parse_args(argv)
 
     VAR.mkdir(exist_ok=True)
@@ -268,7 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
-    children = start_children(env, host=args.host, port=args.port)
+    children = start_children(
+        env, host=args.host, port=args.port, worker_metrics_port=args.worker_metrics_port
+    )
     try:
         ready_url = f"http://{args.host}:{args.port}/readyz"
         if not wait_ready(ready_url, children, lambda: stopping):
@@ -276,7 +335,9 @@ def main(argv: list[str] | None = None) -> int:
                 sys.stderr.write("dev_run: the API did not become ready; stopping\n")
                 return 1
             return 0
-        print_session(env, host=args.host, port=args.port)
+        print_session(
+            env, host=args.host, port=args.port, worker_metrics_port=args.worker_metrics_port
+        )
         while not stopping:
             for name, proc in children.items():
                 if proc.poll() is not None:

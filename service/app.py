@@ -9,17 +9,32 @@ from flask import Flask, Request, Response
 from flask.sessions import SessionInterface
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.api import actions, authors, classifier, comments, health, queue, rules, threads
+from service.api import (
+    actions,
+    akismet,
+    authors,
+    classifier,
+    comments,
+    health,
+    queue,
+    rules,
+    threads,
+    webhooks,
+)
+from service.api import metrics as metrics_api
 from service.api.context import EXTENSION, Services
+from service.api.openapi import bp as openapi_bp
 from service.auth.introspection import Introspector
 from service.auth.tokens import TokenVerifier
 from service.db import autocommit_sessions, make_engine, make_sessionmaker
 from service.errors import register_error_handlers
 from service.logs import configure_logging, install_request_ids
+from service.metrics import ApiMetrics, ServiceStateCollector
 from service.moderation.active import ClassifierProvider
 from service.moderation.sites import SiteDirectory
 from service.queue import ClassificationBatcher, TaskQueue, make_celery
 from service.settings import Settings
+from service.ui.views import register_ui
 
 
 def create_app(
@@ -50,6 +65,19 @@ def create_app(
     # A process that exits cleanly sends what it accepted; one that is killed leaves it to
     # the outbox sweeper.
     atexit.register(classifications.close)
+    classifier_provider = ClassifierProvider(
+        settings.classifier_path,
+        sessions=sessions,
+        poll_seconds=settings.classifier_poll_seconds,
+    )
+    metrics = ApiMetrics(settings)
+    metrics.add_collector(
+        "service state",
+        ServiceStateCollector(
+            metrics_api.StateReader(sessions, task_queue, classifier_provider),
+            cache_seconds=settings.metrics_cache_seconds,
+        ),
+    )
     app.extensions[EXTENSION] = Services(
         settings=settings,
         sessions=sessions,
@@ -58,14 +86,12 @@ def create_app(
         introspector=Introspector(timeout=settings.dependency_timeout_seconds),
         queue=task_queue,
         classifications=classifications,
-        classifier=ClassifierProvider(
-            settings.classifier_path,
-            sessions=sessions,
-            poll_seconds=settings.classifier_poll_seconds,
-        ),
+        classifier=classifier_provider,
         sites=SiteDirectory(),
+        metrics=metrics,
     )
 
+    metrics_api.install_request_metrics(app, metrics)
     install_request_ids(app)
     register_error_handlers(app)
     app.register_blueprint(health.bp)
@@ -76,6 +102,12 @@ def create_app(
     app.register_blueprint(actions.bp)
     app.register_blueprint(authors.bp)
     app.register_blueprint(rules.bp)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(openapi_bp)
+    app.register_blueprint(akismet.bp)
+    app.register_blueprint(metrics_api.bp)
+    # The moderators' web UI (/ui), with its own cookie session on its own paths only.
+    register_ui(app)
     return app
 
 

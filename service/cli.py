@@ -402,7 +402,7 @@ def site_list(as_json: bool) -> None:
     from service.moderation.sites import list_sites
 
     with _transaction(load_settings()) as session:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "slug": s.slug,
                 "name": s.name,
@@ -410,6 +410,11 @@ def site_list(as_json: bool) -> None:
                 "issuers": s.trusted_issuers,
                 "audiences": s.audiences,
                 "policy": s.policy,
+                "ui_client": (
+                    {"issuer": s.ui_issuer, "client_id": s.ui_client_id}
+                    if s.ui_issuer and s.ui_client_id
+                    else None
+                ),
             }
             for s in list_sites(session)
         ]
@@ -419,6 +424,52 @@ def site_list(as_json: bool) -> None:
     for row in rows:
         issuers = ", ".join(row["issuers"]) or "-"
         click.echo(f"{row['slug']:<20} {row['name']:<30} {row['url']}  issuers: {issuers}")
+
+
+@site.command("ui-client")
+@click.argument("slug")
+@click.option("--issuer", help="The OpenID Connect issuer the site's moderators log in at.")
+@click.option("--client-id", help="The UI's client id registered there.")
+@click.option(
+    "--client-secret",
+    default=None,
+    help="Its client secret (prompted for, hidden, unless given or --public).",
+)
+@click.option("--public", is_flag=True, help="A public client: PKCE only, no secret.")
+@click.option("--remove", is_flag=True, help="Remove the site's UI client (no UI login).")
+def site_ui_client(
+    slug: str,
+    issuer: str | None,
+    client_id: str | None,
+    client_secret: str | None,
+    public: bool,
+    remove: bool,
+) -> None:
+    """Set how the moderators of site SLUG log in to the web UI (/ui): an OpenID Connect
+    client (authorization code + PKCE) whose redirect URI is <public URL>/ui/callback."""
+    from service.moderation.sites import UiClient, set_ui_client
+
+    client = None
+    if remove:
+        if issuer or client_id or client_secret or public:
+            raise click.UsageError("--remove takes no other option")
+    else:
+        if not issuer or not client_id:
+            raise click.UsageError("give --issuer and --client-id (or --remove)")
+        if public and client_secret is not None:
+            raise click.UsageError("a --public client has no --client-secret")
+        if not public and client_secret is None:
+            client_secret = click.prompt("UI client secret", hide_input=True)
+        client = UiClient(issuer, client_id, None if public else client_secret)
+    with _transaction(load_settings()) as session:
+        set_ui_client(session, slug=slug, client=client)
+    if client is None:
+        click.echo(f"removed the UI client of site {slug}")
+    else:
+        kind = "public" if client.client_secret is None else "confidential"
+        click.echo(
+            f"site {slug}: the UI logs in at {client.issuer} as {kind} client {client.client_id}"
+        )
 
 
 @site.command("policy")
@@ -501,6 +552,41 @@ def site_policy(
         else:
             rules = read_rules(session, site_id=site_id)
     click.echo(json.dumps(rules.policy.model_dump(mode="json"), indent=2))
+
+
+@site.command("webhooks")
+@click.argument("slug")
+@click.option(
+    "--allow-private-targets/--no-allow-private-targets",
+    "allow_private",
+    default=None,
+    help="Let the site's webhooks use http and loopback, private, link-local and other "
+    "non-public addresses (development, or a receiver on this network). Off by default.",
+)
+def site_webhooks(slug: str, allow_private: bool | None) -> None:
+    """Show site SLUG's webhooks and whether they may point at private targets, or
+    change that (an operator's decision, so the API cannot: it lets the service's
+    requests reach its own network)."""
+    from service.moderation.sites import get_site
+    from service.moderation.webhooks import (
+        allow_private_targets,
+        allows_private_targets,
+        list_webhooks,
+    )
+
+    with _transaction(load_settings()) as session:
+        site_id = get_site(session, slug=slug).id
+        if allow_private is not None:
+            allow_private_targets(session, site_id=site_id, allow=allow_private)
+        allowed = allows_private_targets(session, site_id=site_id)
+        hooks = list_webhooks(session, site_id=site_id)
+        lines = [
+            f"{h.id}  {'enabled ' if h.enabled else 'disabled'}  {','.join(h.events)}  {h.url}"
+            for h in hooks
+        ]
+    click.echo(f"site {slug}: private targets {'allowed' if allowed else 'refused'}")
+    for line in lines:
+        click.echo(line)
 
 
 @site.group("key")
@@ -629,3 +715,22 @@ def dev_token(
     except OSError as exc:
         raise click.ClickException(f"the development key could not be used: {exc}") from None
     click.echo(token)
+
+
+@main.command("openapi")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the document here instead of printing it.",
+)
+def openapi_document(out: Path | None) -> None:
+    """Print the OpenAPI document of the HTTP API (what GET /openapi.json serves).
+
+    Needs no configuration and connects to nothing."""
+    from service.api.openapi import offline_document
+
+    text = json.dumps(offline_document(), indent=2, ensure_ascii=False) + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")

@@ -34,6 +34,10 @@ SWEEP_OUTBOX = "commentguard.sweep_outbox"
 RETRAIN = "commentguard.retrain"
 RESCORE = "commentguard.rescore"
 SCHEDULED_RETRAIN = "commentguard.scheduled_retrain"
+#: Send webhook deliveries: ``deliveries=[[delivery id, attempts], ...]`` (one is sent,
+#: several are fanned out to one task each).
+DELIVER_WEBHOOKS = "commentguard.deliver_webhooks"
+SWEEP_WEBHOOKS = "commentguard.sweep_webhooks"
 
 #: The queue of the comment path (classification, the sweep): Celery's default.
 COMMENTS_QUEUE = "celery"
@@ -41,6 +45,10 @@ COMMENTS_QUEUE = "celery"
 #: them their own worker and a retrain never takes a process away from classification;
 #: a worker started without ``-Q`` consumes both.
 TRAINING_QUEUE = "training"
+#: The queue of webhook deliveries and their sweep: network waits on other people's
+#: servers (up to ``webhook_timeout_seconds`` each), kept off the comment path's workers.
+#: A deployment gives it a worker of its own with a threads pool (docker-compose.yml).
+WEBHOOKS_QUEUE = "webhooks"
 
 #: A message header carrying the id of the HTTP request that enqueued a task, so that the
 #: worker's log lines for it can be matched with the API's.
@@ -98,8 +106,10 @@ def make_celery(settings: Settings, *, name: str = "commentguard") -> Celery:
       started within one interval expires, so an outage does not pile them up. With
       ``settings.retrain_interval_seconds`` it also sends ``SCHEDULED_RETRAIN`` (likewise
       expiring).
-    * Retraining and re-scoring go to ``TRAINING_QUEUE``, everything else to
-      ``COMMENTS_QUEUE``; a worker consumes both unless told otherwise (``-Q``).
+    * Retraining and re-scoring go to ``TRAINING_QUEUE``, webhook deliveries and their
+      sweep (every ``settings.webhook_sweep_interval_seconds``) to ``WEBHOOKS_QUEUE``,
+      everything else to ``COMMENTS_QUEUE``; a worker consumes all three unless told
+      otherwise (``-Q``).
     * On Redis, :class:`RedisTransport` (kombu's, reusing one client per channel).
 
     Works with Redis (``redis://``) and with kombu's server-less SQLAlchemy transport
@@ -145,9 +155,10 @@ def make_celery(settings: Settings, *, name: str = "commentguard") -> Celery:
         enable_utc=True,
         timezone="UTC",
         task_default_queue=COMMENTS_QUEUE,
-        task_queues=[Queue(name) for name in (COMMENTS_QUEUE, TRAINING_QUEUE)],  # type: ignore[no-untyped-call]  # kombu ships no annotations
+        task_queues=[Queue(name) for name in (COMMENTS_QUEUE, TRAINING_QUEUE, WEBHOOKS_QUEUE)],  # type: ignore[no-untyped-call]  # kombu ships no annotations
         task_routes={
-            name: {"queue": TRAINING_QUEUE} for name in (RETRAIN, RESCORE, SCHEDULED_RETRAIN)
+            **{name: {"queue": TRAINING_QUEUE} for name in (RETRAIN, RESCORE, SCHEDULED_RETRAIN)},
+            **{name: {"queue": WEBHOOKS_QUEUE} for name in (DELIVER_WEBHOOKS, SWEEP_WEBHOOKS)},
         },
         beat_schedule={
             "sweep-outbox": {
@@ -157,6 +168,11 @@ def make_celery(settings: Settings, *, name: str = "commentguard") -> Celery:
             }
         },
     )
+    app.conf.beat_schedule["sweep-webhooks"] = {
+        "task": SWEEP_WEBHOOKS,
+        "schedule": settings.webhook_sweep_interval_seconds,
+        "options": {"expires": settings.webhook_sweep_interval_seconds},
+    }
     if settings.retrain_interval_seconds > 0:
         app.conf.beat_schedule["scheduled-retrain"] = {
             "task": SCHEDULED_RETRAIN,
@@ -164,6 +180,23 @@ def make_celery(settings: Settings, *, name: str = "commentguard") -> Celery:
             "options": {"expires": settings.retrain_interval_seconds},
         }
     return app
+
+
+def send_deliveries(queue: Any, deliveries: Sequence[Sequence[int]]) -> None:
+    """Enqueue ``DELIVER_WEBHOOKS`` for ``deliveries`` (``[delivery id, attempts]``
+    pairs) on ``queue`` (anything with ``enqueue(task, payload)``), in one message. Call
+    after the commit that wrote them. A failure is logged, not raised: the decision is
+    committed, and its deliveries are due for the webhook sweeper."""
+    if not deliveries:
+        return
+    try:
+        queue.enqueue(DELIVER_WEBHOOKS, {"deliveries": [list(pair) for pair in deliveries]})
+    except Exception:
+        log.warning(
+            "enqueueing %d webhook deliveries failed; the webhook sweeper will send them",
+            len(deliveries),
+            exc_info=True,
+        )
 
 
 class TaskQueue:
@@ -209,6 +242,16 @@ class TaskQueue:
         with self._lock:
             self._last_ping = (time.monotonic(), reachable)
         return reachable
+
+    def queue_lengths(self, names: Sequence[str]) -> dict[str, int]:
+        """Messages waiting in each broker queue of ``names``: sent, not yet delivered to a
+        worker (one taken by a worker and not yet acknowledged is not counted). A message
+        may carry many comments (``ClassificationBatcher``). On Redis, one pipelined LLEN
+        round trip per queue over a pooled connection. Raises kombu's or the socket's error
+        when the broker cannot be reached (within ``dependency_timeout_seconds``)."""
+        with self._celery.pool.acquire(block=True) as connection:
+            channel = connection.default_channel
+            return {name: int(channel.queue_declare(queue=name).message_count) for name in names}
 
     def _probe(self) -> bool:
         try:

@@ -57,6 +57,13 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 #: every ``SWEEP_INTERVAL_SECONDS``: short, so that crash recovery shows within a test.
 OUTBOX_TIMEOUT_SECONDS = 2
 SWEEP_INTERVAL_SECONDS = 1.0
+#: Webhooks: short attempts, quick retries, few of them, swept often, so that retries,
+#: giving up and the recovery of a lost delivery show within a test.
+WEBHOOK_TIMEOUT_SECONDS = 3.0
+WEBHOOK_MAX_ATTEMPTS = 4
+WEBHOOK_BACKOFF_BASE_SECONDS = 0.5
+WEBHOOK_BACKOFF_MAX_SECONDS = 2.0
+WEBHOOK_SWEEP_INTERVAL_SECONDS = 0.5
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -78,6 +85,11 @@ def make_test_settings(database_url: str, broker_url: str) -> Settings:
         outbox_timeout_seconds=OUTBOX_TIMEOUT_SECONDS,
         sweep_interval_seconds=SWEEP_INTERVAL_SECONDS,
         log_level="INFO",
+        webhook_timeout_seconds=WEBHOOK_TIMEOUT_SECONDS,
+        webhook_max_attempts=WEBHOOK_MAX_ATTEMPTS,
+        webhook_backoff_base_seconds=WEBHOOK_BACKOFF_BASE_SECONDS,
+        webhook_backoff_max_seconds=WEBHOOK_BACKOFF_MAX_SECONDS,
+        webhook_sweep_interval_seconds=WEBHOOK_SWEEP_INTERVAL_SECONDS,
     )
 
 
@@ -146,6 +158,11 @@ def committed(engine: Engine, sessions: sessionmaker[Session]) -> Iterator[sessi
     """The sessionmaker, for data that must really be committed (a worker reads it);
     every table is emptied after the test."""
     yield sessions
+    empty_tables(engine)
+
+
+def empty_tables(engine: Engine) -> None:
+    """Delete every row of every table (what ``committed`` does after its test)."""
     tables = ", ".join(f'"{table.name}"' for table in models.Base.metadata.sorted_tables)
     with engine.begin() as connection:
         # A worker may still be sweeping: wait for its locks briefly rather than forever.

@@ -18,13 +18,13 @@ import pytest
 import yaml
 from pydantic import AliasChoices, ValidationError
 
-from service.queue import COMMENTS_QUEUE, TRAINING_QUEUE
+from service.queue import COMMENTS_QUEUE, TRAINING_QUEUE, WEBHOOKS_QUEUE
 from service.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
-APP_SERVICES = ("migrate", "api", "worker", "trainer", "beat")
+APP_SERVICES = ("migrate", "api", "worker", "trainer", "webhooks", "beat")
 
 
 def _compose_command() -> list[str] | None:
@@ -118,7 +118,7 @@ def test_worker_and_beat_run_the_celery_app(config: dict[str, Any]) -> None:
     # Beat runs its own service: a worker with -B too would schedule every sweep twice.
     assert "-B" not in worker
     assert "--beat" not in worker
-    for name in ("worker", "trainer", "beat"):
+    for name in ("worker", "trainer", "webhooks", "beat"):
         conditions = _conditions(_service(config, name))
         assert conditions["migrate"] == "service_completed_successfully"
         assert conditions["redis"] == "service_healthy"
@@ -134,6 +134,18 @@ def test_classification_and_training_have_their_own_workers(config: dict[str, An
     assert _service(config, "worker")["scale"] >= 2
     assert trainer[trainer.index("-Q") + 1] == TRAINING_QUEUE
     assert trainer[trainer.index("--concurrency") + 1] == "1"
+
+
+def test_webhook_deliveries_have_their_own_worker(config: dict[str, Any]) -> None:
+    webhooks = _command(_service(config, "webhooks"))
+    assert webhooks[:4] == ["celery", "-A", "workers.celery_app", "worker"]
+    assert webhooks[webhooks.index("-Q") + 1] == WEBHOOKS_QUEUE
+    # Deliveries wait on other servers: several at once, in threads.
+    assert webhooks[webhooks.index("--pool") + 1] == "threads"
+    assert int(webhooks[webhooks.index("--concurrency") + 1]) > 1
+    # ... and never on the comment path's workers.
+    worker = _command(_service(config, "worker"))
+    assert WEBHOOKS_QUEUE not in worker[worker.index("-Q") + 1].split(",")
 
 
 def test_app_services_share_one_image_and_the_env_file(config: dict[str, Any]) -> None:
@@ -201,3 +213,31 @@ def test_env_example_secret_is_a_placeholder_the_service_refuses(
     assert settings.environment == "production"
     assert settings.database_url.startswith("postgresql+psycopg://")
     assert settings.broker_url.startswith("redis://redis:")
+
+
+def test_each_metrics_tree_counts_in_a_directory_of_its_own(config: dict[str, Any]) -> None:
+    # gunicorn's workers and each Celery worker's processes count in their container's
+    # own tmpfs, which the tree's parent empties at start: no two trees share one.
+    for name in ("api", "worker", "trainer", "webhooks"):
+        service = _service(config, name)
+        directory = service["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+        assert directory in service.get("tmpfs", []), name
+    # A Celery worker serves its own metrics, inside the project's network only.
+    for name in ("worker", "trainer", "webhooks"):
+        service = _service(config, name)
+        environment = service["environment"]
+        port = environment["COMMENTGUARD_WORKER_METRICS_PORT"]
+        assert int(port) > 0
+        assert environment["COMMENTGUARD_WORKER_METRICS_HOST"] == "0.0.0.0"  # noqa: S104
+        assert port in [str(exposed) for exposed in service.get("expose", [])]
+        assert "ports" not in service
+    # The API's /metrics is on its own port, published on loopback only.
+    ports = _service(config, "api")["ports"]
+    assert [str(p).split(":")[0] if isinstance(p, str) else p["host_ip"] for p in ports] == [
+        "127.0.0.1"
+    ]
+
+
+def test_the_image_counts_metrics_in_multiprocess_mode() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "PROMETHEUS_MULTIPROC_DIR=" in dockerfile

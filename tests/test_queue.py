@@ -18,11 +18,14 @@ from service.queue import (
     CLASSIFY_COMMENT,
     CLASSIFY_COMMENTS,
     COMMENTS_QUEUE,
+    DELIVER_WEBHOOKS,
     RESCORE,
     RETRAIN,
     SCHEDULED_RETRAIN,
     SWEEP_OUTBOX,
+    SWEEP_WEBHOOKS,
     TRAINING_QUEUE,
+    WEBHOOKS_QUEUE,
     ClassificationBatcher,
     TaskQueue,
     make_celery,
@@ -39,9 +42,10 @@ def test_delivery_guarantees_and_the_sweep_schedule(settings: Settings) -> None:
     assert conf.accept_content == ["json"]
     assert conf.task_serializer == "json"
     assert conf.result_backend is None
-    [entry] = conf.beat_schedule.values()
-    assert entry["task"] == SWEEP_OUTBOX
-    assert entry["schedule"] == settings.sweep_interval_seconds
+    entries = {entry["task"]: entry for entry in conf.beat_schedule.values()}
+    assert set(entries) == {SWEEP_OUTBOX, SWEEP_WEBHOOKS}
+    assert entries[SWEEP_OUTBOX]["schedule"] == settings.sweep_interval_seconds
+    assert entries[SWEEP_WEBHOOKS]["schedule"] == settings.webhook_sweep_interval_seconds
 
 
 def test_long_jobs_have_their_own_queue_and_a_plain_worker_consumes_both(
@@ -53,8 +57,11 @@ def test_long_jobs_have_their_own_queue_and_a_plain_worker_consumes_both(
         assert router.route({}, task)["queue"].name == TRAINING_QUEUE
     for task in (CLASSIFY_COMMENT, SWEEP_OUTBOX):
         assert router.route({}, task)["queue"].name == COMMENTS_QUEUE
+    # Webhook deliveries wait on other servers: never on the comment path's workers.
+    for task in (DELIVER_WEBHOOKS, SWEEP_WEBHOOKS):
+        assert router.route({}, task)["queue"].name == WEBHOOKS_QUEUE
     # A worker started without -Q consumes every queue of task_queues.
-    assert set(app.amqp.queues) == {COMMENTS_QUEUE, TRAINING_QUEUE}
+    assert set(app.amqp.queues) == {COMMENTS_QUEUE, TRAINING_QUEUE, WEBHOOKS_QUEUE}
 
 
 def test_enqueue_classification_sends_the_comment_id_by_task_name(settings: Settings) -> None:

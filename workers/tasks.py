@@ -26,6 +26,8 @@ from service.classifier.model import Classifier
 from service.logs import bind_request_id, request_id_var
 from service.moderation.active import ClassifierProvider
 from service.moderation.classify import classify_comment, classify_comments, log_verdict
+from service.moderation.deliveries import DeliveryPolicy, claim, due_pairs, purge_finished, settle
+from service.moderation.deliveries import claim_due as claim_due_deliveries
 from service.moderation.errors import NotFound
 from service.moderation.outbox import claim_due, purge_done
 from service.moderation.registry import create_job, get_job
@@ -40,13 +42,17 @@ from service.moderation.retrain import (
 from service.queue import (
     CLASSIFY_COMMENT,
     CLASSIFY_COMMENTS,
+    DELIVER_WEBHOOKS,
     RESCORE,
     RETRAIN,
     SCHEDULED_RETRAIN,
     SWEEP_OUTBOX,
+    SWEEP_WEBHOOKS,
     TaskQueue,
+    send_deliveries,
 )
 from service.settings import Settings
+from service.webhooks.sender import Outcome, send
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +68,14 @@ SWEEP_LIMIT = 500
 PURGE_LIMIT = 10_000
 
 
+class TaskMetrics(Protocol):
+    """What the tasks count (``service.metrics.WorkerMetrics``)."""
+
+    def verdict(self, decision: str, latency_ms: float) -> None: ...
+
+    def outbox_requeued(self, count: int) -> None: ...
+
+
 class TaskResources(Protocol):
     """What the tasks need from the process they run in (``workers.celery_app.WorkerProcess``)."""
 
@@ -73,6 +87,8 @@ class TaskResources(Protocol):
     def classifier(self) -> ClassifierProvider: ...
 
     def queue(self) -> TaskQueue: ...
+
+    def metrics(self) -> TaskMetrics: ...
 
 
 def database_unreachable(exc: BaseException) -> bool:
@@ -93,16 +109,30 @@ def backoff_seconds(retries: int) -> float:
     return step * random.uniform(0.5, 1.0)
 
 
+def webhook_lease(settings: Settings) -> dt.timedelta:
+    """How long a new or claimed webhook delivery is left to its task before the sweeper
+    sends it (``Settings.webhook_lease_seconds``)."""
+    return dt.timedelta(seconds=settings.webhook_lease_seconds)
+
+
 def classify(resources: TaskResources, comment_id: str) -> str:
     """Classify one comment in one transaction; the decision, or ``"unchanged"`` when the
-    comment was no longer pending (already classified, moderated, or deleted)."""
+    comment was no longer pending (already classified, moderated, or deleted). The
+    verdict's webhook deliveries are enqueued after the commit, and the verdict counted
+    (its latency, by decision)."""
     with resources.sessions().begin() as session:
         verdict = classify_comment(
-            session, comment_id=uuid.UUID(comment_id), classifier=resources.classifier()
+            session,
+            comment_id=uuid.UUID(comment_id),
+            classifier=resources.classifier(),
+            webhook_lease=webhook_lease(resources.settings),
         )
         decision = verdict.decision if verdict is not None else "unchanged"
     if verdict is None:
         log.info("comment %s is no longer pending; nothing to do", comment_id)
+    else:
+        send_deliveries(resources.queue(), due_pairs(verdict.deliveries))
+        resources.metrics().verdict(verdict.decision.value, verdict.latency_ms)
     return decision
 
 
@@ -122,20 +152,27 @@ def classify_batch(
     """Classify a batch of comments in one transaction
     (:func:`~service.moderation.classify.classify_comments`); how many got each decision
     (``"unchanged"``: no longer pending; ``"failed"``: an error). Each verdict's log line
-    carries the id of the HTTP request that accepted its comment.
+    carries the id of the HTTP request that accepted its comment; each is counted in the
+    metrics (its latency, by decision) once the batch is committed.
 
     When the batch fails for any reason but an unreachable database (a bug, bad data, a
     malformed id), nothing of it was written, and its comments are classified again one
     at a time (:func:`classify_one_by_one`), so that one bad comment costs only itself.
     A database that cannot be reached raises :class:`BatchInterrupted` with every comment
-    left, for the task to retry.
+    left, for the task to retry. The verdicts' webhook deliveries are enqueued after the
+    commit, in one message.
     """
     if len(request_ids) != len(comment_ids):
         request_ids = [None] * len(comment_ids)
     try:
         ids = [uuid.UUID(comment_id) for comment_id in comment_ids]
         with resources.sessions().begin() as session:
-            decided = classify_comments(session, comment_ids=ids, classifier=resources.classifier())
+            decided = classify_comments(
+                session,
+                comment_ids=ids,
+                classifier=resources.classifier(),
+                webhook_lease=webhook_lease(resources.settings),
+            )
     except Exception as exc:
         if isinstance(exc, DBAPIError) and database_unreachable(exc):
             raise BatchInterrupted(exc, len(comment_ids)) from exc
@@ -145,12 +182,17 @@ def classify_batch(
             exc_info=True,
         )
         return classify_one_by_one(resources, comment_ids, request_ids)
+    send_deliveries(
+        resources.queue(), due_pairs([d for verdict in decided for d in verdict.deliveries])
+    )
     request_of: dict[uuid.UUID, str | None] = {}
     for comment_id, request_id in zip(ids, request_ids, strict=True):
         request_of.setdefault(comment_id, request_id)  # a comment sent twice: its first
+    metrics = resources.metrics()
     for verdict in decided:
         with _request_id(request_of[verdict.comment_id]):
             log_verdict(verdict)
+        metrics.verdict(verdict.decision.value, verdict.latency_ms)
     decisions = Counter(verdict.decision.value for verdict in decided)
     recorded = {verdict.comment_id for verdict in decided}
     for unchanged in request_of.keys() - recorded:
@@ -207,6 +249,7 @@ def sweep(resources: TaskResources, *, now: dt.datetime | None = None) -> int:
     """
     now = now or dt.datetime.now(dt.UTC)
     sent = _send_due(resources, now)
+    resources.metrics().outbox_requeued(sent)
     retention = resources.settings.outbox_retention_seconds
     if retention:
         with resources.sessions().begin() as session:
@@ -246,6 +289,109 @@ def _send_due(resources: TaskResources, now: dt.datetime) -> int:
         log.log(
             level, "sweep: re-enqueued outbox row %s (%s, attempt %d)", outbox_id, task, attempts
         )
+    return sent
+
+
+def delivery_policy(settings: Settings) -> DeliveryPolicy:
+    """How hard the webhook deliveries are tried, from ``settings``."""
+    return DeliveryPolicy(
+        max_attempts=settings.webhook_max_attempts,
+        max_age=dt.timedelta(seconds=settings.webhook_max_age_seconds),
+        backoff_base_seconds=settings.webhook_backoff_base_seconds,
+        backoff_max_seconds=settings.webhook_backoff_max_seconds,
+        lease=webhook_lease(settings),
+    )
+
+
+def deliver(resources: TaskResources, delivery_id: int, attempts: int) -> str:
+    """One attempt of a webhook delivery that was at ``attempts`` when sent: claim it
+    (a short transaction), POST it (no transaction open), record the result (another);
+    the delivery's state afterwards, or ``"skipped"`` when there was nothing to do
+    (settled already, another run has it, a duplicate of this task; see
+    :func:`service.moderation.deliveries.claim`)."""
+    settings = resources.settings
+    policy = delivery_policy(settings)
+    with resources.sessions().begin() as session:
+        claimed = claim(
+            session,
+            delivery_id=delivery_id,
+            attempts=attempts,
+            now=dt.datetime.now(dt.UTC),
+            policy=policy,
+        )
+    if claimed is None:
+        return "skipped"
+    result = send(
+        claimed.url,
+        claimed.body.encode("utf-8"),
+        event_type=claimed.event_type,
+        event_id=str(claimed.event_id),
+        delivery_id=claimed.delivery_id,
+        secrets=claimed.secrets,
+        allow_private=claimed.allow_private,
+        timeout=settings.webhook_timeout_seconds,
+    )
+    with resources.sessions().begin() as session:
+        settled = settle(
+            session, claimed=claimed, result=result, now=dt.datetime.now(dt.UTC), policy=policy
+        )
+        state = settled.state.value if settled is not None else "superseded"
+        due = settled.next_attempt_at if settled is not None else None
+    level = logging.INFO if result.outcome is Outcome.delivered else logging.WARNING
+    log.log(
+        level,
+        "webhook delivery %s (event %s %s, webhook %s) attempt %d: %s%s%s",
+        claimed.delivery_id,
+        claimed.event_type,
+        claimed.event_id,
+        claimed.webhook_id,
+        claimed.attempt,
+        f"HTTP {result.status_code}, " if result.status_code is not None else "",
+        state if state != "pending" else f"retry at {due.isoformat() if due else '?'}",
+        f" ({result.error})" if result.error else "",
+    )
+    return state
+
+
+def sweep_webhooks(resources: TaskResources, *, now: dt.datetime | None = None) -> int:
+    """Claim the webhook deliveries due (retries whose time has come, and deliveries whose
+    task never ran or never finished), commit, then enqueue each; how many were sent.
+    Then, in a transaction of its own, delete those of the :data:`PURGE_LIMIT` oldest
+    deliveries settled more than ``webhook_retention_seconds`` ago (none when 0)."""
+    now = now or dt.datetime.now(dt.UTC)
+    settings = resources.settings
+    with resources.sessions().begin() as session:
+        due = claim_due_deliveries(
+            session, now=now, limit=SWEEP_LIMIT, lease=webhook_lease(settings)
+        )
+    queue = resources.queue()
+    sent = 0
+    for pair in due:
+        try:
+            queue.enqueue(DELIVER_WEBHOOKS, {"deliveries": [pair]})
+        except Exception:
+            log.exception(
+                "webhook sweep: enqueueing delivery %s failed; %d left for a later sweep",
+                pair[0],
+                len(due) - sent,
+            )
+            break
+        sent += 1
+    if sent:
+        log.info("webhook sweep: sent %d due deliveries", sent)
+    if settings.webhook_retention_seconds:
+        with resources.sessions().begin() as session:
+            purged = purge_finished(
+                session,
+                finished_before=now - dt.timedelta(seconds=settings.webhook_retention_seconds),
+                limit=PURGE_LIMIT,
+            )
+        if purged:
+            log.info(
+                "webhook sweep: deleted %d deliveries settled over %d s ago",
+                purged,
+                settings.webhook_retention_seconds,
+            )
     return sent
 
 
@@ -311,7 +457,9 @@ def rescore(resources: TaskResources, site_id: int | None) -> int:
                 site_id=site_id,
                 after=after,
                 size=resources.settings.rescore_batch_size,
+                webhook_lease=webhook_lease(resources.settings),
             )
+        send_deliveries(resources.queue(), due_pairs(batch.deliveries))
         total += batch.rescored
         if batch.last_id is None:
             break
@@ -345,7 +493,8 @@ def scheduled_retrain(resources: TaskResources) -> str | None:
 
 def register_tasks(app: Celery, resources: TaskResources) -> None:
     """Register ``CLASSIFY_COMMENT``, ``CLASSIFY_COMMENTS``, ``SWEEP_OUTBOX``, ``RETRAIN``,
-    ``RESCORE`` and ``SCHEDULED_RETRAIN`` on ``app``, run with ``resources``."""
+    ``RESCORE``, ``SCHEDULED_RETRAIN``, ``DELIVER_WEBHOOKS`` and ``SWEEP_WEBHOOKS`` on
+    ``app``, run with ``resources``."""
 
     def classify_comment_task(task: Any, comment_id: str) -> str:
         try:
@@ -420,3 +569,35 @@ def register_tasks(app: Celery, resources: TaskResources) -> None:
     app.task(name=RETRAIN, acks_late=True, ignore_result=True)(retrain_task)
     app.task(name=RESCORE, acks_late=True, ignore_result=True)(rescore_task)
     app.task(name=SCHEDULED_RETRAIN, acks_late=True, ignore_result=True)(scheduled_retrain_task)
+
+    def deliver_webhooks_task(deliveries: list[list[int]]) -> str | None:
+        # One delivery is sent here; several (a batch's, a bulk action's) are fanned out,
+        # one task each, so that a slow receiver delays no other delivery.
+        if len(deliveries) == 1:
+            [(delivery_id, attempts)] = deliveries
+            return deliver(resources, int(delivery_id), int(attempts))
+        send_each(resources.queue(), deliveries)
+        return None
+
+    def sweep_webhooks_task() -> int:
+        return sweep_webhooks(resources)
+
+    # Retries are the database's business (deliveries.settle): a failed task leaves its
+    # delivery due, and the webhook sweeper sends it again.
+    app.task(name=DELIVER_WEBHOOKS, acks_late=True, ignore_result=True)(deliver_webhooks_task)
+    app.task(name=SWEEP_WEBHOOKS, acks_late=True, ignore_result=True)(sweep_webhooks_task)
+
+
+def send_each(queue: TaskQueue, deliveries: list[list[int]]) -> None:
+    """Enqueue one ``DELIVER_WEBHOOKS`` per delivery; on a broker failure the rest are
+    left to the webhook sweeper (they are due when their lease ends)."""
+    for done, pair in enumerate(deliveries):
+        try:
+            queue.enqueue(DELIVER_WEBHOOKS, {"deliveries": [pair]})
+        except Exception:
+            log.exception(
+                "enqueueing webhook delivery %s failed; %d left for the webhook sweeper",
+                pair[0],
+                len(deliveries) - done,
+            )
+            return

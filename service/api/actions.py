@@ -22,15 +22,34 @@ from service.api.context import (
     services,
     transaction,
 )
-from service.api.moderation_schemas import ActionIn, AuditOut, BulkActionIn, ItemOut, parse
+from service.api.moderation_schemas import (
+    ActedCommentOut,
+    ActionIn,
+    AuditOut,
+    AuditPageOut,
+    AuditQueryIn,
+    BulkActionIn,
+    BulkResultOut,
+    ItemOut,
+)
 from service.api.schemas import iso_time
+from service.api.spec import (
+    COMMENT_ID,
+    ETAG,
+    IF_MATCH,
+    SITE,
+    Access,
+    Reply,
+    body_of,
+    operation,
+    query_of,
+)
+from service.api.webhooks import send_after_commit, webhook_lease
 from service.auth.roles import Role
 from service.moderation.actions import Item, act_on_comment, act_on_comments, require_moderator
 from service.moderation.audit import list_audit
 from service.moderation.comments import comment_etag, find_comment
 from service.moderation.errors import (
-    FieldError,
-    InvalidInput,
     NotFound,
 )
 from service.moderation.sites import SiteInfo
@@ -41,6 +60,23 @@ _ETAG = re.compile(r'^"v([1-9][0-9]{0,17})"$')
 
 
 @bp.post("/v1/comments/<comment_id>/actions")
+@operation(
+    "Act on a comment",
+    tag="moderation",
+    access=Access.moderator,
+    body=ActionIn,
+    body_name="action",
+    path={"comment_id": COMMENT_ID},
+    headers=(IF_MATCH,),
+    responses={200: Reply("The comment after the action.", ActedCommentOut, headers=(ETAG,))},
+    errors={
+        403: "the caller is the comment's author, not a moderator of its site",
+        404: "no such comment, or the caller may not read it",
+        409: "the action is not allowed from the comment's status",
+        412: "If-Match does not name the current version (the current ETag is sent)",
+        428: "no If-Match",
+    },
+)
 def act(comment_id: str) -> Response:
     """One action on one comment, if it is still at the version ``If-Match`` names:
     200 with the comment's new state and ``ETag``; 428 without ``If-Match``, 412 with the
@@ -48,7 +84,7 @@ def act(comment_id: str) -> Response:
     token = credentials()
     cid = _uuid(comment_id)
     versions = _if_match_versions()
-    data = parse(ActionIn, json_body(), "action")
+    data = body_of(ActionIn, json_body())
     with transaction() as session:
         comment, site = find_comment(session, comment_id=cid)
         actor = authenticate(session, SiteInfo.of(site), token)
@@ -70,7 +106,9 @@ def act(comment_id: str) -> Response:
             actor=actor,
             action=data.action,
             note=data.note,
+            webhook_lease=webhook_lease(),
         )
+    send_after_commit(done.deliveries)
     assert done.status is not None
     assert done.version is not None
     assert done.from_status is not None
@@ -94,11 +132,21 @@ def act(comment_id: str) -> Response:
 
 
 @bp.post("/v1/sites/<slug>/actions")
+@operation(
+    "Act on up to 500 comments",
+    tag="moderation",
+    access=Access.moderator,
+    body=BulkActionIn,
+    body_name="bulk action",
+    path={"slug": SITE},
+    responses={200: Reply("One result per comment, in order, and their counts.", BulkResultOut)},
+    errors={404: "unknown site"},
+)
 def act_in_bulk(slug: str) -> Response:
     """One action on up to 500 comments of the site: 200 with one result per comment
     (``ok``, ``not_found``, ``conflict``, ``invalid_transition``) and their counts."""
     token = credentials()
-    data = parse(BulkActionIn, json_body(), "bulk action")
+    data = body_of(BulkActionIn, json_body())
     if data.items is not None:
         items = [Item(i.id, i.version) for i in data.items]
     else:
@@ -107,8 +155,15 @@ def act_in_bulk(slug: str) -> Response:
         site = services().sites.get(session, slug=slug)
         actor = authorize(session, site, token, role=Role.moderator)
         results = act_on_comments(
-            session, site_id=site.id, items=items, actor=actor, action=data.action, note=data.note
+            session,
+            site_id=site.id,
+            items=items,
+            actor=actor,
+            action=data.action,
+            note=data.note,
+            webhook_lease=webhook_lease(),
         )
+    send_after_commit([d for result in results for d in result.deliveries])
     body = {
         "action": data.action.value,
         "counts": dict(Counter(r.outcome.value for r in results)),
@@ -118,29 +173,37 @@ def act_in_bulk(slug: str) -> Response:
 
 
 @bp.get("/v1/sites/<slug>/audit")
+@operation(
+    "Read the audit trail",
+    tag="moderation",
+    access=Access.moderator,
+    query=AuditQueryIn,
+    path={"slug": SITE},
+    responses={200: Reply("A page of the trail, newest first.", AuditPageOut)},
+    errors={404: "unknown site", 422: "a parameter out of range, or a cursor that was altered"},
+)
 def audit_trail(slug: str) -> Response:
-    """The site's audit trail, newest first: ``?cursor=&limit=&action=&actor=&comment=``."""
+    """The site's audit trail, newest first, keyset-paginated."""
     token = credentials()
     args = request.args
-    limit = _int_arg("limit", 50)
-    comment = args.get("comment")
+    query = query_of(AuditQueryIn)
     with transaction() as session:
         site = services().sites.get(session, slug=slug)
         authorize(session, site, token, role=Role.moderator)
         page = list_audit(
             session,
             site_id=site.id,
-            limit=limit,
-            cursor=args.get("cursor") or None,
-            action=args.get("action") or None,
-            actor_subject=args.get("actor") or None,
-            comment_id=_uuid_arg("comment", comment) if comment else None,
+            limit=query.limit,
+            cursor=query.cursor,
+            action=query.action,
+            actor_subject=query.actor,
+            comment_id=query.comment,
         )
         entries = [AuditOut.of(e).model_dump(mode="json") for e in page.entries]
     links = {"self": request.full_path.rstrip("?")}
     if page.next_cursor:
-        query = urlencode({**args.to_dict(), "cursor": page.next_cursor})
-        links["next"] = url_for("actions.audit_trail", slug=slug) + "?" + query
+        next_query = urlencode({**args.to_dict(), "cursor": page.next_cursor})
+        links["next"] = url_for("actions.audit_trail", slug=slug) + "?" + next_query
     body = {"entries": entries, "next_cursor": page.next_cursor, "links": links}
     return Response(json.dumps(body), status=200, mimetype="application/json")
 
@@ -162,20 +225,3 @@ def _uuid(value: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise NotFound(f"no comment {value}") from None
-
-
-def _uuid_arg(name: str, value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise InvalidInput(f"invalid {name}", [FieldError(name, "must be a UUID")]) from None
-
-
-def _int_arg(name: str, default: int) -> int:
-    value = request.args.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidInput(f"invalid {name}", [FieldError(name, "must be an integer")]) from None

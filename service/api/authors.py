@@ -5,19 +5,35 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Annotated
 
 from flask import Blueprint, Response
+from pydantic import Field
 
 from service.api.context import authorize, credentials, json_body, services, transaction
-from service.api.moderation_schemas import AuthorOut, AuthorTrustIn, parse
+from service.api.moderation_schemas import AuthorOut, AuthorTrustIn
+from service.api.spec import SITE, Access, PathParam, Reply, body_of, operation
 from service.auth.roles import Role
 from service.moderation.authors import get_author, set_trust
 from service.moderation.errors import NotFound
 
 bp = Blueprint("authors", __name__, url_prefix="/v1/sites/<slug>/authors")
 
+AUTHOR_PATH = {
+    "slug": SITE,
+    "author_id": PathParam(Annotated[int, Field(ge=1)], "The author's id (`author.id`)."),
+}
+
 
 @bp.get("/<author_id>")
+@operation(
+    "Read an author",
+    tag="moderation",
+    access=Access.moderator,
+    path=AUTHOR_PATH,
+    responses={200: Reply("The author.", AuthorOut)},
+    errors={404: "unknown site or author"},
+)
 def read_author(slug: str, author_id: str) -> Response:
     """The author's identity, trust (and the trust that counts now) and counts."""
     token = credentials()
@@ -31,12 +47,25 @@ def read_author(slug: str, author_id: str) -> Response:
 
 
 @bp.post("/<author_id>/trust")
+@operation(
+    "Trust, ban or unban an author",
+    tag="moderation",
+    access=Access.moderator,
+    body=AuthorTrustIn,
+    body_name="trust change",
+    path=AUTHOR_PATH,
+    responses={200: Reply("The author after the change.", AuthorOut)},
+    errors={
+        404: "unknown site or author",
+        422: "invalid fields; `until` for a ban only, with a time zone, in the future",
+    },
+)
 def change_trust(slug: str, author_id: str) -> Response:
     """Set the author's trust (``trusted``, ``normal``, or ``banned`` with an optional
     ``until``): 200 with the author; audited as trust, ban or unban."""
     token = credentials()
     aid = _author_id(author_id)
-    data = parse(AuthorTrustIn, json_body(), "trust change")
+    data = body_of(AuthorTrustIn, json_body())
     now = dt.datetime.now(dt.UTC)
     with transaction() as session:
         site = services().sites.get(session, slug=slug)

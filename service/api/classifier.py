@@ -16,16 +16,29 @@ import datetime as dt
 import json
 import logging
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from flask import Blueprint, Response, request, url_for
+from flask import Blueprint, Response, url_for
+from pydantic import WithJsonSchema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import ClassifierVersion, RetrainJob, Site
+from service.api.classifier_schemas import (
+    JobOut,
+    PromotedOut,
+    PromoteIn,
+    ReportOut,
+    RetrainIn,
+    RollbackIn,
+    RollbackOut,
+    VersionListOut,
+    VersionOut,
+    VersionsQueryIn,
+)
 from service.api.context import authorize, credentials, json_body, services, transaction
-from service.api.moderation_schemas import note_of
 from service.api.schemas import iso_time
+from service.api.spec import LOCATION, Access, PathParam, Reply, body_of, operation, query_of
 from service.auth.roles import Role
 from service.classifier.report import PLOTS, render_html, render_plot
 from service.moderation.errors import (
@@ -52,6 +65,12 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("classifier", __name__, url_prefix="/v1/classifier")
 
+VERSION_ID = {"version_id": PathParam(str, "The version's id (`cg-YYYYMMDD-HHMMSS-<8 hex>`).")}
+SCOPE_ERRORS = {
+    403: "the token does not grant the operator role at the scope's site (the operations "
+    "site for global versions), or global versions are managed by the CLI only",
+}
+
 
 def _authorize(session: Session, token: str, site_slug: str | None) -> tuple[Identity, int | None]:
     """The caller, when an operator of the scope: ``site_slug``'s operators for a site's
@@ -75,21 +94,6 @@ def _slug_of(session: Session, site_id: int | None) -> str | None:
     if site_id is None:
         return None
     return session.scalar(select(Site.slug).where(Site.id == site_id))
-
-
-def _site_param(value: Any, field: str = "site") -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise InvalidInput("invalid site", [FieldError(field, "a site's slug, or null")])
-    return value
-
-
-def _flag(body: dict[str, Any], name: str) -> bool | None:
-    value = body.get(name)
-    if value is not None and not isinstance(value, bool):
-        raise InvalidInput(f"invalid {name}", [FieldError(name, "true or false")])
-    return value
 
 
 def _actor(identity: Identity) -> Actor:
@@ -144,23 +148,33 @@ def version_body(version: ClassifierVersion, site: str | None) -> dict[str, Any]
 
 
 @bp.post("/retrain")
+@operation(
+    "Queue a retraining job",
+    tag="classifier",
+    access=Access.operator,
+    body=RetrainIn,
+    body_name="retrain request",
+    responses={202: Reply("The job, queued.", JobOut, headers=(LOCATION,))},
+    errors={
+        **SCOPE_ERRORS,
+        404: "unknown site",
+        503: "the broker cannot take the job (the job is marked failed)",
+    },
+)
 def retrain() -> Response:
     """Queue a retraining job: ``202`` with the job and its ``Location``."""
     token = credentials()
-    body = json_body()
-    site_slug = _site_param(body.get("site"))
-    if "bootstrap" in body:
+    raw = json_body()
+    if isinstance(raw, dict) and "bootstrap" in raw:
         # Synthetic training comments were taken out (issue 18); say so rather than
         # silently train without what was asked for.
         raise InvalidInput(
             "bootstrap is no longer offered",
             [FieldError("bootstrap", "synthetic comments were removed; import a data set")],
         )
-    options: dict[str, Any] = {}
-    for name in ("promote", "rescore"):
-        flag = _flag(body, name)
-        if flag is not None:
-            options[name] = flag
+    data = body_of(RetrainIn, raw)
+    site_slug = data.site
+    options: dict[str, Any] = data.model_dump(include={"promote", "rescore"}, exclude_none=True)
     with transaction() as session:
         identity, site_id = _authorize(session, token, site_slug)
         job = create_job(
@@ -187,6 +201,14 @@ def retrain() -> Response:
 
 
 @bp.get("/jobs/<job_id>")
+@operation(
+    "Read a retraining job",
+    tag="classifier",
+    access=Access.operator,
+    path={"job_id": PathParam(uuid.UUID, "The job's id.")},
+    responses={200: Reply("The job's state, progress and messages.", JobOut)},
+    errors={**SCOPE_ERRORS, 404: "no such job"},
+)
 def get_job_view(job_id: str) -> Response:
     """A retraining job's state, percent and messages."""
     token = credentials()
@@ -199,11 +221,19 @@ def get_job_view(job_id: str) -> Response:
 
 
 @bp.get("/versions")
+@operation(
+    "List a scope's classifier versions",
+    tag="classifier",
+    access=Access.operator,
+    query=VersionsQueryIn,
+    responses={200: Reply("The versions, newest first.", VersionListOut)},
+    errors={**SCOPE_ERRORS, 404: "unknown site"},
+)
 def list_versions_view() -> Response:
     """The versions of one scope (``?site=slug``; without it, the global ones), newest
     first, with their metrics."""
     token = credentials()
-    site_slug = _site_param(request.args.get("site"))
+    site_slug = query_of(VersionsQueryIn).site
     with transaction() as session:
         _, site_id = _authorize(session, token, site_slug)
         versions = list_versions(session, site_id=site_id)
@@ -212,6 +242,14 @@ def list_versions_view() -> Response:
 
 
 @bp.get("/versions/<version_id>")
+@operation(
+    "Read a classifier version",
+    tag="classifier",
+    access=Access.operator,
+    path=VERSION_ID,
+    responses={200: Reply("The version.", VersionOut)},
+    errors={**SCOPE_ERRORS, 404: "no such version"},
+)
 def get_version_view(version_id: str) -> Response:
     """One version: status, training summary, metrics (candidate and active side by
     side), thresholds and the gate's decision."""
@@ -235,13 +273,36 @@ def _report_of(version_id: str) -> dict[str, Any]:
     return report
 
 
+NO_REPORT = {**SCOPE_ERRORS, 404: "no such version, or it has no report"}
+
+
 @bp.get("/versions/<version_id>/report")
+@operation(
+    "Read a version's evaluation report",
+    tag="classifier",
+    access=Access.operator,
+    path=VERSION_ID,
+    responses={200: Reply("The report's numbers.", ReportOut)},
+    errors=NO_REPORT,
+)
 def report_json(version_id: str) -> Response:
     """The evaluation report's numbers (``service.classifier.report.report_data``)."""
     return _json(_report_of(version_id))
 
 
 @bp.get("/versions/<version_id>/report.html")
+@operation(
+    "Read a version's evaluation report as a page",
+    tag="classifier",
+    access=Access.operator,
+    path=VERSION_ID,
+    responses={
+        200: Reply(
+            "One HTML page, plots embedded.", media_type="text/html", schema={"type": "string"}
+        )
+    },
+    errors=NO_REPORT,
+)
 def report_html(version_id: str) -> Response:
     """The evaluation report as one HTML page, plots embedded."""
     page = render_html(_report_of(version_id))
@@ -253,6 +314,25 @@ def report_html(version_id: str) -> Response:
 
 
 @bp.get("/versions/<version_id>/report/<plot>.png")
+@operation(
+    "Read one plot of a version's evaluation report",
+    tag="classifier",
+    access=Access.operator,
+    path={
+        **VERSION_ID,
+        "plot": PathParam(
+            Annotated[str, WithJsonSchema({"type": "string", "enum": list(PLOTS)})], "The plot."
+        ),
+    },
+    responses={
+        200: Reply(
+            "The plot.",
+            media_type="image/png",
+            schema={"type": "string", "contentMediaType": "image/png"},
+        )
+    },
+    errors={**NO_REPORT, 404: "no such version, report or plot"},
+)
 def report_plot(version_id: str, plot: str) -> Response:
     """One plot of the report as PNG (``PLOTS`` names them)."""
     if plot not in PLOTS:
@@ -265,13 +345,22 @@ def report_plot(version_id: str, plot: str) -> Response:
 
 
 @bp.post("/versions/<version_id>/promote")
+@operation(
+    "Promote a classifier version",
+    tag="classifier",
+    access=Access.operator,
+    body=PromoteIn,
+    body_name="promotion",
+    path=VERSION_ID,
+    responses={200: Reply("The version, now active.", PromotedOut)},
+    errors={**SCOPE_ERRORS, 404: "no such version", 409: "already active, or failed"},
+)
 def promote(version_id: str) -> Response:
     """Activate a candidate (or retired) version in its scope; audited. With
     ``{"rescore": true}`` (or the setting) the pending and held comments are re-scored."""
     token = credentials()
-    body = json_body()
-    note = note_of(body)
-    rescore = _flag(body, "rescore")
+    data = body_of(PromoteIn, json_body())
+    note, rescore = data.note, data.rescore
     with transaction() as session:
         version = get_version(session, version_id=version_id)
         slug = _slug_of(session, version.site_id)
@@ -286,13 +375,20 @@ def promote(version_id: str) -> Response:
 
 
 @bp.post("/rollback")
+@operation(
+    "Roll back a scope's classifier",
+    tag="classifier",
+    access=Access.operator,
+    body=RollbackIn,
+    body_name="rollback",
+    responses={200: Reply("What was retired and what serves the scope now.", RollbackOut)},
+    errors={**SCOPE_ERRORS, 404: "unknown site", 409: "nothing to roll back"},
+)
 def rollback_view() -> Response:
     """Retire the scope's active version and reactivate the one before it; audited."""
     token = credentials()
-    body = json_body()
-    site_slug = _site_param(body.get("site"))
-    note = note_of(body)
-    rescore = _flag(body, "rescore")
+    data = body_of(RollbackIn, json_body())
+    site_slug, note, rescore = data.site, data.note, data.rescore
     with transaction() as session:
         identity, site_id = _authorize(session, token, site_slug)
         done = rollback(session, site_id=site_id, actor=_actor(identity), now=_now(), note=note)

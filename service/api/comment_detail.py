@@ -12,7 +12,8 @@ from service.moderation.comments import ModeratorDetail, RecentComment
 
 
 def moderation_body(comment: Comment, detail: ModeratorDetail) -> dict[str, Any]:
-    """The ``moderation`` member of a moderator's answer (README, "Moderator detail")."""
+    """The ``moderation`` member of a moderator's answer (docs/api.md, "The queue, the
+    moderator's detail, the thread view")."""
     author = detail.author
     return {
         "version": comment.version,

@@ -10,7 +10,6 @@ import uuid
 from typing import Any
 
 from flask import Blueprint, Response, request, url_for
-from pydantic import ValidationError
 
 from service.api.comment_detail import moderation_body
 from service.api.context import (
@@ -22,7 +21,18 @@ from service.api.context import (
     services,
     transaction,
 )
+from service.api.moderation_schemas import CommentReadOut
 from service.api.schemas import CommentIn, CommentOut, ReasonOut, VerdictOut
+from service.api.spec import (
+    COMMENT_ID,
+    ETAG,
+    LOCATION,
+    Access,
+    Header,
+    Reply,
+    body_of,
+    operation,
+)
 from service.auth.api_keys import is_api_key
 from service.logs import request_id_var
 from service.moderation.comments import CommentView, comment_etag, find_comment, read_comment
@@ -36,15 +46,50 @@ bp = Blueprint("comments", __name__, url_prefix="/v1/comments")
 
 IDEMPOTENCY_KEY_MAX = 255
 
+IDEMPOTENCY_KEY = Header(
+    "Idempotency-Key",
+    "Makes a retry safe: the same key (per author) with the same body returns the first "
+    "answer and stores nothing; with another body, 422.",
+    schema={"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
+)
+IDEMPOTENT_REPLAYED = Header(
+    "Idempotent-Replayed",
+    "`true` when this is the answer to an earlier request with the same Idempotency-Key.",
+    schema={"type": "string", "enum": ["true"]},
+)
+
 
 @bp.post("")
+@operation(
+    "Accept a comment",
+    tag="comments",
+    access=Access.caller,
+    body=CommentIn,
+    body_name="comment",
+    headers=(IDEMPOTENCY_KEY,),
+    responses={
+        202: Reply(
+            "Accepted, pending classification; GET the Location for the verdict.",
+            CommentOut,
+            headers=(LOCATION, IDEMPOTENT_REPLAYED),
+        )
+    },
+    errors={
+        404: "unknown site",
+        409: "the same text from the same author in the same thread within a day",
+        413: "content over 64 KB of UTF-8, or a body over 256 KB",
+        422: "invalid fields, a bad Idempotency-Key, or a key reused with another body",
+        429: "the author sent more than the site's flood limit (trusted authors excepted)",
+        503: "the database or the broker is down, or the issuer's keys cannot be fetched",
+    },
+)
 def post_comment() -> Response:
     """Accept a comment for classification: ``202`` with the comment and a ``Location``."""
     settings = services().settings
     token = credentials()
     body = json_body()
     check_text_size(body, "content", settings.max_content_bytes)
-    data = _parse(body)
+    data = body_of(CommentIn, body)
     key = _idempotency_key()
     require_broker()
 
@@ -79,6 +124,20 @@ def post_comment() -> Response:
 
 
 @bp.get("/<comment_id>")
+@operation(
+    "Read a comment and its verdict",
+    tag="comments",
+    access=Access.caller,
+    path={"comment_id": COMMENT_ID},
+    responses={
+        200: Reply(
+            "The comment; `moderation` only for a moderator of its site.",
+            CommentReadOut,
+            headers=(ETAG,),
+        )
+    },
+    errors={404: "no such comment, or the caller is neither its author nor its moderator"},
+)
 def get_comment(comment_id: str) -> Response:
     """The comment's status, discard flag and latest verdict, for its author; for a
     moderator of its site also its ``moderation`` detail. ``ETag``: its version."""
@@ -94,16 +153,6 @@ def get_comment(comment_id: str) -> Response:
     response = Response(json.dumps(body), status=200, mimetype="application/json")
     response.headers["ETag"] = comment_etag(comment.version)
     return response
-
-
-def _parse(body: dict[str, Any]) -> CommentIn:
-    try:
-        return CommentIn.model_validate(body)
-    except ValidationError as exc:
-        errors = [
-            FieldError(".".join(str(p) for p in e["loc"]) or "body", e["msg"]) for e in exc.errors()
-        ]
-        raise InvalidInput("the comment has invalid fields", errors) from None
 
 
 def _idempotency_key() -> str | None:

@@ -18,6 +18,7 @@ from service.auth.introspection import Introspector, looks_like_jwt
 from service.auth.roles import Role, require_role, site_roles
 from service.auth.tokens import bearer_token
 from service.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
+from service.moderation.classify import ClassifierChoice
 from service.moderation.errors import ServiceUnavailable, Unauthorized
 from service.moderation.sites import SiteDirectory, SiteInfo
 from service.moderation.types import Identity
@@ -54,6 +55,17 @@ class ClassifierStatus(Protocol):
     def ready(self) -> tuple[bool, str]: ...
 
 
+class ServingClassifier(ClassifierStatus, ClassifierChoice, Protocol):
+    """The process's classifiers: ready or not (``/readyz``), and each site's (the
+    Akismet endpoint scores in-process)."""
+
+
+class RequestMetrics(Protocol):
+    def token_failure(self, reason: str) -> None: ...
+
+    def render(self, accept: str | None) -> tuple[bytes, str]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     """Everything a view may use, built once by ``create_app``."""
@@ -68,8 +80,10 @@ class Services:
     queue: Queue
     #: Where accepted comments go to be classified (batched; see ``ClassificationBatcher``).
     classifications: Classifications
-    classifier: ClassifierStatus
+    classifier: ServingClassifier
     sites: SiteDirectory
+    #: The process's Prometheus metrics (``service.metrics.ApiMetrics``).
+    metrics: RequestMetrics
 
 
 def services() -> Services:
@@ -132,14 +146,25 @@ def require_broker() -> None:
 
 def credentials() -> str:
     """The request's credential: the ``X-API-Key`` header when present, else the token of
-    ``Authorization: Bearer`` (401 without either, as :func:`bearer_token` says)."""
-    api_key = request.headers.get(API_KEY_HEADER)
-    if api_key is not None:
-        api_key = api_key.strip()
-        if not is_api_key(api_key):
-            raise Unauthorized(f"the {API_KEY_HEADER} header holds no API key (cg_...)")
-        return api_key
-    return bearer_token(request.headers.get("Authorization"))
+    ``Authorization: Bearer`` (401 without either, as :func:`bearer_token` says). A
+    refusal is counted by its reason (the token failures metric)."""
+    try:
+        api_key = request.headers.get(API_KEY_HEADER)
+        if api_key is not None:
+            api_key = api_key.strip()
+            if not is_api_key(api_key):
+                raise Unauthorized(f"the {API_KEY_HEADER} header holds no API key (cg_...)")
+            return api_key
+        return bearer_token(request.headers.get("Authorization"))
+    except Unauthorized as exc:
+        _count_failure(exc)
+        raise
+
+
+def _count_failure(exc: Unauthorized) -> None:
+    # A try/except rather than a context manager: this is on every request's path, and a
+    # generator-based one costs about 2 microseconds each time.
+    services().metrics.token_failure(exc.reason)
 
 
 def authenticate(session: Session, site: SiteInfo, token: str) -> Identity:
@@ -149,25 +174,30 @@ def authenticate(session: Session, site: SiteInfo, token: str) -> Identity:
     token checked at its introspection endpoint.
 
     The identity's ``roles`` are those its claims grant at ``site`` (see
-    ``service/auth/roles.py``), and no others; an API key grants none.
+    ``service/auth/roles.py``), and no others; an API key grants none. A refusal is
+    counted by its reason (the token failures metric).
     """
     found = services()
-    if is_api_key(token):
-        return check_api_key(session, site_id=site.id, key=token, now=dt.datetime.now(dt.UTC))
-    if site.introspection is not None and not looks_like_jwt(token):
-        identity = found.introspector.introspect(
-            token,
-            client=site.introspection,
-            trusted_issuers=site.trusted_issuers,
-            audiences=site.audiences,
-        )
-    else:
-        identity = found.verifier.verify(
-            token,
-            trusted_issuers=site.trusted_issuers,
-            audiences=site.audiences,
-            site_slug=site.slug,
-        )
+    try:
+        if is_api_key(token):
+            return check_api_key(session, site_id=site.id, key=token, now=dt.datetime.now(dt.UTC))
+        if site.introspection is not None and not looks_like_jwt(token):
+            identity = found.introspector.introspect(
+                token,
+                client=site.introspection,
+                trusted_issuers=site.trusted_issuers,
+                audiences=site.audiences,
+            )
+        else:
+            identity = found.verifier.verify(
+                token,
+                trusted_issuers=site.trusted_issuers,
+                audiences=site.audiences,
+                site_slug=site.slug,
+            )
+    except Unauthorized as exc:
+        _count_failure(exc)
+        raise
     roles = site_roles(
         identity.claims,
         claim=found.settings.roles_claim,

@@ -9,6 +9,8 @@ from flask import Blueprint, Response
 from sqlalchemy import text
 
 from service.api.context import services
+from service.api.schemas import HealthOut, ReadyOut
+from service.api.spec import Access, Header, Reply, operation
 
 log = logging.getLogger(__name__)
 
@@ -16,11 +18,32 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@operation(
+    "Is the process up",
+    tag="health",
+    access=Access.public,
+    responses={200: Reply("The process answers.", HealthOut)},
+    reads_database=False,
+)
 def healthz() -> Response:
     return Response('{"status":"ok"}', mimetype="application/json")
 
 
 @bp.get("/readyz")
+@operation(
+    "Can the process do its work",
+    tag="health",
+    access=Access.public,
+    responses={
+        200: Reply("The database, the broker and the classifier are ready.", ReadyOut),
+        503: Reply(
+            "Something is not ready: `checks` names what.",
+            ReadyOut,
+            headers=(Header("Retry-After", "Seconds.", {"type": "integer"}, required=True),),
+        ),
+    },
+    reads_database=False,
+)
 def readyz() -> Response:
     """200 when the database answers, the broker answers and the classifier is loaded;
     otherwise 503 naming what is not ready (with ``Retry-After``)."""

@@ -17,12 +17,23 @@ from pydantic import (
     model_validator,
 )
 
-from models import AuditEntry, Author, Trust
-from service.api.schemas import UtcDatetime
+from models import AuditEntry, Author, Status, Trust
+from service.api import spec
+from service.api.schemas import (
+    BlankIsAbsent,
+    CommentOut,
+    Out,
+    PageLinks,
+    SelfLinks,
+    StorableStr,
+    UtcDatetime,
+    VerdictOut,
+)
 from service.moderation.actions import MAX_BULK, Action, ItemResult, Outcome
+from service.moderation.audit import MAX_PAGE
 from service.moderation.comments import comment_etag
 from service.moderation.errors import FieldError, InvalidInput
-from service.moderation.policy import effective_trust
+from service.moderation.policy import SitePolicy, effective_trust
 from service.moderation.text import storable_text
 
 NOTE_MAX = 2000
@@ -36,13 +47,7 @@ M = TypeVar("M", bound=BaseModel)
 
 def parse(model: type[M], body: dict[str, Any], what: str) -> M:
     """``body`` as ``model``, or ``InvalidInput`` naming each bad field."""
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        errors = [
-            FieldError(".".join(str(p) for p in e["loc"]) or "body", e["msg"]) for e in exc.errors()
-        ]
-        raise InvalidInput(f"the {what} has invalid fields", errors) from None
+    return spec.parse(model, body, what)
 
 
 def note_of(body: dict[str, Any]) -> str | None:
@@ -89,12 +94,12 @@ class BulkActionIn(BaseModel):
         return self
 
 
-class ActorOut(BaseModel):
+class ActorOut(Out):
     issuer: str
     subject: str
 
 
-class AuditOut(BaseModel):
+class AuditOut(Out):
     id: int
     action: str
     target_type: str
@@ -124,7 +129,7 @@ class AuditOut(BaseModel):
         )
 
 
-class ItemOut(BaseModel):
+class ItemOut(Out):
     """One comment's result in a bulk action."""
 
     id: uuid.UUID
@@ -160,15 +165,15 @@ class AuthorTrustIn(BaseModel):
     note: Note | None = None
 
 
-class AuthorOut(BaseModel):
+class AuthorOut(Out):
     id: int
     issuer: str
     subject: str
     display_name: str | None
     email: str | None
-    trust: str
+    trust: Trust
     #: The trust the worker applies now: an expired ban counts as normal.
-    effective_trust: str
+    effective_trust: Trust
     banned_until: UtcDatetime | None
     approved_count: int
     spam_count: int
@@ -189,3 +194,139 @@ class AuthorOut(BaseModel):
             spam_count=author.spam_count,
             created_at=author.created_at,
         )
+
+
+class ActionDoneOut(Out):
+    """What an action did."""
+
+    action: Action
+    from_: Status = Field(alias="from")
+    to: Status
+    note: str | None
+    audit_id: int
+    #: The training label it wrote (``spam`` or ``ham``), or null.
+    label: str | None
+
+
+class ActedCommentOut(Out):
+    """``POST /v1/comments/{id}/actions``: the comment after the action."""
+
+    id: uuid.UUID
+    site: str
+    thread: str
+    parent: uuid.UUID | None
+    author_name: str | None
+    content: str
+    created_at: UtcDatetime
+    status: Status
+    discard: bool
+    version: int
+    action: ActionDoneOut
+    links: SelfLinks
+
+
+class BulkResultOut(Out):
+    """``POST /v1/sites/{site}/actions``: one result per comment, in the order given."""
+
+    action: Action
+    #: Results by outcome (only outcomes that occurred).
+    counts: dict[str, int]
+    results: list[ItemOut]
+
+
+class AuditQueryIn(BlankIsAbsent):
+    """``GET /v1/sites/{site}/audit``'s query parameters (an empty one counts as absent)."""
+
+    limit: int = Field(default=50, ge=1, le=MAX_PAGE)
+    #: ``next_cursor`` of the previous page.
+    cursor: str | None = None
+    #: Only entries of this action (``spam``, ``trust``, ``rules``...).
+    action: StorableStr | None = None
+    #: Only entries by this actor (a subject).
+    actor: StorableStr | None = None
+    #: Only entries about this comment.
+    comment: uuid.UUID | None = None
+
+
+class AuditPageOut(Out):
+    """A page of the audit trail, newest first."""
+
+    entries: list[AuditOut]
+    next_cursor: str | None
+    links: PageLinks
+
+
+class RulesIn(SitePolicy):
+    """``PUT`` (fields left out take their defaults) and ``PATCH`` (fields left out stay)
+    ``/v1/sites/{site}/rules``: the site's policy, and a note for the audit trail."""
+
+    note: Note | None = None
+
+
+class HistoryOut(Out):
+    """An audit row of the comment."""
+
+    id: int
+    action: str
+    from_: str | None = Field(alias="from")
+    to: str | None
+    note: str | None
+    actor: ActorOut
+    created_at: UtcDatetime
+
+
+class RecentOut(Out):
+    """Another comment, in a moderator's detail."""
+
+    id: uuid.UUID
+    thread: str
+    status: Status
+    score: float | None
+    author_id: int | None
+    author_name: str | None
+    #: The content's first 280 characters.
+    excerpt: str
+    created_at: UtcDatetime
+    links: SelfLinks
+
+
+class DetailAuthorOut(Out):
+    id: int
+    issuer: str
+    subject: str
+    display_name: str | None
+    email: str | None
+    trust: Trust
+    banned_until: UtcDatetime | None
+    approved_count: int
+    spam_count: int
+    comments_by_status: dict[str, int]
+    #: The author's latest other comments.
+    recent: list[RecentOut]
+
+
+class ModerationOut(Out):
+    """What a moderator of the comment's site sees beyond what its author does."""
+
+    version: int
+    author_email: str | None
+    author_url: str | None
+    user_ip: str | None
+    user_agent: str | None
+    referrer: str | None
+    permalink: str | None
+    lang: str | None
+    #: All the comment's verdicts, oldest first.
+    verdicts: list[VerdictOut]
+    #: Its audit rows, oldest first.
+    history: list[HistoryOut]
+    author: DetailAuthorOut
+    #: The latest other comments from the same IP on the same site.
+    same_ip: list[RecentOut]
+
+
+class CommentReadOut(CommentOut):
+    """``GET /v1/comments/{id}``: the comment as its author sees it; a moderator of its
+    site also gets ``moderation``."""
+
+    moderation: ModerationOut | None = None

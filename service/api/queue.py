@@ -9,28 +9,45 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, request, url_for
 
 from service.api.context import authorize, credentials, services, transaction
-from service.api.schemas import iso_time
+from service.api.schemas import QueuePageOut, QueueQueryIn, iso_time
+from service.api.spec import SITE, Access, Header, Reply, operation, query_of
 from service.auth.roles import Role
 from service.moderation.comments import comment_etag
 from service.moderation.cursors import cursor_key
-from service.moderation.queue import QueueItem, QueuePage, QueueQuery, queue_page, queue_query
+from service.moderation.queue import QueueItem, QueuePage, QueueQuery, queue_page
 
 bp = Blueprint("queue", __name__, url_prefix="/v1/sites")
 
 
 @bp.get("/<slug>/queue")
+@operation(
+    "Read the moderation queue",
+    tag="moderation",
+    access=Access.moderator,
+    query=QueueQueryIn,
+    path={"slug": SITE},
+    responses={
+        200: Reply(
+            "A page of the site's comments in one status, and the counts per status.",
+            QueuePageOut,
+            headers=(
+                Header(
+                    "Cache-Control",
+                    "`private, no-store`: private fields, never kept by a shared cache.",
+                    required=True,
+                ),
+            ),
+        )
+    },
+    errors={
+        404: "unknown site",
+        422: "a parameter out of range, or a cursor altered or made for another query",
+    },
+)
 def get_queue(slug: str) -> Response:
     """One page of the queue with the next page's cursor and the counts per status."""
     token = credentials()
-    args = request.args
-    query = queue_query(
-        status=args.get("status"),
-        sort=args.get("sort"),
-        q=args.get("q"),
-        author=args.get("author"),
-        limit=args.get("limit"),
-        cursor=args.get("cursor"),
-    )
+    query = query_of(QueueQueryIn).domain()
     key = cursor_key(services().settings.secret_key.get_secret_value())
     with transaction() as session:
         site = services().sites.get(session, slug=slug)
@@ -51,6 +68,7 @@ def _render(slug: str, query: QueueQuery, page: QueuePage) -> dict[str, Any]:
             "sort": query.sort.value,
             **({"q": query.q} if query.q else {}),
             **({"author": str(query.author_id)} if query.author_id is not None else {}),
+            **({"thread": query.thread} if query.thread is not None else {}),
             "limit": str(query.limit),
             "cursor": page.next_cursor,
         }

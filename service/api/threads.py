@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, request
 from flask.blueprints import BlueprintSetupState
+from pydantic import Field
 from werkzeug.routing import BaseConverter
 
 from service.api.context import services, transaction
-from service.api.schemas import iso_time
+from service.api.schemas import ThreadPageOut, ThreadQueryIn, iso_time
+from service.api.spec import SITE, Access, Header, PathParam, Reply, operation, query_of
 from service.moderation.cursors import cursor_key
-from service.moderation.threads import ThreadComment, ThreadPage, thread_limit, thread_page
+from service.moderation.threads import ThreadComment, ThreadPage, thread_page
 
 bp = Blueprint("threads", __name__, url_prefix="/v1/sites")
 
@@ -44,11 +46,45 @@ def _register_converter(state: BlueprintSetupState) -> None:
 bp.record_once(_register_converter)
 
 
+THREAD_ETAG = Header("ETag", "A strong hash of the page.", required=True)
+
+
 @bp.get("/<slug>/threads/<thread_key:thread>/comments", merge_slashes=False)
+@operation(
+    "Read a thread's approved comments",
+    tag="threads",
+    access=Access.public,
+    query=ThreadQueryIn,
+    path={
+        "slug": SITE,
+        "thread": PathParam(
+            Annotated[str, Field(min_length=1)],
+            "The thread key, percent-encoded (`/posts/1` as `%2Fposts%2F1`).",
+        ),
+    },
+    headers=(Header("If-None-Match", "The page's ETag, as last read: 304 when it still matches."),),
+    responses={
+        200: Reply(
+            "A page of top-level approved comments, oldest first, replies nested.",
+            ThreadPageOut,
+            headers=(
+                THREAD_ETAG,
+                Header("Cache-Control", "`public, max-age=15`.", required=True),
+                Header("Access-Control-Allow-Origin", "`*`: any origin may read it."),
+            ),
+        ),
+        304: Reply(
+            "The page has not changed since the ETag in If-None-Match.",
+            None,
+            headers=(THREAD_ETAG,),
+        ),
+    },
+    errors={404: "unknown site", 422: "a bad limit, or a cursor altered or of another thread"},
+)
 def get_thread(slug: str, thread: str) -> Response:
     """A page of the thread's approved comments with a strong ETag; 304 when it matches."""
-    limit = thread_limit(request.args.get("limit"))
-    cursor = request.args.get("cursor")
+    query = query_of(ThreadQueryIn)
+    limit, cursor = query.limit, query.cursor
     key = cursor_key(services().settings.secret_key.get_secret_value())
     with transaction() as session:
         site = services().sites.get(session, slug=slug)

@@ -21,11 +21,12 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from models import ApiKey
+from models import ApiKey, Site
 from service.moderation.errors import FieldError, InvalidInput, NotFound, Unauthorized
 from service.moderation.sites import get_site
 from service.moderation.types import Identity
@@ -115,23 +116,106 @@ def check_api_key(session: Session, *, site_id: int, key: str, now: dt.datetime)
     revoked, belongs to another site, or does not match; the reasons a caller is told
     are the same for all but the malformed, so keys cannot be probed.
     """
+    row = _matching_key(session, key)
+    if row is None or row.site_id != site_id:
+        log.info("API key %s refused at site %s", _prefix_of(key), site_id)
+        raise Unauthorized("the API key is not valid for this site", reason="invalid_api_key")
+    _record_use(session, row.id, row.last_used_at, now)
+    return _identity(row.prefix)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyOwner:
+    """What a key proves when the key alone names the site (the Akismet API)."""
+
+    site_id: int
+    site_slug: str
+    identity: Identity
+    key_id: int
+    last_used_at: dt.datetime | None
+
+
+def site_of_api_key(
+    session: Session, *, key: str, now: dt.datetime, record_use: bool = True
+) -> KeyOwner:
+    """The site ``key`` belongs to and the identity it proves there, recording its use
+    unless ``record_use`` is false. ``Unauthorized`` as :func:`check_api_key` for a
+    malformed, unknown, revoked or non-matching key."""
+    row = _matching_key(session, key)
+    if row is None:
+        log.info("API key %s refused", _prefix_of(key))
+        raise Unauthorized("the API key is not valid", reason="invalid_api_key")
+    owner = KeyOwner(row.site_id, row.site_slug, _identity(row.prefix), row.id, row.last_used_at)
+    if record_use:
+        record_key_use(session, owner, now=now)
+    return owner
+
+
+def record_key_use(session: Session, owner: KeyOwner, *, now: dt.datetime) -> None:
+    """Record that the key of ``owner`` (from :func:`site_of_api_key` with
+    ``record_use=False``) was used at ``now``, for a caller that writes it after its own
+    work."""
+    _record_use(session, owner.key_id, owner.last_used_at, now)
+
+
+# Built once: checking a key is on every keyed request's path.
+_KEY_ROW = (
+    select(
+        ApiKey.id,
+        ApiKey.site_id,
+        ApiKey.prefix,
+        ApiKey.salt,
+        ApiKey.digest,
+        ApiKey.revoked_at,
+        ApiKey.last_used_at,
+        Site.slug.label("site_slug"),
+    )
+    .join(Site, Site.id == ApiKey.site_id)
+    .where(ApiKey.prefix == bindparam("prefix"))
+)
+_RECORD_USE = (
+    update(ApiKey)
+    .where(
+        ApiKey.id == bindparam("key_id"),
+        or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < bindparam("used_before")),
+    )
+    .values(last_used_at=bindparam("now"))
+)
+
+
+def _matching_key(session: Session, key: str) -> Any:
+    """The key's row (the columns of :data:`_KEY_ROW`) when ``key`` is well formed,
+    known, matches its digest and is not revoked; else None. ``Unauthorized`` for a
+    malformed key."""
     found = _KEY.match(key)
     if found is None:
         raise Unauthorized("the API key is malformed")
-    prefix = found.group(1)
-    row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    row = session.connection().execute(_KEY_ROW, {"prefix": found.group(1)}).one_or_none()
     # Computed even for an unknown prefix, so that timing does not tell which exist.
     salt = row.salt if row is not None else "00" * 16
     matches = hmac.compare_digest(_digest(salt, key), row.digest if row is not None else "")
-    if row is None or not matches or row.site_id != site_id or row.revoked_at is not None:
-        log.info("API key %s refused at site %s", prefix, site_id)
-        raise Unauthorized("the API key is not valid for this site")
-    session.execute(
-        update(ApiKey)
-        .where(
-            ApiKey.id == row.id,
-            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_RESOLUTION),
-        )
-        .values(last_used_at=now)
+    if row is None or not matches or row.revoked_at is not None:
+        return None
+    return row
+
+
+def _prefix_of(key: str) -> str:
+    found = _KEY.match(key)
+    return found.group(1) if found else "(malformed)"
+
+
+def _record_use(session: Session, key_id: int, used: dt.datetime | None, now: dt.datetime) -> None:
+    """Write the key's last use, unless the last use read (``used``) is less than
+    :data:`LAST_USED_RESOLUTION` old (no round trip then); the UPDATE says so again, for
+    a concurrent request."""
+    if used is not None and used.tzinfo is None:
+        used = used.replace(tzinfo=dt.UTC)  # SQLite hands timestamps back without a zone
+    if used is not None and used >= now - LAST_USED_RESOLUTION:
+        return
+    session.connection().execute(
+        _RECORD_USE, {"key_id": key_id, "used_before": now - LAST_USED_RESOLUTION, "now": now}
     )
+
+
+def _identity(prefix: str) -> Identity:
     return Identity(issuer=API_KEY_ISSUER, subject=prefix, claims={"api_key": prefix})

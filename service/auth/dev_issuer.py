@@ -5,6 +5,14 @@ Its tokens are ordinary RFC 9068 JWT access tokens (``typ: at+jwt``) signed with
 (``EdDSA``) by a key kept at ``settings.dev_key_path``. The verifier checks them on the
 same code path as any issuer's, with this module's public key standing in for a JWKS,
 and only while ``settings.dev_issuer`` is on (which ``Settings`` refuses in production).
+
+It also logs moderators in to the web UI by OpenID Connect authorization code + PKCE:
+:func:`check_authorization_request` validates what the UI sends to its authorization
+endpoint (``/dev-issuer/authorize``, a login page that asks for a subject and a role and
+no password), :func:`issue_code` makes the code that page redirects back with, and
+:func:`redeem_code` exchanges it, with the PKCE verifier, for an ID token. The one client
+is :data:`DEV_UI_CLIENT_ID`, a public client (PKCE, no secret) whose redirect URI the
+endpoint holds to the app's own ``/ui/callback``.
 """
 
 from __future__ import annotations
@@ -12,13 +20,15 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +185,172 @@ def _require_enabled(settings: Settings) -> None:
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+# --- the web UI's login: authorization code + PKCE ------------------------------------------
+
+#: The web UI's client id at the development issuer: a public client (PKCE, no secret).
+DEV_UI_CLIENT_ID = "commentguard-ui"
+#: An authorization code is redeemable this long after it was issued.
+CODE_SECONDS = 60
+#: ID tokens live this long (the UI reads them once, at login).
+ID_TOKEN_SECONDS = 300
+#: The JOSE ``typ`` of a code: no verifier takes it for an access or ID token (it lacks
+#: ``sub`` and ``aud`` too).
+CODE_TYPE = "cg-dev-code+jwt"
+_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
+_VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
+
+
+class AuthorizationError(ValueError):
+    """An authorization or token request the development issuer refuses; ``error`` is
+    the OAuth 2.0 error code (RFC 6749 4.1.2.1 and 5.2)."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+
+
+def check_authorization_request(
+    settings: Settings, params: Mapping[str, str], *, redirect_uri_allowed: Callable[[str], bool]
+) -> dict[str, str]:
+    """The parameters of an authorization request (``response_type=code``, ``client_id``
+    :data:`DEV_UI_CLIENT_ID`, a ``redirect_uri`` that ``redirect_uri_allowed`` accepts,
+    ``scope`` with ``openid``, ``state``, ``nonce``, an S256 ``code_challenge``), or
+    :class:`AuthorizationError`. :class:`DevIssuerDisabled` while the issuer is off."""
+    _require_enabled(settings)
+    client_id = params.get("client_id", "")
+    if client_id != DEV_UI_CLIENT_ID:
+        raise AuthorizationError(
+            "unauthorized_client", f"the only client here is '{DEV_UI_CLIENT_ID}'"
+        )
+    redirect_uri = params.get("redirect_uri", "")
+    if not redirect_uri_allowed(redirect_uri):
+        raise AuthorizationError("invalid_request", "the redirect_uri is not this UI's callback")
+    if params.get("response_type") != "code":
+        raise AuthorizationError("unsupported_response_type", "only response_type=code")
+    if "openid" not in params.get("scope", "").split():
+        raise AuthorizationError("invalid_scope", "the scope must include openid")
+    if params.get("code_challenge_method") != "S256" or not _CHALLENGE.fullmatch(
+        params.get("code_challenge", "")
+    ):
+        raise AuthorizationError("invalid_request", "PKCE is required: an S256 code_challenge")
+    for name in ("state", "nonce"):
+        value = params.get(name, "")
+        if not 1 <= len(value) <= 200:
+            raise AuthorizationError("invalid_request", f"{name} is required")
+    keys = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce")
+    return {
+        **{k: params[k] for k in keys},
+        "code_challenge": params["code_challenge"],
+        "code_challenge_method": "S256",
+    }
+
+
+def issue_code(
+    settings: Settings,
+    request: Mapping[str, str],
+    *,
+    subject: str,
+    name: str | None = None,
+    email: str | None = None,
+    roles: Sequence[str] = (),
+) -> str:
+    """The authorization code for ``request`` (as :func:`check_authorization_request`
+    returned it) once ``subject`` has logged in, granting ``roles`` (full claim values,
+    ``commentguard:<site>:<role>``). A signed JWT holding what the ID token will say, bound
+    to the client, the redirect URI and the PKCE challenge, valid :data:`CODE_SECONDS`."""
+    _require_enabled(settings)
+    if not subject.strip() or len(subject) > 255:
+        raise AuthorizationError("invalid_request", "the subject must be 1 to 255 characters")
+    key = load_or_create_key(settings.dev_key_path)
+    now = int(time.time())
+    user: dict[str, Any] = {"sub": subject, "roles": list(roles)}
+    if name:
+        user["name"] = name
+    if email:
+        user["email"] = email
+    claims = {
+        "iss": DEV_ISSUER,
+        "client_id": request["client_id"],
+        "redirect_uri": request["redirect_uri"],
+        "code_challenge": request["code_challenge"],
+        "nonce": request["nonce"],
+        "scope": request["scope"],
+        "iat": now,
+        "exp": now + CODE_SECONDS,
+        "jti": secrets.token_urlsafe(16),
+        "user": user,
+    }
+    headers = {"typ": CODE_TYPE, "kid": public_jwk(key)["kid"]}
+    return jwt.encode(claims, key, algorithm=DEV_ALGORITHM, headers=headers)
+
+
+def redeem_code(
+    settings: Settings, *, code: str, client_id: str, redirect_uri: str, code_verifier: str
+) -> dict[str, Any]:
+    """The token response (RFC 6749 5.1 with OpenID Connect's ``id_token``) for a code of
+    :func:`issue_code`: refused (``invalid_grant``) when the code is not one of ours, has
+    expired, or was issued to another client or redirect URI, or when ``code_verifier``
+    does not hash to its challenge (RFC 7636 4.6).
+
+    The ID token is signed like the access tokens (so the verifier checks it the same
+    way), for ``aud`` = ``client_id``, with the login's ``nonce``, name, e-mail and roles
+    (in ``settings.roles_claim``)."""
+    _require_enabled(settings)
+    key = load_or_create_key(settings.dev_key_path)
+    try:
+        header = jwt.get_unverified_header(code)
+        claims = jwt.decode(
+            code,
+            key.public_key(),
+            algorithms=[DEV_ALGORITHM],
+            issuer=DEV_ISSUER,
+            options={"require": ["exp", "iat", "iss"], "verify_aud": False},
+        )
+    except jwt.PyJWTError:
+        raise AuthorizationError("invalid_grant", "the code is invalid or has expired") from None
+    if header.get("typ") != CODE_TYPE:
+        raise AuthorizationError("invalid_grant", "that is not an authorization code")
+    if claims.get("client_id") != client_id or claims.get("redirect_uri") != redirect_uri:
+        raise AuthorizationError("invalid_grant", "the code was issued to another client")
+    if not _VERIFIER.fullmatch(code_verifier):
+        raise AuthorizationError("invalid_grant", "the code_verifier is malformed")
+    challenge = _b64url(hashlib.sha256(code_verifier.encode("ascii")).digest())
+    if not hmac.compare_digest(challenge, str(claims.get("code_challenge", ""))):
+        raise AuthorizationError("invalid_grant", "the code_verifier does not match")
+    user = claims["user"]
+    now = int(time.time())
+    id_claims: dict[str, Any] = {
+        "iss": DEV_ISSUER,
+        "sub": user["sub"],
+        "aud": client_id,
+        "iat": now,
+        "exp": now + ID_TOKEN_SECONDS,
+        "auth_time": claims["iat"],
+        "nonce": claims["nonce"],
+    }
+    for claim in ("name", "email"):
+        if claim in user:
+            id_claims[claim] = user[claim]
+    if "email" in user:
+        # The development login takes the address on trust; so does everything downstream.
+        id_claims["email_verified"] = False
+    if user.get("roles"):
+        roles = list(user["roles"])
+        id_claims[settings.roles_claim] = (
+            " ".join(roles) if settings.roles_claim == "scope" else roles
+        )
+    id_token = jwt.encode(
+        id_claims,
+        key,
+        algorithm=DEV_ALGORITHM,
+        headers={"typ": "JWT", "kid": public_jwk(key)["kid"]},
+    )
+    return {
+        "token_type": "Bearer",
+        "id_token": id_token,
+        "expires_in": ID_TOKEN_SECONDS,
+        "scope": claims["scope"],
+    }

@@ -26,7 +26,7 @@ from typing import Any
 
 from service.auth.claims import claimed_identity
 from service.auth.jwks import MAX_DOCUMENT_BYTES, KeysUnavailable, check_fetchable, is_loopback
-from service.moderation.errors import ServiceUnavailable, Unauthorized
+from service.moderation.errors import ServiceUnavailable, Unauthorized, UnauthorizedReason
 from service.moderation.sites import IntrospectionClient
 from service.moderation.types import Identity
 
@@ -49,6 +49,7 @@ class _Answer:
     until: float
     identity: Identity | None
     refusal: str = ""
+    reason: UnauthorizedReason = "malformed"
 
 
 class Introspector:
@@ -110,7 +111,7 @@ class Introspector:
                     self._answers.popitem(last=False)
         if cached.identity is None:
             log.info("opaque token refused (%s): %s", client.endpoint, cached.refusal)
-            raise Unauthorized(cached.refusal)
+            raise Unauthorized(cached.refusal, reason=cached.reason)
         return cached.identity
 
     def _ask(self, token: str, client: IntrospectionClient) -> dict[str, Any]:
@@ -180,28 +181,34 @@ class Introspector:
     ) -> _Answer:
         refused_until = now + self._max_cache
 
-        def refuse(reason: str) -> _Answer:
-            return _Answer(until=refused_until, identity=None, refusal=reason)
+        def refuse(detail: str, reason: UnauthorizedReason = "malformed") -> _Answer:
+            return _Answer(until=refused_until, identity=None, refusal=detail, reason=reason)
 
         if answer.get("active") is not True:
-            return refuse("the token is not active (revoked, expired or unknown)")
+            return refuse(
+                "the token is not active (revoked, expired or unknown)", "introspection_inactive"
+            )
         exp = answer.get("exp")
         if not isinstance(exp, int | float) or isinstance(exp, bool):
             return refuse("the introspection answer gives the token no expiry (exp)")
         if exp <= now:
-            return refuse("the token has expired")
+            return refuse("the token has expired", "expired")
         issuer = answer.get("iss")
         if issuer is None:
             if len(trusted_issuers) != 1:
                 return refuse("the introspection answer names no issuer (iss)")
             issuer = trusted_issuers[0]
         if issuer not in trusted_issuers:
-            return refuse(f"the token's issuer {issuer!r:.80} is not trusted by this site")
+            return refuse(
+                f"the token's issuer {issuer!r:.80} is not trusted by this site",
+                "untrusted_issuer",
+            )
         granted = answer.get("aud")
         granted_list = [granted] if isinstance(granted, str) else granted
         if not isinstance(granted_list, list) or not set(granted_list) & set(audiences):
             return refuse(
-                "the token is not meant for this site (its aud is not one the site accepts)"
+                "the token is not meant for this site (its aud is not one the site accepts)",
+                "wrong_audience",
             )
         subject = answer.get("sub") or answer.get("client_id")
         if not isinstance(subject, str) or not subject:

@@ -37,7 +37,7 @@ from service.auth.jwks import (
     parse_jwks,
     remote_loader,
 )
-from service.moderation.errors import ServiceUnavailable, Unauthorized
+from service.moderation.errors import ServiceUnavailable, Unauthorized, UnauthorizedReason
 from service.moderation.types import Identity
 from service.settings import Settings
 
@@ -69,11 +69,15 @@ def bearer_token(authorization_header: str | None) -> str:
     """
     header = (authorization_header or "").strip()
     if not header:
-        raise Unauthorized("send an access token: Authorization: Bearer <token>", error=None)
+        raise Unauthorized(
+            "send an access token: Authorization: Bearer <token>", error=None, reason="missing"
+        )
     scheme, _, rest = header.partition(" ")
     if scheme.lower() != "bearer":
         raise Unauthorized(
-            "only the Bearer scheme is accepted: Authorization: Bearer <token>", error=None
+            "only the Bearer scheme is accepted: Authorization: Bearer <token>",
+            error=None,
+            reason="missing",
         )
     parts = rest.split()
     if len(parts) != 1 or not _B64TOKEN.fullmatch(parts[0]):
@@ -243,7 +247,8 @@ class TokenVerifier:
         if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
             raise Unauthorized(
                 f"the token's algorithm {_shown(algorithm)} is not accepted; "
-                f"use one of {', '.join(ALGORITHMS)}"
+                f"use one of {', '.join(ALGORITHMS)}",
+                reason="algorithm",
             )
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
@@ -272,15 +277,24 @@ class TokenVerifier:
     ) -> list[str]:
         if issuer == DEV_ISSUER:
             if not self._settings.dev_issuer:
-                raise Unauthorized("development tokens are not accepted: the dev issuer is off")
+                raise Unauthorized(
+                    "development tokens are not accepted: the dev issuer is off",
+                    reason="untrusted_issuer",
+                )
             accepted = [*audiences, *([site_slug] if site_slug else [])]
         elif issuer in trusted_issuers:
             accepted = list(audiences)
         else:
-            raise Unauthorized(f"the token's issuer {_shown(issuer)} is not trusted by this site")
+            raise Unauthorized(
+                f"the token's issuer {_shown(issuer)} is not trusted by this site",
+                reason="untrusted_issuer",
+            )
         if not accepted:
             # PyJWT would otherwise accept a token without ``aud`` for "no audience".
-            raise Unauthorized("this site accepts no token audience; its audiences are unset")
+            raise Unauthorized(
+                "this site accepts no token audience; its audiences are unset",
+                reason="wrong_audience",
+            )
         return accepted
 
     def _key(self, issuer: str, kid: str, algorithm: str) -> PyJWK:
@@ -288,11 +302,13 @@ class TokenVerifier:
             return self._issuer_keys(issuer).key(kid, algorithm)
         except UnknownKey:
             raise Unauthorized(
-                f"the token's signing key {_shown(kid)} is not one its issuer publishes"
+                f"the token's signing key {_shown(kid)} is not one its issuer publishes",
+                reason="unknown_kid",
             ) from None
         except KeyAlgorithmMismatch:
             raise Unauthorized(
-                f"the token's signing key {_shown(kid)} is not a key for {algorithm}"
+                f"the token's signing key {_shown(kid)} is not a key for {algorithm}",
+                reason="unusable_key",
             ) from None
         except KeysUnavailable:
             raise ServiceUnavailable(
@@ -358,7 +374,8 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             # Not only InvalidTokenError: a weak key raises InvalidKeyError, a sibling.
-            raise Unauthorized(_refusal(exc)) from None
+            detail, reason = _refusal(exc)
+            raise Unauthorized(detail, reason=reason) from None
         return claims
 
 
@@ -370,31 +387,35 @@ class _Verified:
     identity: Identity
 
 
-def _refusal(exc: jwt.PyJWTError) -> str:
-    """The words for a PyJWT refusal (its own messages are terse and vary by version)."""
+def _refusal(exc: jwt.PyJWTError) -> tuple[str, UnauthorizedReason]:
+    """The words for a PyJWT refusal (its own messages are terse and vary by version), and
+    its reason in a word."""
     if isinstance(exc, jwt.ExpiredSignatureError):
-        return "the token has expired"
+        return "the token has expired", "expired"
     if isinstance(exc, jwt.ImmatureSignatureError):
-        return "the token is not valid yet (its nbf or iat is in the future)"
+        return "the token is not valid yet (its nbf or iat is in the future)", "not_yet_valid"
     if isinstance(exc, jwt.InvalidAudienceError):
-        return "the token is not meant for this site (its aud is not one the site accepts)"
+        return (
+            "the token is not meant for this site (its aud is not one the site accepts)",
+            "wrong_audience",
+        )
     if isinstance(exc, jwt.InvalidIssuerError):
-        return "the token's issuer does not match"
+        return "the token's issuer does not match", "untrusted_issuer"
     if isinstance(exc, jwt.MissingRequiredClaimError):
-        return f"the token lacks the required '{exc.claim}' claim"
+        return f"the token lacks the required '{exc.claim}' claim", "malformed"
     if isinstance(exc, jwt.InvalidSignatureError):
-        return "the token's signature does not verify"
+        return "the token's signature does not verify", "bad_signature"
     if isinstance(exc, jwt.InvalidKeyError):
-        return "the token's signing key is too weak or unusable"
+        return "the token's signing key is too weak or unusable", "unusable_key"
     if isinstance(exc, jwt.InvalidIssuedAtError):
-        return "the token's iat claim is not a number"
+        return "the token's iat claim is not a number", "malformed"
     if isinstance(exc, InvalidSubjectError):
-        return "the token's sub claim is not a string"
+        return "the token's sub claim is not a string", "malformed"
     if isinstance(exc, InvalidJTIError):
-        return "the token's jti claim is not a string"
+        return "the token's jti claim is not a string", "malformed"
     if isinstance(exc, jwt.InvalidAlgorithmError):
-        return "the token's algorithm is not accepted"
-    return "the token is malformed"
+        return "the token's algorithm is not accepted", "algorithm"
+    return "the token is malformed", "malformed"
 
 
 def _identity(claims: Mapping[str, Any]) -> Identity:

@@ -25,10 +25,15 @@ The rules:
   comments that are approved (or spam) now. The worker adds one for each verdict; an
   action takes one from the count of the status the comment leaves and adds one to the
   count of the status it enters, in SQL, so concurrent writers lose nothing.
+* Webhooks: where the site has hooks subscribed to ``comment.moderated``, each comment
+  moved gets its delivery rows in the same transaction (one statement for all of them);
+  the caller sends ``ItemResult.deliveries`` after its commit.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import enum
 import uuid
 from collections import defaultdict
@@ -39,8 +44,20 @@ from typing import Any
 from sqlalchemy import bindparam, case, false, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from models import AuditEntry, Author, Comment, Label, LabelSource, LabelValue, Status
+from models import (
+    AuditEntry,
+    Author,
+    Comment,
+    Label,
+    LabelSource,
+    LabelValue,
+    Site,
+    Status,
+    WebhookEvent,
+)
 from service.moderation.comments import MODERATOR, comment_etag
+from service.moderation.deliveries import DEFAULT_LEASE, Event, hooks_exist, new_event
+from service.moderation.deliveries import record as record_deliveries
 from service.moderation.errors import (
     Conflict,
     FieldError,
@@ -113,6 +130,8 @@ class ItemResult:
     audit_id: int | None = None
     label: LabelValue | None = None
     detail: str | None = None
+    #: ``ok``: the webhook deliveries written for it, to send after the commit.
+    deliveries: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +163,7 @@ def act_on_comment(
     actor: Identity,
     action: Action,
     note: str | None,
+    webhook_lease: dt.timedelta = DEFAULT_LEASE,
 ) -> ItemResult:
     """Act on one comment of the site if it is at one of ``versions`` (None: at whatever
     version it is, as ``If-Match: *``): the result on success; else ``NotFound``,
@@ -174,6 +194,7 @@ def act_on_comment(
         actor=actor,
         action=action,
         note=note,
+        webhook_lease=webhook_lease,
     )
     if result.outcome is Outcome.not_found:
         raise NotFound(f"no comment {comment_id}")
@@ -196,13 +217,15 @@ def act_on_comments(
     actor: Identity,
     action: Action,
     note: str | None,
+    webhook_lease: dt.timedelta = DEFAULT_LEASE,
 ) -> list[ItemResult]:
     """Act on up to :data:`MAX_BULK` comments of the site (the caller has checked that
     ``actor`` moderates it); one result per item, in order. Comments of other sites are
     ``not_found``. A handful of statements whatever the number of items: one locking
     read, one read of the audit trail for a restore, one update per target status, one
-    update per author touched, and one insert each for the audit rows and the labels.
-    Executes statements; the caller commits once."""
+    update per author touched, and one insert each for the audit rows and the labels
+    (and the webhook deliveries, when the site has hooks, due ``webhook_lease`` from
+    now). Executes statements; the caller commits once."""
     ids = [item.comment_id for item in items]
     if len(ids) > MAX_BULK:
         raise InvalidInput("too many comments", [FieldError("ids", f"at most {MAX_BULK}")])
@@ -223,6 +246,10 @@ def act_on_comments(
                 Comment.author_email,
                 Comment.author_url,
                 Comment.permalink,
+                Comment.thread,
+                # For the webhooks' events: evaluated once, not per row.
+                select(Site.slug).where(Site.id == site_id).scalar_subquery().label("site_slug"),
+                hooks_exist(site_id, WebhookEvent.moderated).label("has_hooks"),
             )
             .where(Comment.site_id == site_id, Comment.id.in_(ids))
             # Locked in one order, so that two bulk actions cannot deadlock each other.
@@ -283,11 +310,68 @@ def act_on_comments(
 
     if moved:
         _count_on_authors(session, rows=rows, moved=moved)
-        results.update(_audit_and_label(session, site_id, rows, moved, actor, action, note))
+        done = _audit_and_label(session, site_id, rows, moved, actor, action, note)
+        if next(iter(rows.values())).has_hooks:
+            done = _with_deliveries(
+                session, site_id, rows, done, actor, action, note, webhook_lease
+            )
+        results.update(done)
     for entity in list(session.identity_map.values()):
         if isinstance(entity, Comment) and entity.id in moved:
             session.expire(entity)
     return [results[i] for i in ids]
+
+
+def _with_deliveries(
+    session: Session,
+    site_id: int,
+    rows: dict[uuid.UUID, Any],
+    done: dict[uuid.UUID, ItemResult],
+    actor: Identity,
+    action: Action,
+    note: str | None,
+    lease: dt.timedelta,
+) -> dict[uuid.UUID, ItemResult]:
+    """``done`` with the ``comment.moderated`` deliveries of each comment, written in
+    one statement."""
+    now = dt.datetime.now(dt.UTC)
+    events: dict[uuid.UUID, Event] = {}
+    for cid, result in done.items():
+        row = rows[cid]
+        assert result.status is not None
+        assert result.from_status is not None
+        events[cid] = new_event(
+            site_id=site_id,
+            site=row.site_slug,
+            event_type=WebhookEvent.moderated,
+            occurred_at=now,
+            data={
+                "comment": {
+                    "id": str(cid),
+                    "thread": row.thread,
+                    "status": result.status.value,
+                    "previous_status": result.from_status.value,
+                    "discard": result.discard,
+                    "version": result.version,
+                },
+                "action": {
+                    "action": action.value,
+                    "from": result.from_status.value,
+                    "to": result.status.value,
+                    "note": note,
+                    "label": result.label.value if result.label else None,
+                    "audit_id": result.audit_id,
+                    "actor": {"issuer": actor.issuer, "subject": actor.subject},
+                },
+            },
+        )
+    written = record_deliveries(
+        session, event_type=WebhookEvent.moderated, events=list(events.values()), due=now + lease
+    )
+    return {
+        cid: dataclasses.replace(result, deliveries=tuple(written.get(events[cid].event_id, ())))
+        for cid, result in done.items()
+    }
 
 
 def _before_trash(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, Status]:

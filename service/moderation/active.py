@@ -99,6 +99,16 @@ class ClassifierProvider:
             detail += "; " + ", ".join(f"site {scope}: {version}" for scope, version in sites)
         return True, f"ok ({detail})"
 
+    def versions(self) -> dict[int | None, str]:
+        """Scope (a site id; None for every site without a version of its own) -> the
+        version :meth:`for_site` scores with there now: each site's active version, and
+        the global one (the registry's, else the implicit artifact's). Raises as
+        :meth:`get` when the implicit artifact is needed and cannot be loaded."""
+        found = {scope: loaded.version for scope, loaded in (self._current() or {}).items()}
+        if None not in found:
+            found[None] = self._implicit_classifier().version
+        return found
+
     def check_now(self) -> None:
         """Ask the registry at the next use, whatever the interval (after a promotion made
         by this very process, say)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import uuid
@@ -13,10 +14,19 @@ from typing import Any, Protocol
 from sqlalchemy import ARRAY, Uuid, any_, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from models import Author, Comment, OutboxTask, Site, Status, Trust, Verdict
+from models import Author, Comment, OutboxTask, Site, Status, Trust, Verdict, WebhookEvent
 from service.classifier import CommentRecord, Score
 from service.classifier.evaluation import Thresholds
+from service.moderation.deliveries import (
+    DEFAULT_LEASE,
+    Event,
+    hooks_exist,
+    new_event,
+)
+from service.moderation.deliveries import record as record_deliveries
 from service.moderation.policy import (
+    Decision,
+    RuleReason,
     SitePolicy,
     decide,
     effective_thresholds,
@@ -57,6 +67,9 @@ class Decided:
     classifier_version: str
     reasons: list[dict[str, Any]]
     latency_ms: float
+    #: The webhook deliveries written with the verdict, for the caller to send after its
+    #: commit (``service.moderation.deliveries``).
+    deliveries: tuple[int, ...] = ()
 
 
 # Statements are built once per process: this is the worker's hot path.
@@ -81,6 +94,12 @@ _LOCKED = (
         Author.approved_count,
         Author.spam_count,
         Site.policy,
+        # What the webhooks' event needs, read in the same round trip; a site without
+        # hooks costs one probe of an index.
+        Comment.thread,
+        Comment.version,
+        Site.slug.label("site_slug"),
+        hooks_exist(Comment.site_id, WebhookEvent.classified).label("has_hooks"),
     )
     .join(Author, Author.id == Comment.author_id)
     .join(Site, Site.id == Comment.site_id)
@@ -132,6 +151,10 @@ _MARK_DONE = (
     )
     .values(done_at=bindparam("o_now"))
 )
+#: What records a verdict and moves its author's count (parameters: :func:`record_params`),
+#: for the paths that decide elsewhere than in a worker (the Akismet endpoint).
+INSERT_VERDICT = _INSERT_VERDICT
+COUNT_AUTHOR = _COUNT_AUTHOR
 # PostgreSQL: every write of a verdict in one round trip, through data-modifying CTEs.
 _WRITE_ALL = _MARK_DONE.add_cte(
     _INSERT_VERDICT.cte("new_verdict"),
@@ -170,6 +193,8 @@ def classify_comment(
     classifier: ClassifierChoice,
     now: dt.datetime | None = None,
     statuses: frozenset[Status] = frozenset({Status.pending}),
+    rescore: bool = False,
+    webhook_lease: dt.timedelta = DEFAULT_LEASE,
 ) -> Decided | None:
     """Score a pending comment, decide by the site's policy, and record it all.
 
@@ -183,10 +208,20 @@ def classify_comment(
     the transaction commits asynchronously (:data:`_LOCK_COMMENT_ASYNC`): a crash of the
     database within a fraction of a second of the commit may undo all of it, leaving the
     comment as it was (a pending one is then scored again by the sweeper).
+    Where the site has webhooks subscribed to ``comment.classified``, their deliveries are
+    written in the same transaction (one more statement; ``rescore`` says so in the
+    event), due ``webhook_lease`` after ``now`` unless sent sooner: the caller sends
+    ``Decided.deliveries`` after its commit.
     Executes statements; the caller commits once. Logs the verdict (:func:`log_verdict`).
     """
     decided = _classify_one(
-        session, comment_id=comment_id, classifier=classifier, now=now, statuses=statuses
+        session,
+        comment_id=comment_id,
+        classifier=classifier,
+        now=now,
+        statuses=statuses,
+        rescore=rescore,
+        webhook_lease=webhook_lease,
     )
     if decided is not None:
         log_verdict(decided)
@@ -200,6 +235,8 @@ def _classify_one(
     classifier: ClassifierChoice,
     now: dt.datetime | None,
     statuses: frozenset[Status],
+    rescore: bool = False,
+    webhook_lease: dt.timedelta = DEFAULT_LEASE,
 ) -> Decided | None:
     now = now or dt.datetime.now(dt.UTC)
     connection = session.connection()
@@ -212,12 +249,21 @@ def _classify_one(
 
     chosen = classifier.for_site(row.site_id)
     decided = _decided(row, chosen, chosen.score(record_of(row)), now)
-    params = _record_params(decided, row.author_id, now)
+    params = record_params(decided, row.author_id, now)
     if postgresql:
         connection.execute(_WRITE_ALL, params)
     else:
         for statement in (_INSERT_VERDICT, _UPDATE_COMMENT, _COUNT_AUTHOR, _MARK_DONE):
             connection.execute(statement, params)
+    if row.has_hooks:
+        event = classified_event(row, decided, now, rescore=rescore)
+        written = record_deliveries(
+            session,
+            event_type=WebhookEvent.classified,
+            events=[event],
+            due=now + webhook_lease,
+        )
+        decided = dataclasses.replace(decided, deliveries=tuple(written.get(event.event_id, ())))
     return decided
 
 
@@ -227,6 +273,7 @@ def classify_comments(
     comment_ids: Sequence[uuid.UUID],
     classifier: ClassifierChoice,
     now: dt.datetime | None = None,
+    webhook_lease: dt.timedelta = DEFAULT_LEASE,
 ) -> list[Decided]:
     """Classify a batch of comments in the caller's transaction: for each pending one,
     exactly what :func:`classify_comment` would decide and record if called for each in
@@ -240,9 +287,11 @@ def classify_comments(
     others with one ``score_many`` per classifier. On PostgreSQL that takes four round
     trips whatever the batch's size (lock the comments, move them, record the verdicts
     with their counts and outbox marks, commit; one more marks the outbox rows of
-    comments no longer pending), and the transaction commits asynchronously as
-    :func:`classify_comment`'s does; elsewhere it is :func:`classify_comment`'s
-    statements for each comment. Executes statements; the caller commits once.
+    comments no longer pending; one more writes the webhook deliveries of all the
+    verdicts whose sites have hooks, when any has), and the transaction commits
+    asynchronously as :func:`classify_comment`'s does; elsewhere it is
+    :func:`classify_comment`'s statements for each comment. Executes statements; the
+    caller commits once, then sends each ``Decided.deliveries``.
     """
     now = now or dt.datetime.now(dt.UTC)
     wanted = list(dict.fromkeys(comment_ids))
@@ -255,6 +304,7 @@ def classify_comments(
                 classifier=classifier,
                 now=now,
                 statuses=frozenset({Status.pending}),
+                webhook_lease=webhook_lease,
             )
             for comment_id in wanted
         )
@@ -294,8 +344,9 @@ def classify_comments(
         in_author_order = sorted(decided, key=lambda d: author_of[d.comment_id])
         # executemany: psycopg pipelines the statements, one round trip for all of them.
         connection.execute(
-            _RECORD, [_record_params(d, author_of[d.comment_id], now) for d in in_author_order]
+            _RECORD, [record_params(d, author_of[d.comment_id], now) for d in in_author_order]
         )
+        decided = _with_deliveries(session, rows, decided, now, webhook_lease)
     recorded = {d.comment_id for d in decided}
     undecided = [comment_id for comment_id in wanted if comment_id not in recorded]
     if undecided:
@@ -303,8 +354,69 @@ def classify_comments(
     return decided
 
 
-def _record_params(decided: Decided, author_id: int, now: dt.datetime) -> dict[str, Any]:
-    """The parameters of :data:`_RECORD` (and of :data:`_WRITE_ALL`) for one verdict."""
+def _with_deliveries(
+    session: Session,
+    rows: list[Any],
+    decided: list[Decided],
+    now: dt.datetime,
+    lease: dt.timedelta,
+) -> list[Decided]:
+    """``decided`` with the webhook deliveries of the verdicts whose sites have hooks,
+    written in one statement (none when no site has)."""
+    row_of = {row.id: row for row in rows if row.has_hooks}
+    events = {
+        d.comment_id: classified_event(row_of[d.comment_id], d, now, rescore=False)
+        for d in decided
+        if d.comment_id in row_of
+    }
+    if not events:
+        return decided
+    written = record_deliveries(
+        session,
+        event_type=WebhookEvent.classified,
+        events=list(events.values()),
+        due=now + lease,
+    )
+    return [
+        dataclasses.replace(d, deliveries=tuple(written.get(events[d.comment_id].event_id, ())))
+        if d.comment_id in events
+        else d
+        for d in decided
+    ]
+
+
+def classified_event(row: Any, decided: Decided, now: dt.datetime, *, rescore: bool) -> Event:
+    """The ``comment.classified`` event of a verdict, for the locked comment ``row`` (the
+    columns of :data:`_LOCKED`)."""
+    return new_event(
+        site_id=row.site_id,
+        site=row.site_slug,
+        event_type=WebhookEvent.classified,
+        occurred_at=now,
+        data={
+            "comment": {
+                "id": str(row.id),
+                "thread": row.thread,
+                "status": decided.decision.value,
+                "previous_status": Status(row.status).value,
+                "discard": decided.discard,
+                "version": row.version + 1,
+            },
+            "verdict": {
+                "decision": decided.decision.value,
+                "score": decided.score,
+                "discard": decided.discard,
+                "reasons": decided.reasons,
+                "classifier_version": decided.classifier_version,
+                "rescore": rescore,
+            },
+        },
+    )
+
+
+def record_params(decided: Decided, author_id: int, now: dt.datetime) -> dict[str, Any]:
+    """The parameters of :data:`_RECORD` (and of :data:`_WRITE_ALL`, :data:`INSERT_VERDICT`
+    and :data:`COUNT_AUTHOR`) for one verdict."""
     comment_id = decided.comment_id
     return {
         "v_comment_id": comment_id,
@@ -386,35 +498,68 @@ def log_verdict(decided: Decided) -> None:
 def _decided(row: Any, chosen: ScoringClassifier, score: Score, now: dt.datetime) -> Decided:
     """What the site's policy makes of ``score`` for the locked comment ``row`` (the
     columns of :data:`_LOCK_COMMENT`)."""
-    policy = SitePolicy.model_validate(row.policy or {})
-    trust = effective_trust(Trust(row.trust), row.banned_until, now)
-    thresholds = effective_thresholds(policy, chosen.thresholds)
-    decision = decide(
-        policy,
-        thresholds,
-        score=score.probability,
-        text=row.content,
-        trust=trust,
+    judged = judge(
+        SitePolicy.model_validate(row.policy or {}),
+        chosen.thresholds,
+        score=score,
+        content=row.content,
+        trust=effective_trust(Trust(row.trust), row.banned_until, now),
         # approved_count counts the author's comments that are approved now (see
         # service/moderation/actions.py), so a comment a moderator took back counts no more.
         known_author=row.approved_count > 0,
+    )
+    return Decided(
+        comment_id=row.id,
+        decision=judged.decision.status,
+        discard=judged.decision.discard,
+        score=score.probability,
+        classifier_version=chosen.version,
+        reasons=judged.reasons,
+        latency_ms=_elapsed_ms(row.created_at, now),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """The policy's decision on a scored comment, and the verdict's reasons: the
+    classifier's, then the policy's rules (``weight`` null), as verdicts store them."""
+
+    decision: Decision
+    reasons: list[dict[str, Any]]
+
+
+def judge(
+    policy: SitePolicy,
+    suggested: Thresholds,
+    *,
+    score: Score,
+    content: str,
+    trust: Trust,
+    known_author: bool,
+) -> Judgement:
+    """The one path from a score to a decision, for the worker and for every caller that
+    decides in-process (the Akismet endpoint): the site's thresholds (``suggested`` by the
+    classifier where the site sets none) and rules applied by
+    :func:`~service.moderation.policy.decide`. ``trust`` is the effective trust."""
+    decision = decide(
+        policy,
+        effective_thresholds(policy, suggested),
+        score=score.probability,
+        text=content,
+        trust=trust,
+        known_author=known_author,
     )
     reasons: list[dict[str, Any]] = [
         {"phrase": r.phrase, "weight": round(r.weight, 4), "feature": r.feature}
         for r in score.reasons
     ]
-    reasons.extend(
-        {"phrase": r.phrase, "weight": None, "feature": r.feature} for r in decision.rules
-    )
-    return Decided(
-        comment_id=row.id,
-        decision=decision.status,
-        discard=decision.discard,
-        score=score.probability,
-        classifier_version=chosen.version,
-        reasons=reasons,
-        latency_ms=_elapsed_ms(row.created_at, now),
-    )
+    reasons.extend(rule_reason(r) for r in decision.rules)
+    return Judgement(decision, reasons)
+
+
+def rule_reason(rule: RuleReason) -> dict[str, Any]:
+    """A policy rule as a verdict's reason."""
+    return {"phrase": rule.phrase, "weight": None, "feature": rule.feature}
 
 
 def record_of(row: Any) -> CommentRecord:

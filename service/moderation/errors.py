@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 
 class DomainError(Exception):
@@ -44,12 +45,42 @@ class RateLimited(DomainError):
         self.retry_after = retry_after
 
 
-class Unauthorized(DomainError):
-    """No usable credentials; ``error`` is the RFC 6750 error code (or None when absent)."""
+#: Why credentials were refused, in a word (a label of the token failures metric; the
+#: detail says it in a sentence): none sent; not a well-formed token or header, or a claim
+#: of the wrong shape; an algorithm not accepted; an issuer the site does not trust; a
+#: signing key the issuer does not publish; a key unfit for the token; a bad signature;
+#: expired; not valid yet; meant for another audience; an opaque token its introspection
+#: endpoint calls inactive; an API key that is unknown, revoked or another site's.
+UnauthorizedReason = Literal[
+    "missing",
+    "malformed",
+    "algorithm",
+    "untrusted_issuer",
+    "unknown_kid",
+    "unusable_key",
+    "bad_signature",
+    "expired",
+    "not_yet_valid",
+    "wrong_audience",
+    "introspection_inactive",
+    "invalid_api_key",
+]
 
-    def __init__(self, detail: str, *, error: str | None = "invalid_token") -> None:
+
+class Unauthorized(DomainError):
+    """No usable credentials; ``error`` is the RFC 6750 error code (or None when absent),
+    ``reason`` why, in a word (:data:`UnauthorizedReason`)."""
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        error: str | None = "invalid_token",
+        reason: UnauthorizedReason = "malformed",
+    ) -> None:
         super().__init__(detail)
         self.error = error
+        self.reason: UnauthorizedReason = reason
 
 
 class Forbidden(DomainError):

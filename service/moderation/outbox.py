@@ -1,9 +1,10 @@
 """The sweeper's side of the outbox: find tasks whose run never finished and claim them,
-and delete the rows of tasks done long ago."""
+and delete the rows of tasks done long ago; and how far behind it is (for metrics)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, func, select
@@ -67,3 +68,33 @@ def purge_done(session: Session, *, done_before: dt.datetime, limit: int) -> int
         ),
     )
     return result.rowcount
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """The outbox rows still to do: how many (counted up to a limit) and when the oldest
+    was written (None when there are none)."""
+
+    pending: int
+    oldest_created_at: dt.datetime | None
+
+
+def backlog(session: Session, *, count_limit: int) -> Backlog:
+    """The outbox's backlog, in one statement over the index of rows still to do
+    (``ix_outbox_pending_created``): the oldest row is its first entry, and the count
+    reads at most ``count_limit`` entries, so a scrape costs little even when a broker
+    outage has left a large backlog (the count then reads ``count_limit``)."""
+    still_to_do = (
+        select(OutboxTask.created_at)
+        .where(OutboxTask.done_at.is_(None))
+        .order_by(OutboxTask.created_at)
+        .limit(count_limit)
+        .subquery()
+    )
+    pending, oldest = session.execute(
+        select(func.count(), func.min(still_to_do.c.created_at)).select_from(still_to_do)
+    ).one()
+    if oldest is not None and oldest.tzinfo is None:
+        # SQLite hands back naive timestamps; they are UTC (CURRENT_TIMESTAMP).
+        oldest = oldest.replace(tzinfo=dt.UTC)
+    return Backlog(pending=int(pending), oldest_created_at=oldest)

@@ -41,6 +41,8 @@ _Rows = Select[*tuple[Any, ...]]
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 MAX_QUERY_LENGTH = 200
+#: The longest thread key a comment can have (``comments.thread``).
+MAX_THREAD_LENGTH = 512
 #: Reasons shown per item (the verdict's strongest first, as the classifier wrote them).
 TOP_REASONS = 3
 
@@ -62,6 +64,8 @@ class QueueQuery:
     author_id: int | None = None
     limit: int = DEFAULT_LIMIT
     cursor: str | None = None
+    #: One thread's comments only (the thread key, exactly as stored).
+    thread: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +114,10 @@ def queue_query(
     author: str | None,
     limit: str | None,
     cursor: str | None,
+    thread: str | None = None,
 ) -> QueueQuery:
-    """The query string's values, validated: ``InvalidInput`` naming every bad field."""
+    """The query string's values, validated: ``InvalidInput`` naming every bad field.
+    ``thread`` (optional; blank: none) keeps one thread's comments."""
     errors: list[FieldError] = []
     status_value = Status.held
     if status is not None:
@@ -145,6 +151,11 @@ def queue_query(
             errors.append(FieldError("limit", f"an integer from 1 to {MAX_LIMIT}"))
     if cursor is not None and not cursor:
         errors.append(FieldError("cursor", "must not be empty"))
+    thread_value = thread or None
+    if thread_value is not None and len(thread_value) > MAX_THREAD_LENGTH:
+        errors.append(FieldError("thread", f"at most {MAX_THREAD_LENGTH} characters"))
+    if thread_value is not None and "\x00" in thread_value:
+        errors.append(FieldError("thread", "must not contain NUL characters"))
     if errors:
         raise InvalidInput("invalid queue query", errors)
     return QueueQuery(
@@ -154,6 +165,7 @@ def queue_query(
         author_id=author_id,
         limit=limit_value,
         cursor=cursor,
+        thread=thread_value,
     )
 
 
@@ -165,7 +177,10 @@ def queue_page(
     ``query.cursor`` must come from an earlier page of the same query (site, status,
     sort, ``q``, author): anything else is ``InvalidInput``. Reads only.
     """
-    scope = scope_of("queue", site_id, query.status, query.sort, query.q, query.author_id)
+    # The thread joins the scope only when given, so that cursors made before the filter
+    # existed stay valid.
+    thread = () if query.thread is None else (query.thread,)
+    scope = scope_of("queue", site_id, query.status, query.sort, query.q, query.author_id, *thread)
     position = (
         None if query.cursor is None else decode_cursor(cursor_key, query.cursor, scope=scope)
     )
@@ -242,6 +257,8 @@ def _filtered(stmt: _Rows, site_id: int, query: QueueQuery, sqlite: bool) -> _Ro
     stmt = stmt.where(Comment.site_id == site_id, Comment.status == query.status)
     if query.author_id is not None:
         stmt = stmt.where(Comment.author_id == query.author_id)
+    if query.thread is not None:
+        stmt = stmt.where(Comment.thread == query.thread)
     if query.q:
         if sqlite:
             # No full-text index: every word must occur in the content (LIKE is

@@ -28,6 +28,7 @@ from service.moderation.classify import (
     classify_comment,
     record_of,
 )
+from service.moderation.deliveries import DEFAULT_LEASE
 
 RESCORED_STATUSES = frozenset({Status.pending, Status.held})
 
@@ -40,6 +41,8 @@ class Batch:
     seen: int
     rescored: int
     last_id: uuid.UUID | None
+    #: The webhook deliveries the new verdicts wrote.
+    deliveries: tuple[int, ...] = ()
 
 
 def rescore_batch(
@@ -50,10 +53,13 @@ def rescore_batch(
     after: uuid.UUID | None,
     size: int,
     now: dt.datetime | None = None,
+    webhook_lease: dt.timedelta = DEFAULT_LEASE,
 ) -> Batch:
     """Re-score up to ``size`` pending or held comments (of ``site_id``, or of every site
-    when None) with ids after ``after``, in id order. Executes statements; the caller
-    commits once per batch."""
+    when None) with ids after ``after``, in id order. The webhook deliveries of the new
+    verdicts (``comment.classified`` events with ``rescore: true``) are in
+    ``Batch.deliveries``, due ``webhook_lease`` after ``now``, for the caller to send after
+    its commit. Executes statements; the caller commits once per batch."""
     now = now or dt.datetime.now(dt.UTC)
     acted_on = exists().where(AuditEntry.comment_id == Comment.id)
     query = (
@@ -92,6 +98,7 @@ def rescore_batch(
     scored = BatchScores(classifier)
     scored.score_batch([(row.site_id, record_of(row)) for row in todo])
     rescored = 0
+    deliveries: list[int] = []
     for row in todo:
         decided = classify_comment(
             session,
@@ -99,10 +106,13 @@ def rescore_batch(
             classifier=scored,
             now=now,
             statuses=RESCORED_STATUSES,
+            rescore=True,
+            webhook_lease=webhook_lease,
         )
         if decided is not None:
             rescored += 1
-    return Batch(len(rows), rescored, rows[-1].id)
+            deliveries.extend(decided.deliveries)
+    return Batch(len(rows), rescored, rows[-1].id, tuple(deliveries))
 
 
 def _latest_versions(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+import urllib.parse
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -29,6 +32,17 @@ class IntrospectionClient:
 
 
 @dataclass(frozen=True, slots=True)
+class UiClient:
+    """How the moderators' web UI logs in for a site: at this OpenID Connect issuer, as
+    this client (authorization code + PKCE); ``client_secret`` is None for a public
+    client (PKCE only, no client authentication at the token endpoint)."""
+
+    issuer: str
+    client_id: str
+    client_secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class SiteInfo:
     """What accepting and classifying a comment need of a site, detached from any session.
 
@@ -41,6 +55,10 @@ class SiteInfo:
     audiences: tuple[str, ...]
     policy: SitePolicy
     introspection: IntrospectionClient | None = None
+    #: None when the site's moderators have no web UI (no client configured).
+    ui_client: UiClient | None = None
+    #: The site's home URL (what Akismet clients send as ``blog``).
+    url: str = ""
 
     @classmethod
     def of(cls, site: Site) -> SiteInfo:
@@ -62,6 +80,8 @@ class SiteInfo:
             audiences=tuple(site.audiences or ()),
             policy=site_policy_of(site),
             introspection=introspection,
+            ui_client=ui_client_of(site),
+            url=site.url,
         )
 
 
@@ -155,3 +175,61 @@ def create_site(
 
 def list_sites(session: Session) -> list[Site]:
     return list(session.scalars(select(Site).order_by(Site.slug)))
+
+
+def slugs_of(session: Session, *, site_ids: Collection[int]) -> dict[int, str]:
+    """Site id -> slug, for the ids that exist among ``site_ids`` (one query; none for
+    an empty collection)."""
+    if not site_ids:
+        return {}
+    rows = session.execute(select(Site.id, Site.slug).where(Site.id.in_(list(site_ids))))
+    return {row.id: row.slug for row in rows}
+
+
+def ui_client_of(site: Site) -> UiClient | None:
+    """The site's web UI client, or None when none is configured."""
+    if not (site.ui_issuer and site.ui_client_id):
+        return None
+    return UiClient(site.ui_issuer, site.ui_client_id, site.ui_client_secret or None)
+
+
+def set_ui_client(session: Session, *, slug: str, client: UiClient | None) -> Site:
+    """Configure (or, with None, remove) the site's web UI client.
+
+    The issuer must be an ``https`` URL (plain ``http`` only to this machine, for a
+    development provider) without query or fragment, as OpenID Connect Discovery requires
+    of an issuer identifier; the client id must be 1 to 255 printable characters and the
+    secret, when given, non-empty. ``InvalidInput`` names each bad field; ``NotFound`` for
+    an unknown site."""
+    site = get_site(session, slug=slug)
+    if client is not None:
+        errors = _ui_client_errors(client)
+        if errors:
+            raise InvalidInput("invalid UI client", errors)
+    site.ui_issuer = client.issuer if client else None
+    site.ui_client_id = client.client_id if client else None
+    site.ui_client_secret = client.client_secret if client else None
+    session.flush()
+    return site
+
+
+def _ui_client_errors(client: UiClient) -> list[FieldError]:
+    errors: list[FieldError] = []
+    parts = urllib.parse.urlsplit(client.issuer)
+    host = parts.hostname or ""
+    loopback = host == "localhost"
+    with contextlib.suppress(ValueError):
+        loopback = loopback or ipaddress.ip_address(host).is_loopback
+    if not host or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+        errors.append(
+            FieldError("issuer", "an https URL (http only to localhost or a loopback address)")
+        )
+    elif parts.query or parts.fragment:
+        errors.append(FieldError("issuer", "must have no query and no fragment"))
+    if not 1 <= len(client.client_id) <= 255 or not client.client_id.isprintable():
+        errors.append(FieldError("client_id", "1 to 255 printable characters"))
+    if client.client_secret is not None and (
+        not client.client_secret or not client.client_secret.isprintable()
+    ):
+        errors.append(FieldError("client_secret", "printable characters, or none at all"))
+    return errors

@@ -411,6 +411,9 @@ def _new_author(insert_of: Any) -> Any:
 # author cost 0.3-0.6 ms of Python, more than executing it.
 _NEW_AUTHOR_POSTGRESQL = _new_author(postgresql.insert)
 _NEW_AUTHOR_SQLITE = _new_author(sqlite.insert)
+#: The new-author upsert per dialect (parameters ``site_id``, ``issuer``, ``subject``,
+#: ``display_name``, ``email``), for the other paths that create authors (Akismet's).
+NEW_AUTHOR = {"postgresql": _NEW_AUTHOR_POSTGRESQL, "sqlite": _NEW_AUTHOR_SQLITE}
 # PostgreSQL, an author's first comment (no row found above): the author row, the comment
 # and its outbox row in one statement. A new author has no comment yet, so nothing to
 # check. Another request that created the same author meanwhile makes the author's

@@ -63,18 +63,6 @@ class ThreadPage:
     total: int
 
 
-def thread_limit(value: str | None) -> int:
-    """The ``limit`` query parameter, validated (``InvalidInput`` when out of range)."""
-    if value is None:
-        return DEFAULT_LIMIT
-    # Length first: int() refuses (ValueError) strings of more than 4,300 digits.
-    if value.isascii() and value.isdigit() and len(value) <= 6 and 1 <= int(value) <= MAX_LIMIT:
-        return int(value)
-    raise InvalidInput(
-        "invalid thread query", [FieldError("limit", f"an integer from 1 to {MAX_LIMIT}")]
-    )
-
-
 def thread_page(
     session: Session,
     *,

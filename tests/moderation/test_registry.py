@@ -31,6 +31,7 @@ from models import (
     VersionStatus,
 )
 from service.classifier.model import Classifier, classifier_bytes, train
+from service.metrics import WorkerMetrics
 from service.moderation.active import ClassifierProvider
 from service.moderation.errors import Conflict, InvalidInput, NotFound
 from service.moderation.registry import (
@@ -430,6 +431,9 @@ class Resources:
 
     def queue(self) -> TaskQueue:
         raise AssertionError("a skipped schedule enqueues nothing")
+
+    def metrics(self) -> WorkerMetrics:
+        raise AssertionError("a retrain counts no verdict")
 
 
 @pytest.fixture

@@ -15,6 +15,10 @@
 // * `cg-blog`: a public client for authorization code + PKCE (S256), redirecting to
 //   REDIRECT_URI. The development login pages accept any login (it becomes `sub`) and
 //   any password; access tokens carry the account's name and email.
+// * Dynamic client registration (RFC 7591) at `/reg`, open to anyone: the web UI tests
+//   register a confidential client for their live server's `/ui/callback`.
+// * Roles: `PUT /_test/accounts/<login>` with `{"roles": [...]}` gives that account a
+//   `roles` claim (scope `profile`), served by the userinfo endpoint as providers do.
 // * Key rotation: `POST /_test/rotate` makes a new RS256 key, signs with it from then on
 //   and publishes it first, followed by the previous key. `GET /_test/stats` tells how
 //   often `/jwks` was fetched, how many introspection requests were made, and the
@@ -84,7 +88,7 @@ function configuration(keys) {
     cookies: { keys: ['commentguard-test-cookie-key'] },
     claims: {
       openid: ['sub'],
-      profile: ['name'],
+      profile: ['name', 'roles'],
       email: ['email', 'email_verified'],
     },
     scopes: ['openid', 'offline_access', 'profile', 'email'],
@@ -92,7 +96,9 @@ function configuration(keys) {
       return {
         accountId: id,
         async claims() {
-          return { sub: id, name: `User ${id}`, email: `${id}@example.org`, email_verified: true };
+          const claims = { sub: id, name: `User ${id}`, email: `${id}@example.org`, email_verified: true };
+          if (accountRoles.has(id)) claims.roles = accountRoles.get(id);
+          return claims;
         },
       };
     },
@@ -110,6 +116,8 @@ function configuration(keys) {
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
       revocation: { enabled: true },
+      registration: { enabled: true },
+      rpInitiatedLogout: { enabled: true },
       resourceIndicators: {
         enabled: true,
         defaultResource: (_ctx, _client, oneOf) => oneOf,
@@ -146,6 +154,8 @@ function configuration(keys) {
 let keys = [newSigningKey()];
 let handler = new Provider(issuer, configuration(keys)).callback();
 let jwksFetches = 0;
+// Roles by account id (PUT /_test/accounts/<id>), kept across rotations.
+const accountRoles = new Map();
 let introspections = 0;
 
 function b64url(value) {
@@ -190,6 +200,17 @@ const server = createServer((req, res) => {
   if (path === '/_test/sign' && req.method === 'POST') {
     readJson(req).then(
       (body) => json(res, 200, { token: signWithCurrentKey(body) }),
+      (error) => json(res, 400, { error: String(error) }),
+    );
+    return;
+  }
+  if (path.startsWith('/_test/accounts/') && req.method === 'PUT') {
+    const account = decodeURIComponent(path.slice('/_test/accounts/'.length));
+    readJson(req).then(
+      (body) => {
+        accountRoles.set(account, Array.isArray(body.roles) ? body.roles.map(String) : []);
+        json(res, 200, { account, roles: accountRoles.get(account) });
+      },
       (error) => json(res, 400, { error: String(error) }),
     );
     return;

@@ -162,6 +162,36 @@ class OidcProvider:
         tokens: dict[str, Any] = answer.json()
         return tokens
 
+    def register_client(
+        self, *, redirect_uri: str, post_logout_redirect_uri: str
+    ) -> tuple[str, str]:
+        """A new confidential client (client_secret_basic) for authorization code + PKCE
+        redirecting to ``redirect_uri``, by dynamic registration (RFC 7591): its id and
+        secret."""
+        answer = requests.post(
+            self.url("/reg"),
+            json={
+                "redirect_uris": [redirect_uri],
+                "post_logout_redirect_uris": [post_logout_redirect_uri],
+                "grant_types": ["authorization_code"],
+                "response_types": ["code"],
+                "token_endpoint_auth_method": "client_secret_basic",
+            },
+            timeout=10,
+        )
+        answer.raise_for_status()
+        body = answer.json()
+        return str(body["client_id"]), str(body["client_secret"])
+
+    def set_roles(self, login: str, roles: list[str]) -> None:
+        """Give the account ``login`` these values in its ``roles`` claim (userinfo)."""
+        answer = requests.put(
+            self.url(f"/_test/accounts/{urllib.parse.quote(login, safe='')}"),
+            json={"roles": roles},
+            timeout=10,
+        )
+        answer.raise_for_status()
+
     def sign(self, header: dict[str, Any], payload: dict[str, Any]) -> str:
         """``header.payload`` signed RS256 with the provider's current key, as given."""
         answer = requests.post(

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import Comment, OutboxTask, Status
+from service.metrics import WorkerMetrics
 from service.moderation.active import ClassifierProvider
 from service.moderation.outbox import purge_done
 from service.queue import TaskQueue, make_celery
@@ -47,6 +48,9 @@ class Resources:
 
     def queue(self) -> TaskQueue:
         return self.task_queue
+
+    def metrics(self) -> WorkerMetrics:
+        return WorkerMetrics(self.settings)
 
 
 def _broker_down(settings: Settings, committed: sessionmaker[Session]) -> Resources:
