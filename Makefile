@@ -22,7 +22,7 @@ help:
 	@echo "make run         the API and a worker on SQLite, nothing else to install"
 	@echo "make services    find or start the PostgreSQL and Redis the tests use"
 	@echo "make classifier  train the bundled classifier"
-	@echo "make bench-quality   classifier quality vs bogofilter and baselines (YouTube data)"
+	@echo "make bench-quality   leave one corpus out: the classifier vs plain baselines"
 	@echo "make bench-speed     classifier latency, batch rate, training time, artifact"
 	@echo "make bench-pipeline  API + workers on PostgreSQL and Redis vs the machine's ceiling"
 	@echo "make bench-queue     queue and thread view latency on 1,000,000 comments vs a ceiling"
@@ -67,19 +67,23 @@ fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The corpora of data/manifest.json (data/README.md: where each comes from); YOUTUBE says
+# where the YouTube files are when not at ../shared/data/youtube-spam.
+YOUTUBE ?=
+CORPUS_ROOTS := $(if $(YOUTUBE),--root youtube=$(YOUTUBE))
+
 classifier: install
-	$(BIN)/commentguard classifier train --data ../shared/data/youtube-spam --bootstrap 20000 --seed 0 --out service/classifier/bundled/classifier.skops
+	$(BIN)/commentguard classifier train --manifest data/manifest.json $(CORPUS_ROOTS) --seed 0 --out service/classifier/bundled/classifier.skops
 
 run: install
 	$(BIN)/python scripts/dev_run.py
 
 # Benchmarks print their figures (docs/benchmarks.md); they are never run as tests.
 bench-quality: install
-	@command -v bogofilter >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq bogofilter >/dev/null; } || { echo "bench-quality: install bogofilter (apt-get install bogofilter)" >&2; exit 1; }
-	$(BIN)/python -m bench.classifier_quality
+	$(BIN)/python -m bench.classifier_quality $(if $(YOUTUBE),--youtube $(YOUTUBE))
 
 bench-speed: install
-	$(BIN)/python -m bench.classifier_speed
+	$(BIN)/python -m bench.classifier_speed $(if $(YOUTUBE),--youtube $(YOUTUBE))
 
 bench-pipeline: install services
 	$(BIN)/python -m bench.pipeline
@@ -88,7 +92,7 @@ bench-queue: install services
 	$(BIN)/python -m bench.queue
 
 bench-retrain: install services
-	$(BIN)/python -m bench.retrain
+	$(BIN)/python -m bench.retrain $(if $(YOUTUBE),--youtube $(YOUTUBE))
 
 bench-actions: install services
 	$(BIN)/python -m bench.actions

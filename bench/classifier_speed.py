@@ -2,10 +2,11 @@
 
 Every figure is printed beside the machine's ceiling measured in the same run: a trivial
 Python loop, and a plain scikit-learn TF-IDF + logistic regression pipeline's
-``predict_proba`` on one comment. Training volume comes from the synthetic bootstrap
-corpus; scoring is timed on the last classifier trained as the service has it, loaded
-from its artifact. Exits 1 naming every bar missed.
-Usage: ``.venv/bin/python -m bench.classifier_speed``.
+``predict_proba`` on one comment. Training volume is real comments, repeated (the
+comment-like corpora of data/manifest.json, see :mod:`bench.volume`); scoring is timed
+on the last classifier trained as the service has it, loaded from its artifact. Exits 1
+naming every bar missed. Usage: ``.venv/bin/python -m bench.classifier_speed
+[--youtube DIR]``.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from bench import volume
 from bench.bars import conclude
-from service.classifier.corpus import generate_corpus
 from service.classifier.model import Classifier, load_classifier, save_classifier, train
 
 #: Timed runs of each batch; the median is the figure (one run is at the mercy of a
@@ -46,18 +47,15 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _train(sizes: Sequence[int], seed: int, missed: list[str]) -> Classifier:
-    """Train on each size of bootstrap corpus in turn, printing the times; the last
-    classifier trained."""
-    print("training (synthetic bootstrap corpus):")
+def _train(sizes: Sequence[int], seed: int, missed: list[str], youtube: Path | None) -> Classifier:
+    """Train on each size of real comments (repeated) in turn, printing the times; the
+    last classifier trained."""
+    print("training (YouTube and SMS comments, repeated to the size):")
     trained: Classifier | None = None
     for size in sizes:
+        records, labels = volume.comments(size, seed=seed, youtube=youtube)
         started = time.perf_counter()
-        data = generate_corpus(size, seed=seed)
-        generated = time.perf_counter() - started
-        print(f"  {size:>7} comments generated (bootstrap corpus): {generated:.1f} s")
-        started = time.perf_counter()
-        trained = train(data.records, data.labels, seed=seed)
+        trained = train(records, labels, seed=seed)
         seconds = time.perf_counter() - started
         print(f"  {size:>7} comments: {seconds:6.1f} s")
         if size >= 100_000 and seconds > 60:
@@ -85,13 +83,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10000,30000,100000")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--youtube", type=Path, default=None, help="the YouTube files, if elsewhere"
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     missed: list[str] = []
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "classifier.skops"
-        save_classifier(_train(sizes, args.seed, missed), path)
+        save_classifier(_train(sizes, args.seed, missed, args.youtube), path)
         size_mb = path.stat().st_size / 1e6
         loads = []
         for _ in range(3):
@@ -111,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # of objects that each full garbage collection would walk) in the process.
     gc.collect()
 
-    probe = generate_corpus(2000, seed=args.seed + 1).records
+    probe, probe_labels = volume.comments(2000, seed=args.seed + 1, youtube=args.youtube)
     texts = [r.content for r in probe]
     plain = Pipeline(
         [
@@ -126,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
             ("lr", LogisticRegression(max_iter=1000)),
         ]
-    ).fit(texts, generate_corpus(2000, seed=args.seed + 1).labels)
+    ).fit(texts, probe_labels)
 
     n = 2000
     loop = _latencies(_trivial_loop, n)

@@ -7,8 +7,8 @@ What it does:
 1. Creates a fresh PostgreSQL database (dropped at the end, on every exit path), migrates
    it, creates a site, and imports ``--labels`` labels into it through
    ``commentguard classifier import``'s domain function: the YouTube Spam Collection
-   (``--youtube``, CC BY 4.0) plus synthetic comments from the bootstrap generator for the
-   rest, as one CSV file.
+   and the SMS Spam Collection (the comment-like corpora of data/manifest.json; see
+   :mod:`bench.volume`), repeated to the count, as one CSV file.
 2. Runs a retraining job in this process exactly as a worker runs it
    (``service.moderation.retrain.run_retrain``): gather the labels (latest per comment,
    weights), hold out 20 %, train the candidate, score the candidate and the active
@@ -40,33 +40,22 @@ from bench.pipeline import fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-DEFAULT_YOUTUBE = ROOT.parent / "shared" / "data" / "youtube-spam"
 
 
-def _write_labels(path: Path, total: int, youtube: Path | None) -> tuple[int, int]:
+def _write_labels(path: Path, total: int, youtube: Path | None) -> int:
     """Write ``total`` labelled comments as a CSV (content, label, author_name); how many
-    came from the YouTube collection and from the generator."""
-    from service.classifier.corpus import generate_corpus
-    from service.classifier.datasets import read_dataset
+    distinct ones there are."""
+    from bench import volume
 
-    rows: list[tuple[str, int, str]] = []
-    if youtube is not None and youtube.exists():
-        data = read_dataset(youtube)
-        rows += [
-            (r.content, label, r.author_name or "")
-            for r, label in zip(data.records, data.labels, strict=True)
-        ][:total]
-    from_youtube = len(rows)
-    corpus = generate_corpus(total - from_youtube, seed=5)
-    rows += [
-        (r.content, label, r.author_name or "")
-        for r, label in zip(corpus.records, corpus.labels, strict=True)
+    records, labels = volume.comments(total, seed=5, youtube=youtube)
+    rows = [
+        (r.content, label, r.author_name or "") for r, label in zip(records, labels, strict=True)
     ]
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(["content", "label", "author_name"])
         writer.writerows(rows)
-    return from_youtube, len(rows) - from_youtube
+    return len(set(rows))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", type=int, default=100_000)
     parser.add_argument("--bar-seconds", type=float, default=90.0)
     parser.add_argument("--admin-dsn", default=DEFAULT_ADMIN_DSN)
-    parser.add_argument("--youtube", type=Path, default=DEFAULT_YOUTUBE)
+    parser.add_argument(
+        "--youtube", type=Path, default=None, help="the YouTube files, if elsewhere"
+    )
     args = parser.parse_args(argv)
 
     from alembic import command
@@ -105,14 +96,14 @@ def main(argv: list[str] | None = None) -> int:
         try:
             data = Path(tmp) / "labels.csv"
             started = time.perf_counter()
-            youtube, generated = _write_labels(data, args.labels, args.youtube)
+            distinct = _write_labels(data, args.labels, args.youtube)
             with sessions.begin() as session:
                 site = create_site(session, slug="bench", name="Bench", url="http://b.invalid")
                 done = import_labels(session, site_id=site.id, path=data)
                 job_id = create_job(session, site_id=None, requested_by="bench retrain").id
             print(
-                f"filled: {done.stored} labels ({youtube} YouTube Spam Collection, "
-                f"{generated} generated; {done.spam} spam) in "
+                f"filled: {done.stored} labels ({distinct} distinct YouTube and SMS "
+                f"comments, repeated; {done.spam} spam) in "
                 f"{time.perf_counter() - started:.1f} s"
             )
 

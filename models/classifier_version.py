@@ -82,8 +82,9 @@ class ClassifierVersion(Timestamped, Base):
     #: for a failed version.
     artifact: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     artifact_sha256: Mapped[str | None] = mapped_column(String(64))
-    #: {"moderator": n, "import": n, "bootstrap": n, "train": n, "holdout": n,
-    #: "spam": n, "ham": n, "fingerprint": sha256, "datasets": [...]}
+    #: {"moderator": n, "import": n, "train": n, "holdout": n, "spam": n, "ham": n,
+    #: "fingerprint": sha256, "datasets": [...]} (versions trained before synthetic
+    #: comments were removed also count "bootstrap": n; kept as the record of them).
     training: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: {"candidate": {...}, "active": {...} or None, "active_version": id,
     #: "holdout": n} measured on the same held-out labels.
@@ -122,7 +123,8 @@ class RetrainJob(Timestamped, Base):
     messages: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
     version_id: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
-    #: Options the job was asked with (bootstrap count, promote, rescore).
+    #: Options the job was asked with (promote, rescore; older jobs: a bootstrap count,
+    #: no longer read).
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]

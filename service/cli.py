@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -75,36 +75,69 @@ def _read_data(paths: tuple[Path, ...]) -> Any:
     "--data",
     "data",
     multiple=True,
-    required=True,
     type=click.Path(exists=True, path_type=Path),
     help="A data set file or a directory of them (repeatable).",
+)
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Train on the corpora of this manifest (data/manifest.json), as make classifier does.",
+)
+@click.option(
+    "--root",
+    "roots",
+    multiple=True,
+    metavar="CORPUS=DIR",
+    help="Where a corpus of the manifest lies, if not where the manifest says (repeatable).",
 )
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
-    "--bootstrap", default=0, show_default=True, type=int, help="Synthetic comments to add."
-)
-@click.option(
-    "--holdout", default=0.2, show_default=True, type=float, help="Share held out for metrics."
+    "--holdout",
+    default=0.2,
+    show_default=True,
+    type=float,
+    help="With --data: the share held out for metrics.",
 )
 def classifier_train(
-    data: tuple[Path, ...], out: Path, seed: int, bootstrap: int, holdout: float
+    data: tuple[Path, ...],
+    manifest: Path | None,
+    roots: tuple[str, ...],
+    out: Path,
+    seed: int,
+    holdout: float,
 ) -> None:
-    """Train a classifier; print its metrics on a held-out split, then save it trained on
-    all the data."""
-    from service.classifier.corpus import generate_corpus
-    from service.classifier.datasets import concat_datasets
-    from service.classifier.evaluation import compute_metrics
-    from service.classifier.model import save_classifier, train
+    """Train a classifier and save it. With --data: print its metrics on a held-out
+    split, then train on all the data. With --manifest: train on every corpus of the
+    manifest (checked by sha256), thresholds from leave-one-source-out scores, and print
+    those scores' figures per source."""
+    from service.classifier.model import save_classifier
 
-    dataset = _read_data(data)
-    if bootstrap:
-        dataset = concat_datasets([dataset, generate_corpus(bootstrap, seed=seed)])
-    click.echo(f"data: {len(dataset)} comments, {dataset.spam_count} spam ({dataset.source})")
+    if bool(data) == (manifest is not None):
+        raise click.UsageError("give either --data or --manifest")
 
     def progress(message: str) -> None:
         click.echo(f"  .. {message}", err=True)
 
+    final = (
+        _train_on_manifest(manifest, roots, seed, progress)
+        if manifest is not None
+        else _train_on_data(data, seed, holdout, progress)
+    )
+    click.echo(f"thresholds: {final.thresholds.to_dict()}")
+    metadata = save_classifier(final, out)
+    click.echo(f"saved {out} ({out.stat().st_size / 1e6:.1f} MB, version {metadata.version})")
+
+
+def _train_on_data(
+    data: tuple[Path, ...], seed: int, holdout: float, progress: Callable[[str], None]
+) -> Any:
+    from service.classifier.evaluation import compute_metrics
+    from service.classifier.model import train
+
+    dataset = _read_data(data)
+    click.echo(f"data: {len(dataset)} comments, {dataset.spam_count} spam ({dataset.source})")
     if 0.0 < holdout < 1.0:
         import random
 
@@ -123,10 +156,49 @@ def classifier_train(
         metrics = compute_metrics([dataset.labels[i] for i in held], scores, model.thresholds.spam)
         _echo_metrics(metrics.to_dict())
     click.echo(f"final: training on all {len(dataset)} comments")
-    final = train(dataset.records, dataset.labels, seed=seed, progress=progress)
-    click.echo(f"thresholds: {final.thresholds.to_dict()}")
-    metadata = save_classifier(final, out)
-    click.echo(f"saved {out} ({out.stat().st_size / 1e6:.1f} MB, version {metadata.version})")
+    return train(dataset.records, dataset.labels, seed=seed, progress=progress)
+
+
+def _train_on_manifest(
+    manifest: Path, roots: tuple[str, ...], seed: int, progress: Callable[[str], None]
+) -> Any:
+    from service.classifier.corpora import (
+        CorpusError,
+        load_corpora,
+        read_manifest,
+        train_on,
+        training_set,
+    )
+
+    where: dict[str, Path] = {}
+    for given in roots:
+        name, equals, directory = given.partition("=")
+        if not equals or not name or not directory:
+            raise click.UsageError(f"--root {given!r}: expected CORPUS=DIR")
+        where[name] = Path(directory)
+    try:
+        corpora = read_manifest(manifest, roots=where)
+        loaded = load_corpora(manifest, roots=where)
+    except CorpusError as exc:
+        raise click.ClickException(str(exc)) from None
+    data = training_set(loaded, corpora)
+    for corpus, named in loaded.items():
+        for name, dataset in named.items():
+            click.echo(
+                f"data: {corpus}/{name}: {len(dataset)} ({dataset.spam_count} spam, "
+                f"{dataset.ham_count} ham)"
+            )
+    final = train_on(data, seed=seed, progress=progress)
+    metrics = final.metadata["metrics"]
+    click.echo(
+        "leave-one-source-out scores of the threshold corpora, at the spam threshold: "
+        + ", ".join(
+            f"{key[3:]} {metrics[key]:.4f}"
+            for key in ("cv_precision", "cv_recall", "cv_f1", "cv_fpr", "cv_roc_auc")
+            if key in metrics
+        )
+    )
+    return final
 
 
 def _echo_metrics(values: dict[str, Any]) -> None:

@@ -112,14 +112,12 @@ def classifier_import(site_slug: str, data: Path) -> None:
 @click.option("--site", "site_slug", default=None, help="Retrain this site's own version.")
 @click.option("--wait", is_flag=True, help="Follow the job with a progress bar until it ends.")
 @click.option("--here", is_flag=True, help="Run the job in this process instead of on a worker.")
-@click.option("--bootstrap", type=click.IntRange(min=0), default=None, help="Synthetic comments.")
 @click.option("--no-promote", is_flag=True, help="Keep the candidate even if the gate passes.")
 @click.option("--rescore", is_flag=True, help="Re-score pending and held comments if activated.")
 def classifier_retrain(
     site_slug: str | None,
     wait: bool,
     here: bool,
-    bootstrap: int | None,
     no_promote: bool,
     rescore: bool,
 ) -> None:
@@ -129,8 +127,6 @@ def classifier_retrain(
 
     settings = _settings()
     options: dict[str, Any] = {"promote": not no_promote}
-    if bootstrap is not None:
-        options["bootstrap"] = bootstrap
     if rescore:
         options["rescore"] = True
     actor = _actor()

@@ -151,11 +151,9 @@ class Settings(MetricsSettings):
     classifier_poll_seconds: float = 5.0
     #: Share of the labels held out to measure the candidate and the active version.
     retrain_holdout: float = 0.2
-    #: Sample weight of a moderator's label, and of an imported one (bootstrap: 0.5).
+    #: Sample weight of a moderator's label, and of an imported one.
     retrain_moderator_weight: float = 3.0
     retrain_import_weight: float = 1.0
-    #: Synthetic bootstrap comments added to the training split (0: none).
-    retrain_bootstrap: int = 0
     #: Fewer labels than this (after the latest-label-wins rule) fail a retrain.
     retrain_min_labels: int = 50
     #: The quality gate: a candidate is activated automatically only when its F1 is at

@@ -13,11 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from models import Author, Comment, Status, Trust, Verdict
 from service.app import create_app
 from service.auth.dev_issuer import DEV_ISSUER, mint_dev_token
-from service.classifier.corpus import generate_corpus
 from service.moderation.active import ClassifierProvider
 from service.moderation.policy import SitePolicy, decide, effective_thresholds
 from service.moderation.sites import create_site
 from service.settings import Settings
+from tests.support.labelled import labelled_comments
 from tests.support.wait import wait_until
 from tests.support.worker import CeleryWorker
 
@@ -56,7 +56,7 @@ def test_two_hundred_comments_reach_the_verdicts_the_policy_says(
             ]
         )
 
-    corpus = generate_corpus(COMMENTS, seed=7)
+    corpus = labelled_comments(COMMENTS, seed=7)
     texts = [record.content for record in corpus.records]
     # Plain comments by readers of normal trust (r3 is banned, r4 trusted).
     hams = [n for n, label in enumerate(corpus.labels) if label == 0 and n % AUTHORS not in (3, 4)]

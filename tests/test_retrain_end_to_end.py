@@ -25,10 +25,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from models import AuditEntry, ClassifierVersion, Label, LabelSource, Status, Verdict
 from service.app import create_app
 from service.auth.dev_issuer import mint_dev_token
-from service.classifier.corpus import generate_corpus
 from service.moderation.policy import SitePolicy
 from service.moderation.sites import create_site
 from service.settings import Settings
+from tests.support.labelled import labelled_comments
 from tests.support.wait import wait_until
 from tests.support.worker import CeleryWorker
 
@@ -44,7 +44,7 @@ def e2e_settings(settings: Settings, tmp_path: Path) -> Settings:
 
 def _texts() -> list[tuple[str, bool]]:
     """200 distinct comments, every other one plugging zorblax (the site's spam)."""
-    corpus = generate_corpus(COMMENTS, seed=11, spam_ratio=0.0)
+    corpus = labelled_comments(COMMENTS, seed=11, spam_ratio=0.0)
     return [
         (f"{record.content} {PLUG}" if n % 2 else record.content, n % 2 == 1)
         for n, record in enumerate(corpus.records)

@@ -396,12 +396,12 @@ def sweep_webhooks(resources: TaskResources, *, now: dt.datetime | None = None) 
 
 
 def retrain_options(settings: Settings, options: dict[str, Any]) -> RetrainOptions:
-    """A job's options (``bootstrap``, ``promote``) over the settings' defaults."""
+    """A job's options (``promote``) over the settings' defaults. A ``bootstrap`` count
+    in a job queued before synthetic comments were taken out is ignored."""
     return RetrainOptions(
         holdout=settings.retrain_holdout,
         moderator_weight=settings.retrain_moderator_weight,
         import_weight=settings.retrain_import_weight,
-        bootstrap=int(options.get("bootstrap", settings.retrain_bootstrap)),
         min_labels=settings.retrain_min_labels,
         max_f1_drop=settings.gate_max_f1_drop,
         max_fpr_rise=settings.gate_max_fpr_rise,

@@ -42,7 +42,9 @@ from service.api.spec import LOCATION, Access, PathParam, Reply, body_of, operat
 from service.auth.roles import Role
 from service.classifier.report import PLOTS, render_html, render_plot
 from service.moderation.errors import (
+    FieldError,
     Forbidden,
+    InvalidInput,
     NotFound,
     ServiceUnavailable,
 )
@@ -162,11 +164,17 @@ def version_body(version: ClassifierVersion, site: str | None) -> dict[str, Any]
 def retrain() -> Response:
     """Queue a retraining job: ``202`` with the job and its ``Location``."""
     token = credentials()
-    data = body_of(RetrainIn, json_body())
+    raw = json_body()
+    if isinstance(raw, dict) and "bootstrap" in raw:
+        # Synthetic training comments were taken out (issue 18); say so rather than
+        # silently train without what was asked for.
+        raise InvalidInput(
+            "bootstrap is no longer offered",
+            [FieldError("bootstrap", "synthetic comments were removed; import a data set")],
+        )
+    data = body_of(RetrainIn, raw)
     site_slug = data.site
-    options: dict[str, Any] = data.model_dump(
-        include={"bootstrap", "promote", "rescore"}, exclude_none=True
-    )
+    options: dict[str, Any] = data.model_dump(include={"promote", "rescore"}, exclude_none=True)
     with transaction() as session:
         identity, site_id = _authorize(session, token, site_slug)
         job = create_job(

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Final, NotRequired
+from typing import Any, NotRequired
 
-from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, Field, StrictBool, StrictStr
 from typing_extensions import TypedDict
 
 from models.classifier_version import JobState, VersionStatus
 from service.api.moderation_schemas import Note
 from service.api.schemas import Out, SelfLinks, UtcDatetime
-
-MAX_BOOTSTRAP: Final = 200_000
 
 #: A site's slug, or null for the global scope.
 Scope = StrictStr | None
@@ -23,8 +21,6 @@ class RetrainIn(BaseModel):
 
     #: The site whose version to retrain; null (or absent): the global one.
     site: Scope = Field(default=None, min_length=1)
-    #: Synthetic comments added to the training part.
-    bootstrap: StrictInt | None = Field(default=None, ge=0, le=MAX_BOOTSTRAP)
     #: Promote the candidate when it passes the quality gate (default true).
     promote: StrictBool | None = None
     #: Re-score pending and held comments after a promotion.

@@ -6,11 +6,8 @@ line), never from its name:
 ``youtube``
     The UCI YouTube Spam Collection (Alberto, Lochter, Almeida, "TubeSpam: Comment Spam
     Filtering on YouTube", ICMLA 2015; CC BY 4.0): a CSV whose header is exactly
-    ``COMMENT_ID,AUTHOR,DATE,CONTENT,CLASS``. CLASS is 1 for spam, 0 for ham. The files
-    carry no page, but the collection's description lists the video each file's comments
-    were left on; a file of the collection, recognised by its sha256
-    (:data:`YOUTUBE_COLLECTION_PAGES`), gives every record that video's page as its
-    ``permalink``, as a blog gives the post's.
+    ``COMMENT_ID,AUTHOR,DATE,CONTENT,CLASS``. CLASS is 1 for spam, 0 for ham. DATE and
+    COMMENT_ID are not read (DATE is empty on exactly the spam rows of one file).
 ``sms``
     The SMS Spam Collection: no header, one message per line, ``ham<TAB>text`` or
     ``spam<TAB>text``.
@@ -21,6 +18,14 @@ line), never from its name:
     ``author_url``, ``user_ip``, ``user_agent``, ``referrer``, ``permalink``, ``lang``) and
     its history counts (``approved_count``, ``spam_count``). Other columns (an id, a date)
     are ignored.
+``email``
+    One mail message per file (RFC 5322: header lines, a blank line, the body), as the
+    SpamAssassin public corpus and Ling-Spam store them; recognised by a first line that
+    is a header field (``Subject: ...``, ``Received: ...``) or an mbox ``From `` line.
+    The record's content is the subject and the message's text parts (an HTML part when
+    there is no plain one); header fields are not read. A message carries no label, so
+    its label is given by the caller (``label="spam"`` or ``"ham"``; the corpora's own
+    layout says which, see :mod:`service.classifier.corpora`).
 
 Every reader accepts a UTF-8 byte order mark and CRLF line ends, and reports bytes that
 are not UTF-8 by line instead of failing on them. A row that cannot be read (missing
@@ -33,7 +38,9 @@ in :attr:`Dataset.errors`.
 from __future__ import annotations
 
 import csv
-import dataclasses
+import email
+import email.message
+import email.policy
 import hashlib
 import html
 import json
@@ -46,7 +53,6 @@ from typing import Final
 from service.classifier.types import CommentRecord
 
 __all__ = [
-    "YOUTUBE_COLLECTION_PAGES",
     "Dataset",
     "DatasetError",
     "RowError",
@@ -59,6 +65,13 @@ __all__ = [
 _BOM: Final = b"\xef\xbb\xbf"
 _YOUTUBE_HEADER: Final = ("comment_id", "author", "date", "content", "class")
 _SMS_FIRST_LINE: Final = re.compile(r"(?i)^(ham|spam)\t")
+# A header field of a mail message (RFC 5322 2.2: a name of printable ASCII but the colon,
+# then a colon) or an mbox separator. A CSV header never has a colon right after its
+# first name, and a field name never holds a tab, so this tells a message from the rest.
+_MAIL_FIRST_LINE: Final = re.compile(
+    r"^(?:From \S+|(?:Subject|From|Return-Path|Received|Delivered-To|Date|Message-I[Dd]"
+    r"|X-[!-9;-~]+|[A-Z][!-9;-~]*): )"
+)
 _CSV_LABELS: Final = {"spam": 1, "1": 1, "ham": 0, "0": 0}
 _SMS_LABELS: Final = {"spam": 1, "ham": 0}
 _OPTIONAL_TEXT_COLUMNS: Final = (
@@ -73,17 +86,6 @@ _OPTIONAL_TEXT_COLUMNS: Final = (
 )
 _OPTIONAL_COUNT_COLUMNS: Final = ("approved_count", "spam_count")
 
-YOUTUBE_COLLECTION_PAGES: Final = {
-    # Youtube01-Psy.csv, Youtube02-KatyPerry.csv, Youtube03-LMFAO.csv, Youtube04-Eminem.csv
-    "19797e6c77690e3c8809cfd2853ae7341390636367ba66cf5d4f4083f0b88535": "9bZkp7q19f0",
-    "902c614f8ef24f987d6f614d7e6111aa5160b89a0646b68e007bd6044a3d123b": "CevxZvSJLk8",
-    "702ef589860a1831956f527760a3d9737ef8a07ab36c7de35b92b8898b8c3928": "KQ6zr6kCPj8",
-    "92f54eb6b22fdf3b7ae85e1f500e5aa7442edd025e504b988a97078756187e76": "uelHwf8o7_U",
-}
-"""The sha256 of each file of the UCI YouTube Spam Collection -> the ID of the YouTube
-video its comments were left on, as the collection's description lists them (UCI data
-set 380; the authors' page http://www.dt.fee.unicamp.br/~tiago/youtubespamcollection/)."""
-_YOUTUBE_WATCH: Final = "https://www.youtube.com/watch?v="
 # A directory holds data files and, often, their documentation: the documentation is
 # recognised by name so that a data file of an unknown format still fails loudly.
 _DATA_SUFFIXES: Final = {".csv", ".tsv", ".txt", ""}
@@ -120,7 +122,7 @@ class DatasetError(Exception):
 class Dataset:
     """Labelled comments: ``labels[i]`` (1 spam, 0 ham) is the label of ``records[i]``.
 
-    ``format`` names the reader ("youtube", "sms", "csv", "bootstrap", or "mixed" for a
+    ``format`` names the reader ("youtube", "sms", "csv", "email", or "mixed" for a
     concatenation of several formats); ``source`` says where the rows came from;
     ``fingerprint`` is a sha256 over the labels and contents, in order, so that two data
     sets with the same labelled texts share it whatever their paths or author columns;
@@ -168,10 +170,14 @@ def dataset_fingerprint(records: Iterable[CommentRecord], labels: Iterable[int])
     return digest.hexdigest()
 
 
-def read_dataset(path: Path | str, *, skip_malformed: bool = False) -> Dataset:
+def read_dataset(
+    path: Path | str, *, skip_malformed: bool = False, label: str | None = None
+) -> Dataset:
     """Read one data file, or every data file of a directory (sorted by name).
 
-    Raises :class:`DatasetError` when the path is missing, the file is empty, of an
+    ``label`` ("spam" or "ham") labels files whose format carries no label (mail
+    messages); a file that carries its labels refuses it, and a mail message without it
+    is an error. Raises :class:`DatasetError` when the path is missing, the file is empty, of an
     unknown format or holds no rows at all, or (unless ``skip_malformed``) any row is
     malformed; the message then lists every malformed row with its line number. With
     ``skip_malformed`` a file whose rows are all malformed gives an empty data set whose
@@ -179,11 +185,13 @@ def read_dataset(path: Path | str, *, skip_malformed: bool = False) -> Dataset:
     """
     path = Path(path)
     if path.is_dir():
-        return read_datasets(_data_files(path), skip_malformed=skip_malformed)
-    return _read_file(path, skip_malformed=skip_malformed)
+        return read_datasets(_data_files(path), skip_malformed=skip_malformed, label=label)
+    return _read_file(path, skip_malformed=skip_malformed, label=label)
 
 
-def read_datasets(paths: Iterable[Path | str], *, skip_malformed: bool = False) -> Dataset:
+def read_datasets(
+    paths: Iterable[Path | str], *, skip_malformed: bool = False, label: str | None = None
+) -> Dataset:
     """Read several paths (files or directories) and concatenate them in the given order.
 
     Raises :class:`DatasetError` as :func:`read_dataset` does, and when ``paths`` is empty.
@@ -194,7 +202,7 @@ def read_datasets(paths: Iterable[Path | str], *, skip_malformed: bool = False) 
     errors: list[RowError] = []
     for path in paths:
         try:
-            datasets.append(read_dataset(path, skip_malformed=skip_malformed))
+            datasets.append(read_dataset(path, skip_malformed=skip_malformed, label=label))
         except DatasetError as exc:
             if not exc.errors:
                 raise
@@ -269,7 +277,7 @@ def _decode(data: bytes) -> _Text:
     return _Text(lines, undecodable)
 
 
-def _read_file(path: Path, *, skip_malformed: bool) -> Dataset:
+def _read_file(path: Path, *, skip_malformed: bool, label: str | None = None) -> Dataset:
     source = str(path)
     try:
         data = path.read_bytes()
@@ -286,12 +294,23 @@ def _read_file(path: Path, *, skip_malformed: bool) -> Dataset:
         raise DatasetError(
             f"{source}: unknown data set format; expected a YouTube Spam Collection CSV "
             "(header COMMENT_ID,AUTHOR,DATE,CONTENT,CLASS), an SMS Spam Collection file "
-            "(ham<TAB>text or spam<TAB>text), or a CSV with 'content' and 'label' columns; "
-            f"the first line is {first.strip()[:80]!r}"
+            "(ham<TAB>text or spam<TAB>text), a CSV with 'content' and 'label' columns, or "
+            f"a mail message (header lines); the first line is {first.strip()[:80]!r}"
+        )
+    if label is not None and label not in _SMS_LABELS:
+        raise DatasetError(f"{source}: label must be 'spam' or 'ham', not {label!r}")
+    if (fmt == "email") != (label is not None):
+        raise DatasetError(
+            f"{source}: a mail message carries no label: give one (spam or ham)"
+            if fmt == "email"
+            else f"{source}: this {fmt} file carries its own labels; give none"
         )
     rows: list[tuple[CommentRecord, int]] = []
     errors: list[RowError] = []
-    if fmt == "sms":
+    if fmt == "email":
+        assert label is not None
+        _parse_email(data, source, _SMS_LABELS[label], rows, errors)
+    elif fmt == "sms":
         _parse_sms(text, source, rows, errors)
     else:
         _parse_csv(text, source, fmt, rows, errors)
@@ -300,11 +319,7 @@ def _read_file(path: Path, *, skip_malformed: bool) -> Dataset:
     if not rows and not errors:
         raise DatasetError(f"{source}: no rows with a label and content")
     records = [record for record, _ in rows]
-    labels = [label for _, label in rows]
-    video = YOUTUBE_COLLECTION_PAGES.get(hashlib.sha256(data).hexdigest())
-    if fmt == "youtube" and video is not None:
-        page = _YOUTUBE_WATCH + video
-        records = [dataclasses.replace(record, permalink=page) for record in records]
+    labels = [value for _, value in rows]
     return Dataset(
         records=records,
         labels=labels,
@@ -318,6 +333,8 @@ def _read_file(path: Path, *, skip_malformed: bool) -> Dataset:
 def _detect_format(first_line: str) -> str | None:
     if _SMS_FIRST_LINE.match(first_line.lstrip("\ufeff")):
         return "sms"
+    if _MAIL_FIRST_LINE.match(first_line):
+        return "email"
     try:
         header = next(csv.reader([first_line]), [])
     except csv.Error:
@@ -455,3 +472,44 @@ def _generic_row(cells: dict[str, str]) -> tuple[CommentRecord, int] | str:
         ),
         label,
     )
+
+
+def _parse_email(
+    data: bytes,
+    source: str,
+    label: int,
+    rows: list[tuple[CommentRecord, int]],
+    errors: list[RowError],
+) -> None:
+    """One mail message: its subject and text as one record, or an error for line 1."""
+    message = email.message_from_bytes(data.removeprefix(_BOM), policy=email.policy.default)
+    subject = str(message.get("subject", "") or "")
+    parts: list[str] = []
+    html_parts: list[str] = []
+    for part in message.walk():
+        if part.is_multipart() or part.get_content_maintype() != "text":
+            continue
+        text = _part_text(part)
+        if part.get_content_subtype() == "html":
+            html_parts.append(text)
+        else:
+            parts.append(text)
+    body = "\n".join(parts or html_parts)
+    content = f"{subject}\n{body}".strip(_STRIP_CHARS)
+    if not content:
+        errors.append(RowError(1, "a mail message with neither subject nor text", source))
+        return
+    rows.append((CommentRecord(content=content), label))
+
+
+def _part_text(part: email.message.Message) -> str:
+    """A text part's payload as text: its declared charset, else Latin-1 (which decodes
+    any byte), never an error (old spam declares charsets that do not exist)."""
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return str(part.get_payload())
+    charset = part.get_content_charset() or "latin-1"
+    try:
+        return payload.decode(charset, errors="replace")
+    except LookupError:
+        return payload.decode("latin-1")

@@ -131,6 +131,7 @@ def choose_thresholds(
     hold_margin: float = 0.25,
     hold_floor: float = 0.2,
     groups: Sequence[str] | None = None,
+    max_held: float | None = None,
 ) -> Thresholds:
     """Thresholds from scored training data (use out-of-fold scores, never the scores of
     the data a model was fitted on, which are overconfident).
@@ -154,7 +155,11 @@ def choose_thresholds(
     ever be held by score); the margin keeps a band of uncertain comments, those within
     ``hold_margin`` of being called spam, for a human, which is where a new site's unseen
     kinds of spam land. The floor stops a long tail of low-scoring spam from dragging the
-    band down over ordinary ham. Raises ``ValueError`` unless both classes are present.
+    band down over ordinary ham. With ``max_held``, ``hold`` is then raised (never above
+    ``spam``) until at most that share of the ham reaches it, pooled and, with
+    ``groups``, in each source with at least ``1 / max_held`` ham: a moderator's queue
+    should hold the uncertain comments, not a tenth of a site's ordinary ones. Raises
+    ``ValueError`` unless both classes are present.
     """
     y = np.asarray(labels, dtype=np.int64)
     p = np.asarray(probabilities, dtype=np.float64)
@@ -174,4 +179,12 @@ def choose_thresholds(
     discard_t = min(max(_above(ham, discard_fpr), spam_t), 1.0)
     missed = float(np.sort(spam)[math.floor((1.0 - hold_recall) * spam.size + 1e-9)])
     hold_t = min(max(min(missed, spam_t - hold_margin), hold_floor), spam_t)
+    if max_held is not None:
+        hold_t = max(hold_t, _above(ham, max_held))
+        if groups is not None:
+            for name in sorted(set(source.tolist())):
+                own = p[(source == name) & (y == 0)]
+                if own.size * max_held >= 1.0 - 1e-9:
+                    hold_t = max(hold_t, _above(own, max_held))
+        hold_t = min(hold_t, spam_t)
     return Thresholds(hold=hold_t, spam=spam_t, discard=discard_t)

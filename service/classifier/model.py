@@ -31,7 +31,12 @@ from typing import Any, Final, NamedTuple
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GroupKFold, StratifiedKFold, cross_val_predict
+from sklearn.model_selection import (
+    GroupKFold,
+    LeaveOneGroupOut,
+    StratifiedKFold,
+    cross_val_predict,
+)
 from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import FeatureUnion, Pipeline
 
@@ -78,6 +83,18 @@ MAX_REASONS: Final = 5
 MIN_REASON_WEIGHT: Final = 0.01
 """Contributions smaller than this (in log-odds) are noise, not reasons."""
 
+MIN_KNOWN_WORDS: Final = 3
+MIN_KNOWN_SHARE: Final = 0.5
+"""The evidence a comment needs before it may be marked spam: at least this many of its
+word tokens (occurrences, links' marks and hosts included) in the classifier's word
+vocabulary, and at least this share of them. A comment with less (a word or two, text
+in a language or a register the training data never had) is unlike anything the
+classifier learnt from, so its score says little: it is held for a person instead of
+marked spam (see :meth:`Classifier.score`)."""
+
+WEAK_EVIDENCE_FEATURE: Final = "evidence:weak"
+"""The reason key of a score lowered for weak evidence."""
+
 _GRAM_CACHE_SIZE: Final = 100_000
 _REASON_CACHE_SIZE: Final = 20_000
 _BATCH: Final = 32
@@ -122,7 +139,8 @@ class ModelConfig:
     """Training knobs. ``c`` is the inverse L2 strength of the logistic regression;
     ``folds`` the cross-validation folds for calibration and thresholds; ``max_fpr`` the
     false-positive rate the spam threshold targets on out-of-fold scores; ``hold_recall``,
-    ``hold_margin`` and ``hold_floor`` place the hold threshold (see
+    ``hold_margin``, ``hold_floor`` and ``max_held`` (the share of each source's ham the
+    hold band may take) place the hold threshold (see
     :func:`~service.classifier.evaluation.choose_thresholds`); ``nb_blend`` stacks a
     multinomial naive Bayes (smoothing ``nb_alpha``) with the logistic regression (see
     :func:`train`). From ``large``
@@ -138,6 +156,7 @@ class ModelConfig:
     hold_recall: float = 0.98
     hold_margin: float = 0.25
     hold_floor: float = 0.2
+    max_held: float | None = 0.05
     discard_fpr: float = 0.001
     max_iter: int = 3000
     nb_blend: bool = True
@@ -204,6 +223,8 @@ class _Parsed(NamedTuple):
     totals: list[float]
     weights: dict[str, float]
     stats: tuple[float, ...]
+    known: int
+    tokens: int
 
 
 class _WordCache(dict[str, _Word]):
@@ -391,10 +412,15 @@ class _Contributions:
     only built for the reasons reported, from the key (and, for the dense features, from
     their values)."""
 
-    __slots__ = ("stats", "total", "weights")
+    __slots__ = ("known", "stats", "tokens", "total", "weights")
 
-    def __init__(self, weights: dict[str, float], stats: tuple[float, ...]) -> None:
+    def __init__(
+        self, weights: dict[str, float], stats: tuple[float, ...], known: int, tokens: int
+    ) -> None:
         self.weights = weights
+        self.known = known
+        """How many of the comment's word tokens the word vocabulary holds, of ``tokens``."""
+        self.tokens = tokens
         self.stats = stats
         """The dense features' (value, raw) pairs, flattened."""
         # Exact whatever the order of the weights (fsum rounds the exact sum once).
@@ -421,6 +447,11 @@ class _Contributions:
                 _PHRASES.clear()
             _PHRASES[feature] = phrase
         return phrase
+
+    def weak(self) -> bool:
+        """Whether the comment has too little evidence to be marked spam (see
+        :data:`MIN_KNOWN_WORDS`)."""
+        return self.known < MIN_KNOWN_WORDS or self.known < MIN_KNOWN_SHARE * self.tokens
 
     def reasons(self) -> tuple[Reason, ...]:
         """The strongest contributions toward spam, then toward ham (ties by key)."""
@@ -540,6 +571,16 @@ class Classifier:
             tuple[tuple[tuple[str, float], ...], str | None],
         ] = {}
         self._author = tables["author"]
+        # The weak-evidence rule (see score()): what reaches the spam threshold is lowered
+        # to the middle of the hold band.
+        thresholds = self.thresholds
+        self._spam_cut = thresholds.spam
+        self._weak_cap = (
+            (thresholds.hold + thresholds.spam) / 2
+            if thresholds.hold < thresholds.spam
+            else float(np.nextafter(thresholds.spam, 0.0))
+        )
+        self._weak_log_odds = math.log(self._weak_cap / (1.0 - self._weak_cap))
 
     @property
     def thresholds(self) -> Thresholds:
@@ -551,25 +592,50 @@ class Classifier:
 
     def score(self, record: CommentRecord) -> Score:
         """The calibrated spam probability of ``record`` with its strongest reasons toward
-        spam (strongest first), then toward ham."""
-        contributions = self._contributions(record)
-        probability = _sigmoid(self._intercept + contributions.total)
-        return Score(probability, contributions.reasons())
+        spam (strongest first), then toward ham.
+
+        A comment with weak evidence (see :data:`MIN_KNOWN_WORDS`) is never scored at or
+        above the spam threshold: a probability that would reach it is lowered to the
+        middle of the hold band (between the hold and spam thresholds), so the comment
+        is held for a person, and the reason "little evidence" says so with the amount
+        it was lowered by (in log-odds; the reasons still add up to the score)."""
+        return self._score(self._contributions(record))
 
     def score_many(self, records: Sequence[CommentRecord]) -> list[Score]:
         """:meth:`score` for each record, in order (identical results; the per-word caches
         make a batch cheaper per comment than scoring its comments one by one cold, and
         the char n-grams of a batch are weighed in one numpy pass)."""
-        intercept = self._intercept
-        return [
-            Score(_sigmoid(intercept + c.total), c.reasons())
-            for c in self._contributions_of(records)
-        ]
+        return [self._score(c) for c in self._contributions_of(records)]
 
     def probabilities(self, records: Sequence[CommentRecord]) -> list[float]:
-        """Probabilities only, through the fast path (no reasons are built)."""
+        """:meth:`score`'s probabilities, through the fast path (no reasons are built)."""
+        intercept, cap, weak_cap = self._intercept, self._spam_cut, self._weak_cap
+        found = []
+        for c in self._contributions_of(records):
+            p = _sigmoid(intercept + c.total)
+            found.append(weak_cap if p >= cap and c.weak() else p)
+        return found
+
+    def model_probabilities(self, records: Sequence[CommentRecord]) -> list[float]:
+        """The model's own calibrated probabilities through the fast path, without the
+        weak-evidence rule (equal to :meth:`sklearn_probabilities`)."""
         intercept = self._intercept
         return [_sigmoid(intercept + c.total) for c in self._contributions_of(records)]
+
+    def _score(self, c: _Contributions) -> Score:
+        log_odds = self._intercept + c.total
+        probability = _sigmoid(log_odds)
+        if probability < self._spam_cut or not c.weak():
+            return Score(probability, c.reasons())
+        lowered = _reason(
+            f"little evidence: {c.known} of {c.tokens} words known to the classifier "
+            "(held for a person, not marked spam)",
+            self._weak_log_odds - log_odds,
+            WEAK_EVIDENCE_FEATURE,
+        )
+        reasons = c.reasons()
+        spam = [r for r in reasons if r.weight > 0]
+        return Score(self._weak_cap, (*spam, lowered, *reasons[len(spam) :]))
 
     def sklearn_probabilities(self, records: Sequence[CommentRecord]) -> np.ndarray:
         """Probabilities through the scikit-learn pipeline itself: the reference the fast
@@ -627,7 +693,7 @@ class Classifier:
                     keys[j] = keys[i]
                     j += 1
         totals = [0.0] * len(words)
-        self._add_words(entries, totals, weights)
+        known, tokens = self._add_words(entries, totals, weights)
         # The author's and the dense features' reasons never share a key with a word's,
         # a link's or a phrase's, so adding them before the words' char n-grams changes
         # no sum, only the order of the keys.
@@ -640,29 +706,31 @@ class Classifier:
             if contribution:
                 key = fixed or _stat_key(name, raw, given)
                 weights[key] = weights.get(key, 0.0) + contribution
-        return _Parsed(entries, keys, totals, weights, stats)
+        return _Parsed(entries, keys, totals, weights, stats, known, tokens)
 
     def _combine(self, parsed: _Parsed, chars: list[float]) -> _Contributions:
         """The contributions of a parsed comment, given its words' char n-gram sums."""
-        _, keys, totals, weights, stats = parsed
+        _, keys, totals, weights, stats, known, tokens = parsed
         for key, total, char in zip(keys, totals, chars, strict=True):
             if char:
                 total += char
             if total:
                 weights[key] = weights.get(key, 0.0) + total
-        return _Contributions(weights, stats)
+        return _Contributions(weights, stats, known, tokens)
 
     def _add_words(
         self, entries: list[_Word], totals: list[float], weights: dict[str, float]
-    ) -> None:
+    ) -> tuple[int, int]:
         """Word unigrams and bigrams (sklearn's analyzer: tokens of ``token_pattern``,
         which never cross whitespace, so the text's tokens are its words' tokens in
         order). A unigram's weight is shared among its occurrences, each credited to the
         whitespace word it sits in, so "bit.ly" gathers "bit" and "ly"; a bigram is a
-        reason of its own, except that a link mark's bigram belongs to the link."""
+        reason of its own, except that a link mark's bigram belongs to the link. Returns
+        how many token occurrences the vocabulary holds, and how many there are."""
         tokens = [token for e in entries for token in e[1]]
         if not tokens:
-            return
+            return 0, 0
+        known = 0
         # Counted in C, tokens first, then bigrams (in order of first occurrence, as
         # sklearn's analyzer lists them), which fixes the order the norm is summed in.
         counts = Counter(chain(tokens, map(" ".join, pairwise(tokens))))
@@ -675,6 +743,8 @@ class Classifier:
             hit = lookup(term)
             if hit is None:
                 continue
+            if hit[4] == _UNIGRAM:
+                known += count
             if count == 1:
                 # The common case: sublinear tf is 1, so value = idf; no log, no product.
                 square += hit[2]
@@ -692,13 +762,14 @@ class Classifier:
                 shared.append(found)
                 link_bigrams = link_bigrams or kind == _LINKED
                 shape_bigrams = shape_bigrams or kind == _SHAPED
+        evidence = known, len(tokens)
         if not (shared or phrases):
-            return
+            return evidence
         norm = math.sqrt(square)
         for key, _, contribution in phrases:
             weights[key] = weights.get(key, 0.0) + contribution / norm
         if not shared:
-            return
+            return evidence
         shares = {term: contribution / norm / count for term, count, contribution in shared}
         get = shares.get
         for i, e in enumerate(entries):
@@ -729,6 +800,7 @@ class Classifier:
                         if share is not None:
                             totals[i if shaped else owner] += share
                     before, owner = token, i
+        return evidence
 
     def _char_sums(self, batch: Sequence[Sequence[_Word]]) -> list[list[float]]:
         """Per comment of ``batch`` (its words' entries), per word: the contribution of
@@ -871,11 +943,19 @@ class Classifier:
 # --- training -------------------------------------------------------------------------
 
 
+MAX_GROUP_FOLDS: Final = 10
+"""Up to this many groups, each is held out on its own in the cross-validation."""
+
+
 def _folds(labels: np.ndarray, groups: Sequence[str] | None, n_folds: int, seed: int) -> list[Any]:
     """Cross-validation splits: by group when there are at least three groups (scores on
-    an unseen group mimic a new site), else stratified and shuffled by ``seed``."""
+    an unseen group mimic a new site or a new kind of comment): each group held out on
+    its own when there are at most :data:`MAX_GROUP_FOLDS`, else ``n_folds`` folds of
+    groups; else stratified and shuffled by ``seed``."""
     smallest = int(min(np.sum(labels == 0), np.sum(labels == 1)))
     if groups is not None and len(set(groups)) >= 3:
+        if len(set(groups)) <= MAX_GROUP_FOLDS:
+            return list(LeaveOneGroupOut().split(labels, labels, groups=list(groups)))
         splitter = GroupKFold(n_splits=min(n_folds, len(set(groups))))
         return list(splitter.split(labels, labels, groups=list(groups)))
     k = max(2, min(n_folds, smallest))
@@ -911,6 +991,7 @@ def train(
     config: ModelConfig | None = None,
     progress: Progress | None = None,
     sample_weight: Sequence[float] | None = None,
+    threshold_on: Sequence[bool] | None = None,
 ) -> Classifier:
     """Fit a classifier on ``records`` and ``labels`` (1 spam, 0 ham).
 
@@ -934,6 +1015,12 @@ def train(
     (the folds, the blend's calibration, the final model), e.g. so that a moderator's
     label counts more than an imported one; thresholds and metrics count records
     unweighted, since they are rates of comments.
+
+    ``threshold_on`` (one flag per record) restricts the records whose out-of-fold
+    scores choose the thresholds and give the ``cv_`` metrics, e.g. to the comment-like
+    corpora when mail corpora are in the training data too: the thresholds are for
+    comments, and how one mail corpus scores after training on another says little
+    about them. Every record still trains and calibrates the model.
     """
     cfg = config or ModelConfig()
     say = progress or (lambda _message: None)
@@ -994,17 +1081,23 @@ def train(
     decisions = np.column_stack(columns)
     a, b = _calibrate(decisions, y, weights)
     oof = 1.0 / (1.0 + np.exp(-(decisions @ np.asarray(a) + b)))
+    chosen = np.ones(y.size, dtype=bool) if threshold_on is None else np.asarray(threshold_on)
+    if chosen.shape != y.shape or not (np.any(y[chosen] == 1) and np.any(y[chosen] == 0)):
+        raise ValueError("threshold_on needs one flag per record, and spam and ham flagged")
     thresholds = choose_thresholds(
-        y,
-        oof,
+        y[chosen],
+        oof[chosen],
         max_fpr=cfg.max_fpr,
         hold_recall=cfg.hold_recall,
         hold_margin=cfg.hold_margin,
         hold_floor=cfg.hold_floor,
+        max_held=cfg.max_held,
         discard_fpr=cfg.discard_fpr,
-        groups=sources,
+        groups=None
+        if sources is None
+        else [s for s, on in zip(sources, chosen, strict=True) if on],
     )
-    metrics = compute_metrics(y, oof, thresholds.spam)
+    metrics = compute_metrics(y[chosen], oof[chosen], thresholds.spam)
     say("fitting the final model")
     linear.fit(matrix, y, **fit_params)
     coef = linear.coef_ * a[0]
@@ -1014,6 +1107,13 @@ def train(
         nb_weights, nb_intercept = _nb_log_odds(nb)
         coef[0, :text_columns] += a[1] * nb_weights
         intercept = intercept + a[1] * nb_intercept
+    # The author history may only count one way: approved comments toward ham, earlier
+    # spam toward spam (the columns are not centred, so no history counts for nothing).
+    stats_at = text_columns
+    approved = stats_at + STAT_NAMES.index("history_approved")
+    spammed = stats_at + STAT_NAMES.index("history_spam")
+    coef[0, approved] = min(float(coef[0, approved]), 0.0)
+    coef[0, spammed] = max(float(coef[0, spammed]), 0.0)
     linear.coef_ = coef
     linear.intercept_ = intercept
     pipeline = Pipeline([("features", union), ("linear", linear)])

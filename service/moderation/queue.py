@@ -385,7 +385,9 @@ def _bad_position() -> InvalidInput:
 def _top_reasons(
     session: Session, comment_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[dict[str, Any]]]:
-    """The latest verdict's first reasons for each comment (none for unscored ones)."""
+    """The latest verdict's first reasons for each comment (none for unscored ones): the
+    site's rules first (a blocked or moderation word decided the status whatever the
+    score), then the classifier's, in the verdict's order."""
     if not comment_ids:
         return {}
     latest: dict[uuid.UUID, list[dict[str, Any]]] = {}
@@ -395,7 +397,10 @@ def _top_reasons(
         .order_by(Verdict.created_at, Verdict.id)
     )
     for comment_id, reasons in rows:
-        latest[comment_id] = list(reasons or [])[:TOP_REASONS]
+        every = list(reasons or [])
+        rules = [r for r in every if str(r.get("feature") or "").startswith("rule:")]
+        rest = [r for r in every if not str(r.get("feature") or "").startswith("rule:")]
+        latest[comment_id] = (rules + rest)[:TOP_REASONS]
     return latest
 
 

@@ -34,7 +34,6 @@ from models import (
     VersionStatus,
 )
 from service.classifier.artifacts import new_version_id
-from service.classifier.corpus import generate_corpus
 from service.classifier.datasets import DatasetError, RowError, dataset_fingerprint, read_dataset
 from service.classifier.evaluation import compute_metrics
 from service.classifier.model import Classifier, classifier_bytes, train
@@ -52,8 +51,6 @@ log = logging.getLogger(__name__)
 
 #: Rows per INSERT when importing.
 _IMPORT_BATCH: Final = 5_000
-#: Sample weight of a synthetic bootstrap comment.
-BOOTSTRAP_WEIGHT: Final = 0.5
 #: The seed of the held-out split and of training: the same labels give the same split.
 SEED: Final = 0
 
@@ -120,7 +117,7 @@ def import_labels(session: Session, *, site_id: int, path: Path) -> Imported:
 @dataclass(slots=True)
 class LabelSet:
     """Labelled comments for training: parallel lists. ``sources`` says where each came
-    from (moderator, import, bootstrap); ``weights`` is its sample weight."""
+    from (moderator, import); ``weights`` is its sample weight."""
 
     records: list[CommentRecord] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
@@ -131,7 +128,7 @@ class LabelSet:
     last_id: int = 0
 
     def counts(self) -> dict[str, int]:
-        found = {"moderator": 0, "import": 0, "bootstrap": 0}
+        found = {"moderator": 0, "import": 0}
         for source in self.sources:
             found[source] = found.get(source, 0) + 1
         return found
@@ -220,7 +217,6 @@ class RetrainOptions:
     holdout: float = 0.2
     moderator_weight: float = 3.0
     import_weight: float = 1.0
-    bootstrap: int = 0
     min_labels: int = 50
     max_f1_drop: float = 0.01
     max_fpr_rise: float = 0.005
@@ -287,12 +283,12 @@ def run_retrain(
     active_loader: ActiveLoader,
 ) -> RetrainResult | None:
     """Run the retraining job ``job_id`` to its end: gather the labels, hold out
-    ``options.holdout`` of them, train a candidate on the rest (plus ``bootstrap``
-    synthetic comments), measure the candidate and the version serving the scope on the
-    same held-out labels, store the candidate with both metric sets and the report data,
-    and, when ``options.promote`` and the quality gate passes, activate it (audited, by
-    the job's requester). None when the job was finished already. A failure marks the
-    job failed (with a failed version when training itself failed) and is re-raised."""
+    ``options.holdout`` of them, train a candidate on the rest, measure the candidate and
+    the version serving the scope on the same held-out labels, store the candidate with
+    both metric sets and the report data, and, when ``options.promote`` and the quality
+    gate passes, activate it (audited, by the job's requester). None when the job was
+    finished already. A failure marks the job failed (with a failed version when
+    training itself failed) and is re-raised."""
     job = claim_job(sessions, job_id=job_id)
     if job is None:
         log.info("retrain %s: already finished; nothing to do", job_id)
@@ -373,13 +369,6 @@ def _run(
     y = [labels.labels[i] for i in fit]
     weights = [labels.weights[i] for i in fit]
     sources = [labels.sources[i] for i in fit]
-    if options.bootstrap:
-        corpus = generate_corpus(options.bootstrap, seed=SEED + 1)
-        records += corpus.records
-        y += corpus.labels
-        weights += [BOOTSTRAP_WEIGHT] * len(corpus)
-        sources += ["bootstrap"] * len(corpus)
-        counts["bootstrap"] = len(corpus)
     held_records = [labels.records[i] for i in held]
     held_y = [labels.labels[i] for i in held]
     loaded = time.perf_counter()
@@ -408,11 +397,13 @@ def _run(
     trained = time.perf_counter()
 
     say(78, "measuring the candidate and the active version on the held-out labels")
-    candidate_scores = candidate.sklearn_probabilities(held_records)
+    # The scores the service would use (weak evidence held, not marked spam), so that the
+    # gate weighs what each version would decide.
+    candidate_scores = candidate.probabilities(held_records)
     candidate_metrics = compute_metrics(held_y, candidate_scores, candidate.thresholds.spam)
     with sessions() as session:
         active_id, active = active_loader(session, job.site_id)
-    active_scores = active.sklearn_probabilities(held_records)
+    active_scores = active.probabilities(held_records)
     active_metrics = compute_metrics(held_y, active_scores, active.thresholds.spam)
     gate = quality_gate(
         candidate_metrics.to_dict(),

@@ -39,14 +39,14 @@ from service.classifier.artifacts import (
     new_version_id,
     save_artifact,
 )
-from service.classifier.corpus import generate_corpus
+from tests.support.labelled import labelled_comments
 
 KEY = b"a signing key for the tests, 32+ bytes long"
 THRESHOLDS = {"hold": 0.5, "spam": 0.85, "discard": 0.98}
 
 
 def texts_of(n: int, seed: int) -> tuple[list[str], list[int]]:
-    dataset = generate_corpus(n, seed=seed)
+    dataset = labelled_comments(n, seed=seed)
     return [r.content for r in dataset.records], dataset.labels
 
 

@@ -80,9 +80,9 @@ def test_missing_model_is_a_clean_error(tmp_path: Path) -> None:
 
 
 def test_evaluate_writes_a_report(tmp_path: Path) -> None:
-    from service.classifier.corpus import generate_corpus
+    from tests.support.labelled import labelled_comments
 
-    held_out = generate_corpus(400, seed=5)
+    held_out = labelled_comments(400, seed=5)
     path = tmp_path / "held_out.csv"
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
@@ -125,3 +125,84 @@ def test_evaluate_report_of_one_class_data(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert not (out / "roc.png").exists()
     assert "hold ham only" in (out / "index.html").read_text(encoding="utf-8")
+
+
+def _blog_manifest(root: Path) -> Path:
+    """A manifest of one corpus with three sources, written from the test fixtures."""
+    import hashlib
+
+    from tests.support.labelled import labelled_comments
+
+    sources = []
+    for i in range(3):
+        data = labelled_comments(90, seed=i)
+        path = root / f"blog{i}.csv"
+        with path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["content", "label"])
+            writer.writerows(
+                (r.content, "spam" if y else "ham")
+                for r, y in zip(data.records, data.labels, strict=True)
+            )
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        sources.append({"name": f"b{i}", "parts": [{"path": path.name, "sha256": digest}]})
+    manifest = root / "manifest.json"
+    manifest.write_text(
+        json.dumps(
+            {
+                "format": "commentguard.corpora/1",
+                "corpora": [
+                    {
+                        "name": "blog",
+                        "domain": "blog comments",
+                        "comment_like": True,
+                        "thresholds": True,
+                        "sources": sources,
+                    }
+                ],
+            }
+        )
+    )
+    return manifest
+
+
+def test_train_on_a_manifest(tmp_path: Path) -> None:
+    manifest = _blog_manifest(tmp_path)
+    out = tmp_path / "model.skops"
+    result = CliRunner().invoke(
+        main, ["classifier", "train", "--manifest", str(manifest), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "data: blog/b0: 90 (36 spam, 54 ham)" in result.output
+    assert "leave-one-source-out scores" in result.output
+    assert out.exists()
+
+
+def test_train_on_a_manifest_names_what_is_missing(tmp_path: Path) -> None:
+    manifest = _blog_manifest(tmp_path)
+    (tmp_path / "blog1.csv").unlink()
+    out = tmp_path / "model.skops"
+    result = CliRunner().invoke(
+        main, ["classifier", "train", "--manifest", str(manifest), "--out", str(out)]
+    )
+    assert result.exit_code == 1
+    assert "blog1.csv: missing" in result.output
+    assert not out.exists()
+
+
+def test_train_takes_data_or_a_manifest(data: Path, tmp_path: Path) -> None:
+    out = str(tmp_path / "m.skops")
+    neither = CliRunner().invoke(main, ["classifier", "train", "--out", out])
+    assert neither.exit_code == 2
+    assert "either --data or --manifest" in neither.output
+    both = CliRunner().invoke(
+        main,
+        ["classifier", "train", "--data", str(data), "--manifest", str(data), "--out", out],
+    )
+    assert both.exit_code == 2
+    bad_root = CliRunner().invoke(
+        main,
+        ["classifier", "train", "--manifest", str(data), "--root", "youtube", "--out", out],
+    )
+    assert bad_root.exit_code == 2
+    assert "expected CORPUS=DIR" in bad_root.output

@@ -14,12 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import AuditEntry, ClassifierVersion, VersionStatus
-from service.classifier.corpus import generate_corpus
 from service.cli import main
 from service.db import make_engine, make_sessionmaker
 from service.settings import Settings
 from tests.conftest import alembic_config
 from tests.support.env import settings_env
+from tests.support.labelled import labelled_comments
 from tests.support.worker import CeleryWorker
 
 
@@ -47,7 +47,7 @@ def _import_retrain_report_promote_and_rollback(
         return runner.invoke(main, list(args), env=env, catch_exceptions=False)
 
     assert run("site", "create", "--slug", "shop", "--name", "S", "--url", "https://s.example")
-    corpus = generate_corpus(300, seed=21)
+    corpus = labelled_comments(300, seed=21)
     data = tmp_path / "shop.csv"
     rows = [
         f'"{r.content.replace(chr(34), "")}",{label}'
@@ -129,7 +129,7 @@ def test_retrain_wait_follows_a_job_on_the_worker(
         main, ["site", "create", "--slug", "waiter", "--name", "W", "--url", "https://w.example"],
         env=env,
     ).exit_code == 0  # fmt: skip
-    corpus = generate_corpus(120, seed=22)
+    corpus = labelled_comments(120, seed=22)
     data = tmp_path / "w.csv"
     rows = [
         f'"{r.content.replace(chr(34), "")}",{label}'

@@ -327,14 +327,16 @@ def test_real_youtube_files(name: str, expected: tuple[int, int]) -> None:
 
 
 @needs_youtube
-def test_real_youtube_files_carry_their_videos_page() -> None:
-    # The collection's description lists each file's video; the reader recognises the
-    # published files by their digest.
-    dataset = read_dataset(YOUTUBE_DIR / "Youtube01-Psy.csv")
-    assert {r.permalink for r in dataset.records} == {"https://www.youtube.com/watch?v=9bZkp7q19f0"}
+def test_no_data_set_is_recognised_by_its_digest_or_name(tmp_path: Path) -> None:
+    # A published file reads as any other file of its format: nothing about the records
+    # depends on which file, by digest or by name, they came from.
+    published = read_dataset(YOUTUBE_DIR / "Youtube01-Psy.csv")
+    assert {r.permalink for r in published.records} == {None}
+    copy = write(tmp_path, "renamed.csv", (YOUTUBE_DIR / "Youtube01-Psy.csv").read_bytes())
+    assert read_dataset(copy).records == published.records
 
 
-def test_a_youtube_file_not_of_the_collection_has_no_page(tmp_path: Path) -> None:
+def test_a_file_named_like_the_collection_is_read_by_its_content(tmp_path: Path) -> None:
     dataset = read_dataset(write(tmp_path, "Youtube01-Psy.csv", YOUTUBE_HEADER + b"i,A,,hi,0\n"))
     assert dataset.records[0].permalink is None
 
@@ -346,3 +348,75 @@ def test_real_youtube_directory() -> None:
     assert dataset.spam_count == sum(spam for _, spam in YOUTUBE_FILES.values())
     assert dataset.format == "youtube"
     assert read_dataset(YOUTUBE_DIR).fingerprint == dataset.fingerprint
+
+
+# --- mail messages (SpamAssassin, Ling-Spam) --------------------------------------------
+
+MBOX_MESSAGE = (
+    b"From someone@example.com  Thu Aug 22 12:36:23 2002\n"
+    b"Return-Path: <someone@example.com>\n"
+    b"Subject: Re: the new sequences window\n"
+    b"Content-Type: text/plain; charset=us-ascii\n"
+    b"\n"
+    b"I can't reproduce this error.\n"
+)
+MULTIPART_MESSAGE = (
+    b"Subject: =?utf-8?q?Cheap_pills_=E2=9C=93?=\n"
+    b"MIME-Version: 1.0\n"
+    b'Content-Type: multipart/alternative; boundary="b1"\n'
+    b"\n"
+    b"--b1\n"
+    b"Content-Type: text/html; charset=iso-8859-1\n"
+    b"Content-Transfer-Encoding: quoted-printable\n"
+    b"\n"
+    b"<p>Buy now, pay later =E9</p>\n"
+    b"--b1--\n"
+)
+
+
+def test_a_mail_message_reads_as_subject_and_text(tmp_path: Path) -> None:
+    dataset = read_dataset(write(tmp_path, "00001.abc", MBOX_MESSAGE), label="ham")
+    assert dataset.format == "email"
+    assert dataset.labels == [0]
+    assert dataset.records[0].content == (
+        "Re: the new sequences window\nI can't reproduce this error."
+    )
+    # Header fields other than the subject are not read.
+    assert "Return-Path" not in dataset.records[0].content
+
+
+def test_a_mail_message_decodes_its_subject_and_an_html_only_body(tmp_path: Path) -> None:
+    dataset = read_dataset(write(tmp_path, "spmsga1.txt", MULTIPART_MESSAGE), label="spam")
+    assert dataset.labels == [1]
+    assert dataset.records[0].content == "Cheap pills \u2713\n<p>Buy now, pay later \u00e9</p>"
+
+
+def test_a_ling_spam_message_is_detected_by_its_subject_line(tmp_path: Path) -> None:
+    data = b"Subject: re : 2 . 882 s - > np np\n\n> date : sun , 15 dec 91\n"
+    dataset = read_dataset(write(tmp_path, "3-1msg1.txt", data), label="ham")
+    assert dataset.records[0].content.startswith("re : 2 . 882 s")
+
+
+def test_a_directory_of_mail_messages_takes_one_label(tmp_path: Path) -> None:
+    write(tmp_path, "a.txt", MBOX_MESSAGE)
+    write(tmp_path, "b.txt", MULTIPART_MESSAGE)
+    dataset = read_dataset(tmp_path, label="spam")
+    assert (len(dataset), dataset.labels) == (2, [1, 1])
+
+
+def test_a_mail_message_needs_a_label_and_a_labelled_file_refuses_one(tmp_path: Path) -> None:
+    message = write(tmp_path, "m.txt", MBOX_MESSAGE)
+    with pytest.raises(DatasetError, match="carries no label"):
+        read_dataset(message)
+    with pytest.raises(DatasetError, match="'spam' or 'ham'"):
+        read_dataset(message, label="maybe")
+    sms = write(tmp_path, "sms.txt", b"ham\thello\n")
+    with pytest.raises(DatasetError, match="carries its own labels"):
+        read_dataset(sms, label="spam")
+
+
+def test_an_empty_mail_message_is_a_malformed_row(tmp_path: Path) -> None:
+    path = write(tmp_path, "m.txt", b"Subject: \n\n\n")
+    with pytest.raises(DatasetError, match="neither subject nor text"):
+        read_dataset(path, label="ham")
+    assert len(read_dataset(path, label="ham", skip_malformed=True).errors) == 1

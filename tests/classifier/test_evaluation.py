@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from service.classifier.evaluation import choose_thresholds, compute_metrics
@@ -107,3 +108,21 @@ def test_a_source_too_small_to_measure_is_ignored() -> None:
     groups = ["big"] * 200 + ["tiny"] * 10 + ["big"] * 50
     t = choose_thresholds(labels, scores, max_fpr=0.05, groups=groups)
     assert t.spam == choose_thresholds(labels, scores, max_fpr=0.05).spam
+
+
+def test_hold_is_raised_until_each_source_holds_at_most_max_held_of_its_ham() -> None:
+    rng = np.random.default_rng(3)
+    # Source "b"'s ham scores high: the plain hold rule would hold a fifth of it.
+    ham_a = rng.uniform(0.0, 0.2, 500)
+    ham_b = np.concatenate([rng.uniform(0.0, 0.2, 400), rng.uniform(0.3, 0.45, 100)])
+    spam = rng.uniform(0.6, 1.0, 300)
+    labels = [0] * 1000 + [1] * 300
+    scores = np.concatenate([ham_a, ham_b, spam])
+    groups = ["a"] * 500 + ["b"] * 500 + ["a"] * 300
+    plain = choose_thresholds(labels, scores, groups=groups)
+    capped = choose_thresholds(labels, scores, groups=groups, max_held=0.05)
+    assert np.mean(ham_b >= plain.hold) > 0.05
+    assert np.mean(ham_b >= capped.hold) <= 0.05
+    assert np.mean(np.concatenate([ham_a, ham_b]) >= capped.hold) <= 0.05
+    assert capped.hold <= capped.spam
+    assert capped.spam == plain.spam

@@ -290,10 +290,10 @@ def test_counting_gives_sklearns_vocabulary_and_matrix(
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     from service.classifier import features
-    from service.classifier.corpus import generate_corpus
+    from tests.support.labelled import labelled_comments
 
     texts = [*WHITESPACE_AND_WORDS, *EDGE_CASES.values()]
-    texts += [r.content for r in generate_corpus(300, seed=5).records]
+    texts += [r.content for r in labelled_comments(300, seed=5).records]
     # Unseen at fit: n-grams out of the vocabulary count for nothing.
     unseen = ["qqqzzz xxyyzz", "", "Zebra ZEBRA zebra", "😀 unseen"]
     with sklearn.config_context(sparse_interface=interface):
@@ -317,11 +317,11 @@ def test_counting_gives_sklearns_vocabulary_and_matrix(
 
 
 def test_prepared_records_give_the_same_features() -> None:
-    from service.classifier.corpus import generate_corpus
     from service.classifier.features import PreparedRecords, RecordStats
+    from tests.support.labelled import labelled_comments
 
     records = [CommentRecord(t) for t in [*EDGE_CASES.values(), *WHITESPACE_AND_WORDS]]
-    records += generate_corpus(200, seed=4).records
+    records += labelled_comments(200, seed=4).records
     for url_shapes in (True, False):
         config = FeatureConfig(min_df=1, url_shapes=url_shapes)
         plain = build_features(config)
@@ -385,3 +385,28 @@ def test_shortcuts_change_no_feature(text: str) -> None:
     assert pairs == tuple(x for stat in record_stats(record) for x in stat)
     if not link_hosts(text):
         assert content == _reference_content(text)
+
+
+def test_a_vectorizers_vocabulary_is_saved_compactly_and_restored() -> None:
+    import numpy as np
+
+    from service.classifier.features import CompactTfidfVectorizer
+
+    docs = ["hello wörld " + "x" * 150, "another doc here", "ünïcode \U0001f600 text"]
+    fitted = CompactTfidfVectorizer().fit(docs)
+    state = fitted.__getstate__()
+    # One byte per byte of UTF-8, not four per character of the longest term.
+    assert state["vocabulary_utf8_"].dtype == np.uint8
+    assert state["vocabulary_utf8_"].size == sum(len(t.encode()) for t in fitted.vocabulary_)
+    restored = CompactTfidfVectorizer.__new__(CompactTfidfVectorizer)
+    restored.__setstate__(state)
+    assert restored.vocabulary_ == fitted.vocabulary_
+    # An artifact saved before kept a fixed-width string array; it still loads.
+    old = {k: v for k, v in state.items() if not k.startswith("vocabulary_")}
+    old["vocabulary_terms_"] = np.array(
+        sorted(fitted.vocabulary_, key=fitted.vocabulary_.__getitem__), dtype=np.str_
+    )
+    legacy = CompactTfidfVectorizer.__new__(CompactTfidfVectorizer)
+    legacy.__setstate__(old)
+    assert legacy.vocabulary_ == fitted.vocabulary_
+    assert legacy.transform(docs).toarray().tolist() == fitted.transform(docs).toarray().tolist()

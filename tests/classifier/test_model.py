@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.classifier.corpus import generate_corpus
 from service.classifier.features import FeatureConfig
 from service.classifier.model import (
+    WEAK_EVIDENCE_FEATURE,
     Classifier,
     ModelConfig,
     load_classifier,
@@ -17,6 +17,7 @@ from service.classifier.model import (
     train,
 )
 from service.classifier.types import CommentRecord
+from tests.support.labelled import labelled_comments
 
 SPAM = [
     "CHECK OUT MY CHANNEL http://bit.ly/xyz subscribe!!!",
@@ -43,7 +44,7 @@ HAM = [
 @pytest.fixture(scope="module")
 def classifier() -> Classifier:
     records = [CommentRecord(t) for t in SPAM + HAM]
-    corpus = generate_corpus(300, seed=1)
+    corpus = labelled_comments(300, seed=1)
     return train(records + corpus.records, [1] * len(SPAM) + [0] * len(HAM) + corpus.labels, seed=3)
 
 
@@ -59,20 +60,30 @@ EDGE = [
 
 def test_fast_path_equals_sklearn_path(classifier: Classifier) -> None:
     records = [CommentRecord(t, author_name="Jo Smith") for t in SPAM + HAM + EDGE]
-    records += generate_corpus(100, seed=9).records
-    fast = np.array(classifier.probabilities(records))
+    records += labelled_comments(100, seed=9).records
+    fast = np.array(classifier.model_probabilities(records))
     reference = classifier.sklearn_probabilities(records)
     np.testing.assert_allclose(fast, reference, rtol=0, atol=1e-9)
+    # score(), score_many() and probabilities() are the model's probabilities but where
+    # the weak-evidence rule lowers a would-be spam verdict into the hold band.
+    weak = np.array([classifier._contributions(r).weak() for r in records])
+    lowered = weak & (reference >= classifier.thresholds.spam)
+    expected = np.where(lowered, classifier._weak_cap, reference)
     scored = [s.probability for s in classifier.score_many(records)]
-    np.testing.assert_allclose(scored, reference, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(scored, expected, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(classifier.probabilities(records), expected, rtol=0, atol=1e-9)
+    one = [classifier.score(r).probability for r in records]
+    np.testing.assert_allclose(one, expected, rtol=0, atol=1e-9)
 
 
 def test_reasons_add_up_to_the_log_odds(classifier: Classifier) -> None:
     record = CommentRecord("check out my song http://bit.ly/a")
     contributions = classifier._contributions(record)
-    p = classifier.score(record).probability
-    logit = classifier._intercept + contributions.total
-    assert p == pytest.approx(1 / (1 + np.exp(-logit)), abs=1e-12)
+    score = classifier.score(record)
+    # The weak-evidence reason, when there is one, is part of the sum.
+    lowered = sum(r.weight for r in score.reasons if r.feature == WEAK_EVIDENCE_FEATURE)
+    logit = classifier._intercept + contributions.total + lowered
+    assert score.probability == pytest.approx(1 / (1 + np.exp(-logit)), abs=1e-12)
 
 
 def test_obvious_spam_has_spam_reasons(classifier: Classifier) -> None:
@@ -104,7 +115,7 @@ def test_edge_cases_score(classifier: Classifier, text: str) -> None:
 
 def test_training_is_deterministic(classifier: Classifier) -> None:
     records = [CommentRecord(t) for t in SPAM + HAM]
-    corpus = generate_corpus(300, seed=1)
+    corpus = labelled_comments(300, seed=1)
     again = train(
         records + corpus.records, [1] * len(SPAM) + [0] * len(HAM) + corpus.labels, seed=3
     )
@@ -143,7 +154,7 @@ def test_a_hold_band_exists(classifier: Classifier) -> None:
 
 
 def _varied_records() -> list[CommentRecord]:
-    corpus = generate_corpus(300, seed=11).records
+    corpus = labelled_comments(300, seed=11).records
     texts = SPAM[:8] + HAM[:8] + EDGE
     texts += [
         "Check out my channel http://bit.ly/abc and www.youtube.com/watch?v=1 !!!",
@@ -196,7 +207,7 @@ def test_a_batch_scores_as_one_by_one(classifier: Classifier) -> None:
     from service.classifier.model import _BATCH
 
     edges = [CommentRecord(t) for t in BATCH_EDGES]
-    corpus = generate_corpus(_BATCH + 40, seed=5).records
+    corpus = labelled_comments(_BATCH + 40, seed=5).records
     mixed = corpus[:7] + edges + corpus[7:] + edges
     assert len(mixed) > _BATCH
     empty = [CommentRecord(t) for t in ("", " ", "😀", "", "!!")]
@@ -355,7 +366,7 @@ def test_sources_must_match_the_records() -> None:
 def test_reasons_are_the_strongest_five_each_way_ties_by_key(weights: dict[str, float]) -> None:
     from service.classifier.model import _Contributions
 
-    reasons = _Contributions(dict(weights), (0.0, 0.0) * 16).reasons()
+    reasons = _Contributions(dict(weights), (0.0, 0.0) * 16, 0, 0).reasons()
     spam = sorted((-w, f) for f, w in weights.items() if w >= 0.01)[:5]
     ham = sorted((w, f) for f, w in weights.items() if w <= -0.01)[:5]
     assert [(r.feature, r.weight) for r in reasons] == [(f, -w) for w, f in spam] + [
@@ -386,8 +397,8 @@ def test_dense_and_author_reasons_are_shared_when_equal() -> None:
     # The reasons of the dense features and the author recur from comment to comment
     # with the same weight: one immutable Reason serves them all; word reasons are new.
     weights = {"stat:links": -0.5, "author:name:jo": 0.25, "word:cheap": 0.75}
-    first = _Contributions(dict(weights), (0.0, 0.0) * 16).reasons()
-    again = _Contributions(dict(weights), (0.0, 0.0) * 16).reasons()
+    first = _Contributions(dict(weights), (0.0, 0.0) * 16, 0, 0).reasons()
+    again = _Contributions(dict(weights), (0.0, 0.0) * 16, 0, 0).reasons()
     assert first == again
     assert [r.feature for r in first] == ["word:cheap", "author:name:jo", "stat:links"]
     assert first[0] is not again[0]
@@ -395,6 +406,90 @@ def test_dense_and_author_reasons_are_shared_when_equal() -> None:
     assert first[2] is again[2]
     assert first[2] == Reason("no links", -0.5, "stat:links")
     # Another phrase or weight is another reason.
-    other = _Contributions({"stat:links": -0.5}, (0.2, 1, 0.2, 1) + (0.0, 0.0) * 14).reasons()
+    other = _Contributions({"stat:links": -0.5}, (0.2, 1, 0.2, 1) + (0.0, 0.0) * 14, 0, 0).reasons()
     assert other[0].phrase != "no links"
     assert other[0] is not first[2]
+
+
+# --- never spam on weak evidence -------------------------------------------------------
+
+
+def test_a_comment_unlike_the_training_data_is_held_not_marked_spam(
+    classifier: Classifier,
+) -> None:
+    # Words the classifier never saw: whatever the char n-grams make of them, the
+    # evidence is too thin to mark the comment spam; at most it is held.
+    record = CommentRecord("Zxqv wlrbbl ghyyt!!! Zxqv wlrbbl!!! $$$ http://bit.ly/zz")
+    contributions = classifier._contributions(record)
+    assert contributions.weak()
+    model = classifier.model_probabilities([record])[0]
+    score = classifier.score(record)
+    t = classifier.thresholds
+    assert score.probability < t.spam
+    if model >= t.spam:
+        assert t.hold <= score.probability
+        reason = next(r for r in score.reasons if r.feature == WEAK_EVIDENCE_FEATURE)
+        assert reason.weight < 0
+        assert "little evidence" in reason.phrase
+        assert "words known" in reason.phrase
+    else:
+        assert score.probability == model
+
+
+def test_weak_evidence_lowers_a_spam_score_into_the_hold_band() -> None:
+    # A classifier whose spam threshold every blatant spam reaches; the rule is about
+    # evidence, so a one-word comment cannot be spam even when its one word is.
+    records = [CommentRecord(t) for t in SPAM + HAM]
+    corpus = labelled_comments(300, seed=1)
+    trained = train(
+        records + corpus.records, [1] * len(SPAM) + [0] * len(HAM) + corpus.labels, seed=3
+    )
+    t = trained.thresholds
+    one_word = CommentRecord("subscribe")
+    assert trained._contributions(one_word).weak()
+    score = trained.score(one_word)
+    assert score.probability < t.spam
+    full = CommentRecord("subscribe to my channel please http://goo.gl/abc")
+    assert not trained._contributions(full).weak()
+    assert trained.score(full).probability >= t.spam
+    assert all(r.feature != WEAK_EVIDENCE_FEATURE for r in trained.score(full).reasons)
+
+
+def test_missing_author_history_counts_for_nothing(classifier: Classifier) -> None:
+    text = "I love this song, the chorus is beautiful"
+    first_time = classifier.score(CommentRecord(text))
+    assert all(not r.feature.startswith("stat:history") for r in first_time.reasons)
+    # History may only count one way each: approved comments toward ham, spam toward spam.
+    trusted = classifier.score(CommentRecord(text, approved_count=20))
+    spammer = classifier.score(CommentRecord(text, spam_count=20))
+    assert trusted.probability <= first_time.probability <= spammer.probability
+
+
+def test_history_is_learnt_one_way_and_never_from_its_absence() -> None:
+    # Training data where spam comes from authors without history: a model that centred
+    # the history would learn "first-time author" as spam; this one cannot.
+    records = [CommentRecord(t) for t in SPAM] + [CommentRecord(t, approved_count=5) for t in HAM]
+    trained = train(records, [1] * len(SPAM) + [0] * len(HAM), seed=0)
+    text = "the best song of the year, no doubt"
+    assert trained.score(CommentRecord(text)).probability == pytest.approx(
+        trained.score(CommentRecord(text, approved_count=0)).probability
+    )
+    stats = trained.pipeline.named_steps["features"].transformer_list[-1][1]
+    assert stats.means_[-2:] == [0.0, 0.0]
+
+
+def test_groups_are_held_out_one_at_a_time() -> None:
+    corpus = labelled_comments(240, seed=2)
+    groups = [f"g{i % 4}" for i in range(len(corpus))]
+    trained = train(corpus.records, corpus.labels, seed=0, groups=groups)
+    assert trained.metadata["notes"]["folds"] == 4
+    assert trained.metadata["notes"]["grouped_folds"] is True
+
+
+def test_thresholds_can_be_chosen_on_some_records_only() -> None:
+    corpus = labelled_comments(240, seed=2)
+    flags = [i % 2 == 0 for i in range(len(corpus))]
+    trained = train(corpus.records, corpus.labels, seed=0, threshold_on=flags)
+    assert trained.metadata["metrics"]["cv_n"] == 120
+    with pytest.raises(ValueError, match="threshold_on"):
+        train(corpus.records, corpus.labels, seed=0, threshold_on=flags[:10])

@@ -1,9 +1,9 @@
 """Evaluation reports: the numbers against scikit-learn's, the files, the page, determinism.
 
-The data is real: the bundled classifier scores a held-out bootstrap corpus (a seed it was
-not trained on), and, as the series to compare with, the same comments cut to their
-first 40 characters without any author signal (a weaker classifier input, so that its
-curves and errors are far from perfect).
+The scores are real: the bundled classifier scores the hand-written test comments
+(tests/support/labelled.py, which it was not trained on), and, as the series to compare
+with, the same comments cut to their first 40 characters without any author signal (a
+weaker classifier input, so that its curves and errors are far from perfect).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from service.classifier.corpus import generate_corpus
 from service.classifier.evaluation import Thresholds
 from service.classifier.model import BUNDLED_PATH, load_classifier
 from service.classifier.report import (
@@ -41,6 +40,7 @@ from service.classifier.report import (
     write_report,
 )
 from service.classifier.types import CommentRecord
+from tests.support.labelled import labelled_comments
 
 THRESHOLDS = Thresholds(hold=0.25, spam=0.5, discard=0.9)
 
@@ -48,7 +48,7 @@ THRESHOLDS = Thresholds(hold=0.25, spam=0.5, discard=0.9)
 class HeldOut:
     def __init__(self) -> None:
         classifier = load_classifier(BUNDLED_PATH)
-        data = generate_corpus(1500, seed=99)
+        data = labelled_comments(1500, seed=99)
         self.labels = data.labels
         self.scores = classifier.probabilities(data.records)
         self.weak = classifier.probabilities(

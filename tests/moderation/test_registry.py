@@ -30,7 +30,6 @@ from models import (
     Verdict,
     VersionStatus,
 )
-from service.classifier.corpus import generate_corpus
 from service.classifier.model import Classifier, classifier_bytes, train
 from service.metrics import WorkerMetrics
 from service.moderation.active import ClassifierProvider
@@ -53,6 +52,7 @@ from service.moderation.retrain import (
 from service.queue import SCHEDULED_RETRAIN, TaskQueue, make_celery
 from service.settings import Settings
 from tests.support.comments import make_site, submit_comments
+from tests.support.labelled import labelled_comments
 from workers.tasks import scheduled_retrain
 
 ACTOR = Actor(issuer="https://issuer.test", subject="olivia")
@@ -67,7 +67,7 @@ class Trained:
 
 
 def _trained(seed: int) -> Trained:
-    corpus = generate_corpus(300, seed=seed)
+    corpus = labelled_comments(300, seed=seed)
     classifier = train(corpus.records, corpus.labels, seed=seed)
     data, metadata = classifier_bytes(classifier)
     return Trained(classifier, data, metadata.version)
@@ -294,11 +294,11 @@ def test_the_latest_label_of_a_comment_wins_and_moderators_outweigh_imports(
     }
     everywhere = gather_labels(db_session, site_id=None, moderator_weight=2, import_weight=1)
     assert len(everywhere) == 5
-    assert everywhere.counts() == {"moderator": 2, "import": 3, "bootstrap": 0}
+    assert everywhere.counts() == {"moderator": 2, "import": 3}
 
 
 def test_sample_weights_move_the_model() -> None:
-    corpus = generate_corpus(200, seed=4)
+    corpus = labelled_comments(200, seed=4)
     plain = train(corpus.records, corpus.labels, seed=0)
     weighted = train(
         corpus.records,
@@ -470,7 +470,7 @@ def test_scheduled_retrain_runs_a_job_with_enough_new_labels(
     db_session: Session, resources: Resources
 ) -> None:
     site = make_site(db_session)
-    corpus = generate_corpus(80, seed=9)
+    corpus = labelled_comments(80, seed=9)
     for record, value in zip(corpus.records, corpus.labels, strict=True):
         db_session.add(
             Label(

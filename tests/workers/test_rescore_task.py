@@ -10,11 +10,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import ClassifierVersion, Comment, Status, Verdict, VersionStatus
-from service.classifier.corpus import generate_corpus
 from service.classifier.model import classifier_bytes, train
 from service.moderation.registry import Actor, activate, store_version
 from service.queue import RESCORE, TaskQueue
 from tests.support.comments import make_site, submit_comments
+from tests.support.labelled import labelled_comments
 from tests.support.wait import wait_until
 from tests.support.worker import CeleryWorker
 
@@ -24,7 +24,7 @@ def test_rescore_task_gives_held_comments_verdicts_of_the_promoted_version(
     running_worker: CeleryWorker,
     task_queue: TaskQueue,
 ) -> None:
-    corpus = generate_corpus(200, seed=31)
+    corpus = labelled_comments(200, seed=31)
     data, metadata = classifier_bytes(train(corpus.records, corpus.labels, seed=0))
     with committed.begin() as session:
         site = make_site(session)
