@@ -80,10 +80,8 @@ class Source:
 class Corpus:
     """One published corpus: its name, domain, whether its texts are comment-like (short
     messages people write to each other or under a post), whether the classifier's
-    thresholds are chosen on it (comments under a post, as a blog's), whether classifiers
-    are trained on it (``train``: false for a corpus whose licence allows research, not a
-    shipped model; it is still held out and measured), the root its paths are under, its
-    sources, and its provenance (repository, commit, licence, citation)."""
+    thresholds are chosen on it (comments under a post, as a blog's), the root its paths
+    are under, its sources, and its provenance (repository, commit, licence, citation)."""
 
     name: str
     domain: str
@@ -92,7 +90,6 @@ class Corpus:
     root: Path
     sources: tuple[Source, ...]
     provenance: Mapping[str, Any]
-    train: bool = True
 
 
 def tree_digest(root: Path, files: Sequence[Path]) -> str:
@@ -185,7 +182,6 @@ def read_manifest(
                     root=root,
                     sources=sources,
                     provenance=dict(entry.get("provenance", {})),
-                    train=bool(entry.get("train", True)),
                 )
             )
     except (KeyError, TypeError, ValueError) as exc:
@@ -261,17 +257,14 @@ def training_set(
     *,
     leave_out: Sequence[str] = (),
 ) -> TrainingSet:
-    """Every source of ``loaded`` but those named in ``leave_out`` (``corpus/source``) and
-    those of corpora not to train on (``Corpus.train``), pooled in manifest order."""
+    """Every source of ``loaded`` but those named in ``leave_out`` (``corpus/source``),
+    pooled in manifest order."""
     chooses = {corpus.name: corpus.thresholds for corpus in corpora}
-    untrained = {corpus.name for corpus in corpora if not corpus.train}
     records: list[CommentRecord] = []
     labels: list[int] = []
     sources: list[str] = []
     flags: list[bool] = []
     for corpus_name, named in loaded.items():
-        if corpus_name in untrained:
-            continue
         for source_name, dataset in named.items():
             name = f"{corpus_name}/{source_name}"
             if name in leave_out:

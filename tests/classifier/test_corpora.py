@@ -162,20 +162,6 @@ def test_a_training_set_leaves_out_what_is_held_out(manifest: Path) -> None:
     assert everything.threshold_on == [True, True, False, False, False]
 
 
-def test_a_corpus_not_to_train_on_is_read_and_checked_but_never_trained_on(
-    tmp_path: Path,
-) -> None:
-    layout = _layout(tmp_path)
-    layout["corpora"][1]["train"] = False
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps(layout))
-    corpora = read_manifest(manifest)
-    assert [c.train for c in corpora] == [True, False]
-    loaded = load_corpora(manifest)
-    assert len(loaded["mail"]["mail"]) == 3  # still there to be held out and measured
-    assert training_set(loaded, corpora).sources == ["sms/sms"] * 2
-
-
 def test_train_on_chooses_thresholds_on_the_sources_marked_for_it() -> None:
     # Three sources that choose the thresholds (each held out in turn) and one that does
     # not: the thresholds and the cv_ figures count the first three only.
