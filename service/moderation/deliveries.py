@@ -34,16 +34,14 @@ import random
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
-    CursorResult,
     Exists,
     FunctionElement,
     and_,
     bindparam,
-    delete,
     exists,
     func,
     insert,
@@ -60,6 +58,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from models import DeliveryState, Site, Webhook, WebhookDelivery, WebhookEvent
 from service.moderation.errors import Conflict, FieldError, InvalidInput, NotFound
+from service.moderation.outbox import delete_oldest
 from service.webhooks.sender import Outcome, Result
 
 log = logging.getLogger(__name__)
@@ -447,19 +446,13 @@ def purge_finished(session: Session, *, finished_before: dt.datetime, limit: int
     before ``finished_before``; how many. A pending one is never deleted. A bounded read
     whatever the table's size, as the outbox's ``purge_done``. Executes; the caller
     commits."""
-    oldest = select(WebhookDelivery.id).order_by(WebhookDelivery.id).limit(limit).subquery()
-    bound = session.scalar(select(func.max(oldest.c.id)))
-    if bound is None:
-        return 0
-    result = cast(
-        CursorResult[Any],
-        session.execute(
-            delete(WebhookDelivery)
-            .where(WebhookDelivery.id <= bound, WebhookDelivery.finished_at < finished_before)
-            .execution_options(synchronize_session=False)
-        ),
+    return delete_oldest(
+        session,
+        WebhookDelivery.id,
+        WebhookDelivery.finished_at,
+        before=finished_before,
+        limit=limit,
     )
-    return result.rowcount
 
 
 @dataclass(frozen=True, slots=True)

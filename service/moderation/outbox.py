@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from models import OutboxTask
 
@@ -55,15 +55,32 @@ def purge_done(session: Session, *, done_before: dt.datetime, limit: int) -> int
     bound on ids is found first and passed as a value, so that the planner sees how few
     rows it covers (``id IN (... LIMIT n)`` was planned as a scan of the whole table).
     Executes; the caller commits."""
-    oldest = select(OutboxTask.id).order_by(OutboxTask.id).limit(limit).subquery()
-    bound = session.scalar(select(func.max(oldest.c.id)))
+    return delete_oldest(
+        session, OutboxTask.id, OutboxTask.done_at, before=done_before, limit=limit
+    )
+
+
+def delete_oldest(
+    session: Session,
+    id_column: InstrumentedAttribute[Any],
+    stamp: InstrumentedAttribute[Any],
+    *,
+    before: dt.datetime,
+    limit: int,
+) -> int:
+    """Of the ``limit`` rows of ``id_column``'s table with the lowest ids, delete those whose
+    ``stamp`` is before ``before`` (a row whose stamp is NULL is kept); how many. The bound
+    on ids is read first and passed as a value, so that the planner sees how few rows it
+    covers. Executes; the caller commits."""
+    oldest = select(id_column).order_by(id_column).limit(limit).subquery()
+    bound = session.scalar(select(func.max(oldest.c[id_column.key])))
     if bound is None:
         return 0
     result = cast(
         CursorResult[Any],
         session.execute(
-            delete(OutboxTask)
-            .where(OutboxTask.id <= bound, OutboxTask.done_at < done_before)
+            delete(id_column.class_)
+            .where(id_column <= bound, stamp < before)
             .execution_options(synchronize_session=False)
         ),
     )
