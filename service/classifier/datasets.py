@@ -25,7 +25,12 @@ line), never from its name:
     The record's content is the subject and the message's text parts (an HTML part when
     there is no plain one); header fields are not read. A message carries no label, so
     its label is given by the caller (``label="spam"`` or ``"ham"``; the corpora's own
-    layout says which, see :mod:`service.classifier.corpora`).
+    layout says which, see :mod:`service.classifier.corpora`). Text is decoded by its
+    declared charset, else as Latin-1 (which decodes any byte); a subject sent as raw
+    8-bit bytes (old mail, the Enron-Spam files) is decoded as UTF-8 when it is UTF-8 and
+    otherwise by the message's charset or Latin-1, as its text is, so that no byte of it
+    turns into U+FFFD. A message with neither subject nor text (Enron-Spam has some) is
+    a malformed row marked ``empty``: nothing to read rather than broken bytes.
 
 Every reader accepts a UTF-8 byte order mark and CRLF line ends, and reports bytes that
 are not UTF-8 by line instead of failing on them. A row that cannot be read (missing
@@ -72,6 +77,8 @@ _MAIL_FIRST_LINE: Final = re.compile(
     r"^(?:From \S+|(?:Subject|From|Return-Path|Received|Delivered-To|Date|Message-I[Dd]"
     r"|X-[!-9;-~]+|[A-Z][!-9;-~]*): )"
 )
+# A raw byte that is not ASCII, as the mail parser keeps it in a header (surrogateescape).
+_SURROGATES: Final = re.compile(r"[\udc80-\udcff]")
 _CSV_LABELS: Final = {"spam": 1, "1": 1, "ham": 0, "0": 0}
 _SMS_LABELS: Final = {"spam": 1, "ham": 0}
 _OPTIONAL_TEXT_COLUMNS: Final = (
@@ -98,11 +105,15 @@ _STRIP_CHARS: Final = " \t\r\n\ufeff"
 @dataclass(frozen=True, slots=True)
 class RowError:
     """One row that could not be read: the file, the 1-based physical line the row starts
-    on (a quoted CSV field may span several lines), and what is wrong with it."""
+    on (a quoted CSV field may span several lines), and what is wrong with it. ``empty``
+    marks a mail message with neither subject nor text: nothing to read, not a broken
+    row (a corpus may list how many such messages it holds, see
+    :mod:`service.classifier.corpora`)."""
 
     line: int
     message: str
     source: str = ""
+    empty: bool = False
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.source else f"line {self.line}"
@@ -483,7 +494,7 @@ def _parse_email(
 ) -> None:
     """One mail message: its subject and text as one record, or an error for line 1."""
     message = email.message_from_bytes(data.removeprefix(_BOM), policy=email.policy.default)
-    subject = str(message.get("subject", "") or "")
+    subject = _subject(message)
     parts: list[str] = []
     html_parts: list[str] = []
     for part in message.walk():
@@ -497,19 +508,47 @@ def _parse_email(
     body = "\n".join(parts or html_parts)
     content = f"{subject}\n{body}".strip(_STRIP_CHARS)
     if not content:
-        errors.append(RowError(1, "a mail message with neither subject nor text", source))
+        errors.append(
+            RowError(1, "a mail message with neither subject nor text", source, empty=True)
+        )
         return
     rows.append((CommentRecord(content=content), label))
 
 
+def _subject(message: email.message.EmailMessage) -> str:
+    """The Subject field as text. The parser decodes encoded words (RFC 2047) and raw
+    8-bit bytes that are UTF-8, but turns any other raw byte into U+FFFD; such a subject
+    (a header sent unencoded, as old mail has it) is decoded from its bytes as the text of
+    the message is: by the charset the message declares, else as Latin-1."""
+    subject = str(message.get("subject", "") or "")
+    raw = next((str(v) for k, v in message.raw_items() if k.lower() == "subject"), "")
+    if not _SURROGATES.search(raw):
+        return subject
+    data = re.sub(r"\r?\n", "", raw).encode("ascii", errors="surrogateescape")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        charsets = (part.get_content_charset() for part in message.walk())
+        return _decode_text(data, next((c for c in charsets if c), None))
+    return subject
+
+
 def _part_text(part: email.message.Message) -> str:
     """A text part's payload as text: its declared charset, else Latin-1 (which decodes
-    any byte), never an error (old spam declares charsets that do not exist)."""
+    any byte), never an error (old spam declares charsets that do not exist); CRLF line
+    ends (the parser keeps them in a body) turned into LF, as in the other formats."""
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
-        return str(part.get_payload())
-    charset = part.get_content_charset() or "latin-1"
+        text = str(part.get_payload())
+    else:
+        text = _decode_text(payload, part.get_content_charset())
+    return text.replace("\r\n", "\n")
+
+
+def _decode_text(data: bytes, charset: str | None) -> str:
+    """``data`` decoded by ``charset`` (bad bytes replaced), or as Latin-1 when no charset
+    is declared or the declared one does not exist."""
     try:
-        return payload.decode(charset, errors="replace")
+        return data.decode(charset or "latin-1", errors="replace")
     except LookupError:
-        return payload.decode("latin-1")
+        return data.decode("latin-1")

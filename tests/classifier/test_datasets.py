@@ -419,4 +419,34 @@ def test_an_empty_mail_message_is_a_malformed_row(tmp_path: Path) -> None:
     path = write(tmp_path, "m.txt", b"Subject: \n\n\n")
     with pytest.raises(DatasetError, match="neither subject nor text"):
         read_dataset(path, label="ham")
-    assert len(read_dataset(path, label="ham", skip_malformed=True).errors) == 1
+    (error,) = read_dataset(path, label="ham", skip_malformed=True).errors
+    # Marked as empty (nothing to read), unlike a row whose bytes are broken.
+    assert error.empty
+    broken = read_dataset(write(tmp_path, "s.txt", b"ham\tok\nspam\n"), skip_malformed=True)
+    assert [e.empty for e in broken.errors] == [False]
+
+
+def test_an_enron_spam_message_reads_as_subject_and_text(tmp_path: Path) -> None:
+    # Enron-Spam (preprocessed): a Subject line, then the text with no blank line between,
+    # CRLF line ends in the published archives.
+    data = b"Subject: re : cms deal booked\r\nnever did . . . but glad\r\nbt"
+    dataset = read_dataset(write(tmp_path, "0001.2001-09-26.kitchen.ham.txt", data), label="ham")
+    assert dataset.records[0].content == "re : cms deal booked\nnever did . . . but glad\nbt"
+
+
+def test_a_subject_of_raw_bytes_is_decoded_as_the_text_is(tmp_path: Path) -> None:
+    # Old mail sends 8-bit subjects unencoded; the parser alone would turn each byte that
+    # is not UTF-8 into U+FFFD. They are decoded as the text is: as Latin-1 when the
+    # message declares no charset, else by its charset; UTF-8 stays UTF-8.
+    latin = b"Subject: multas de tr\xe2nsito\nveja tr\xe2nsito\n"
+    record = read_dataset(write(tmp_path, "a.txt", latin), label="spam").records[0]
+    assert record.content == "multas de tr\u00e2nsito\nveja tr\u00e2nsito"
+    koi8 = (
+        b"Subject: \xf0\xd2\xc9\xd7\xc5\xd4\r\n  again\n"
+        b"Content-Type: text/plain; charset=koi8-r\n\nhi\n"
+    )
+    record = read_dataset(write(tmp_path, "b.txt", koi8), label="spam").records[0]
+    assert record.content == "\u041f\u0440\u0438\u0432\u0435\u0442  again\nhi"
+    utf8 = b"Subject: caf\xc3\xa9 =?utf-8?q?na=C3=AFve?=\n\nbody\n"
+    record = read_dataset(write(tmp_path, "c.txt", utf8), label="ham").records[0]
+    assert record.content == "caf\u00e9 na\u00efve\nbody"
