@@ -29,8 +29,7 @@ line), never from its name:
     declared charset, else as Latin-1 (which decodes any byte); a subject sent as raw
     8-bit bytes (old mail, the Enron-Spam files) is decoded as UTF-8 when it is UTF-8 and
     otherwise by the message's charset or Latin-1, as its text is, so that no byte of it
-    turns into U+FFFD. A message with neither subject nor text (Enron-Spam has some) is
-    a malformed row marked ``empty``: nothing to read rather than broken bytes.
+    turns into U+FFFD. A message with neither subject nor text is a malformed row.
 
 Every reader accepts a UTF-8 byte order mark and CRLF line ends, and reports bytes that
 are not UTF-8 by line instead of failing on them. A row that cannot be read (missing
@@ -105,15 +104,11 @@ _STRIP_CHARS: Final = " \t\r\n\ufeff"
 @dataclass(frozen=True, slots=True)
 class RowError:
     """One row that could not be read: the file, the 1-based physical line the row starts
-    on (a quoted CSV field may span several lines), and what is wrong with it. ``empty``
-    marks a mail message with neither subject nor text: nothing to read, not a broken
-    row (a corpus may list how many such messages it holds, see
-    :mod:`service.classifier.corpora`)."""
+    on (a quoted CSV field may span several lines), and what is wrong with it."""
 
     line: int
     message: str
     source: str = ""
-    empty: bool = False
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.source else f"line {self.line}"
@@ -508,9 +503,7 @@ def _parse_email(
     body = "\n".join(parts or html_parts)
     content = f"{subject}\n{body}".strip(_STRIP_CHARS)
     if not content:
-        errors.append(
-            RowError(1, "a mail message with neither subject nor text", source, empty=True)
-        )
+        errors.append(RowError(1, "a mail message with neither subject nor text", source))
         return
     rows.append((CommentRecord(content=content), label))
 

@@ -419,11 +419,11 @@ def test_an_empty_mail_message_is_a_malformed_row(tmp_path: Path) -> None:
     path = write(tmp_path, "m.txt", b"Subject: \n\n\n")
     with pytest.raises(DatasetError, match="neither subject nor text"):
         read_dataset(path, label="ham")
-    (error,) = read_dataset(path, label="ham", skip_malformed=True).errors
-    # Marked as empty (nothing to read), unlike a row whose bytes are broken.
-    assert error.empty
-    broken = read_dataset(write(tmp_path, "s.txt", b"ham\tok\nspam\n"), skip_malformed=True)
-    assert [e.empty for e in broken.errors] == [False]
+    skipped = read_dataset(path, label="ham", skip_malformed=True)
+    assert len(skipped) == 0
+    assert [(e.line, e.message) for e in skipped.errors] == [
+        (1, "a mail message with neither subject nor text")
+    ]
 
 
 def test_an_enron_spam_message_reads_as_subject_and_text(tmp_path: Path) -> None:
