@@ -3,8 +3,6 @@ newest first with keyset pagination."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -13,11 +11,14 @@ from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.orm import Session
 
 from models import AuditEntry
+from service.moderation.cursors import decode_id_cursor, encode_id_cursor
 from service.moderation.errors import FieldError, InvalidInput
 from service.moderation.types import Identity
 
 #: The most rows one page of the audit trail holds.
 MAX_PAGE = 200
+_CURSOR_KIND = "a"
+"""The letter of the audit trail's page cursors (see :func:`encode_id_cursor`)."""
 
 
 def record(
@@ -91,7 +92,7 @@ def list_audit(
     if comment_id is not None:
         query = query.where(AuditEntry.comment_id == comment_id)
     if cursor is not None:
-        last_id = _decode(cursor)
+        last_id = decode_id_cursor(_CURSOR_KIND, cursor)
         # The database compares its own timestamp of the last row seen: no round trip of a
         # timestamp through text (SQLite keeps them as text, at whole seconds).
         last_at = select(AuditEntry.created_at).where(AuditEntry.id == last_id).scalar_subquery()
@@ -108,22 +109,4 @@ def list_audit(
     )
     more = len(rows) > limit
     rows = rows[:limit]
-    return AuditPage(rows, _encode(rows[-1]) if more and rows else None)
-
-
-def _encode(entry: AuditEntry) -> str:
-    return base64.urlsafe_b64encode(f"a{entry.id}".encode()).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("a") or len(raw) > 20:
-            raise ValueError(raw)
-        last_id = int(raw[1:])
-        if not 0 < last_id < 2**63:
-            # Ours hold a row id, within a BIGINT (a larger one would be a database error).
-            raise ValueError(raw)
-        return last_id
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("invalid cursor", [FieldError("cursor", "not a cursor")]) from None
+    return AuditPage(rows, encode_id_cursor(_CURSOR_KIND, rows[-1].id) if more and rows else None)

@@ -25,8 +25,6 @@ event id), and a request is never made inside a decision's transaction.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import json
 import logging
@@ -57,6 +55,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 
 from models import DeliveryState, Site, Webhook, WebhookDelivery, WebhookEvent
+from service.moderation.cursors import decode_id_cursor, encode_id_cursor
 from service.moderation.errors import Conflict, FieldError, InvalidInput, NotFound
 from service.moderation.outbox import delete_oldest
 from service.webhooks.sender import Outcome, Result
@@ -70,6 +69,8 @@ DEFAULT_LEASE = dt.timedelta(seconds=70)
 #: The rows one page of the delivery log holds by default, and at most.
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
+_CURSOR_KIND = "d"
+"""The letter of the delivery log's page cursors (see :func:`encode_id_cursor`)."""
 
 
 class subscribed(FunctionElement[bool]):  # noqa: N801  (a SQL function, named as one)
@@ -479,28 +480,13 @@ def list_deliveries(
     if state is not None:
         query = query.where(WebhookDelivery.state == state)
     if cursor is not None:
-        query = query.where(WebhookDelivery.id < _decode(cursor))
+        query = query.where(WebhookDelivery.id < decode_id_cursor(_CURSOR_KIND, cursor))
     rows = list(session.scalars(query.order_by(WebhookDelivery.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
-    return DeliveryPage(rows, _encode(rows[-1].id) if more and rows else None)
-
-
-def _encode(delivery_id: int) -> str:
-    return base64.urlsafe_b64encode(f"d{delivery_id}".encode()).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("d") or len(raw) > 20:
-            raise ValueError(raw)
-        last_id = int(raw[1:])
-        if not 0 < last_id < 2**63:
-            raise ValueError(raw)
-        return last_id
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("invalid cursor", [FieldError("cursor", "not a cursor")]) from None
+    return DeliveryPage(
+        rows, encode_id_cursor(_CURSOR_KIND, rows[-1].id) if more and rows else None
+    )
 
 
 def redeliver(
