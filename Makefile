@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install services test screenshot lint fmt classifier run bench-quality bench-speed bench-pipeline bench-queue bench-retrain bench-actions bench-webhooks bench-akismet
+.PHONY: help install services test screenshot lint fmt data classifier run bench-quality bench-speed bench-pipeline bench-queue bench-retrain bench-actions bench-webhooks bench-akismet
 
 help:
 	@echo "make install     create $(VENV) and install the service with its dev tools"
@@ -21,6 +21,7 @@ help:
 	@echo "make fmt         ruff format and the safe ruff fixes"
 	@echo "make run         the API and a worker on SQLite, nothing else to install"
 	@echo "make services    find or start the PostgreSQL and Redis the tests use"
+	@echo "make data        download the corpora data/manifest.json names (github.com), check by sha256"
 	@echo "make classifier  train the bundled classifier"
 	@echo "make bench-quality   leave one corpus out: the classifier vs plain baselines"
 	@echo "make bench-speed     classifier latency, batch rate, training time, artifact"
@@ -71,6 +72,11 @@ fmt: install
 # where the YouTube files are when not at ../shared/data/youtube-spam.
 YOUTUBE ?=
 CORPUS_ROOTS := $(if $(YOUTUBE),--root youtube=$(YOUTUBE))
+
+# Downloads the corpora that are missing (from github.com, at the commits the manifest
+# names) and checks them by sha256.
+data: install
+	$(BIN)/commentguard classifier fetch-corpora --manifest data/manifest.json $(CORPUS_ROOTS)
 
 classifier: install
 	$(BIN)/commentguard classifier train --manifest data/manifest.json $(CORPUS_ROOTS) --seed 0 --out service/classifier/bundled/classifier.skops

@@ -170,12 +170,7 @@ def _train_on_manifest(
         training_set,
     )
 
-    where: dict[str, Path] = {}
-    for given in roots:
-        name, equals, directory = given.partition("=")
-        if not equals or not name or not directory:
-            raise click.UsageError(f"--root {given!r}: expected CORPUS=DIR")
-        where[name] = Path(directory)
+    where = _corpus_roots(roots)
     try:
         corpora = read_manifest(manifest, roots=where)
         loaded = load_corpora(manifest, roots=where)
@@ -199,6 +194,68 @@ def _train_on_manifest(
         )
     )
     return final
+
+
+def _corpus_roots(roots: tuple[str, ...]) -> dict[str, Path]:
+    """``--root CORPUS=DIR`` options as a mapping; a malformed one is a usage error."""
+    where: dict[str, Path] = {}
+    for given in roots:
+        name, equals, directory = given.partition("=")
+        if not equals or not name or not directory:
+            raise click.UsageError(f"--root {given!r}: expected CORPUS=DIR")
+        where[name] = Path(directory)
+    return where
+
+
+@classifier.command("fetch-corpora")
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("data/manifest.json"),
+    show_default=True,
+)
+@click.option(
+    "--root",
+    "roots",
+    multiple=True,
+    metavar="CORPUS=DIR",
+    help="Where to put a corpus, if not where the manifest says (repeatable).",
+)
+@click.option("--only", multiple=True, metavar="CORPUS", help="Only this corpus (repeatable).")
+@click.option(
+    "--archive-url",
+    default=None,
+    metavar="TEMPLATE",
+    help="Where a repository's archive at a commit is, with {repository} and {commit} "
+    "(default: GitHub's codeload tarball).",
+)
+def classifier_fetch_corpora(
+    manifest: Path, roots: tuple[str, ...], only: tuple[str, ...], archive_url: str | None
+) -> None:
+    """Download the corpora of the manifest that are missing or differ from it, from the
+    repositories and commits it names, check every file's sha256 and put them in place
+    (what make classifier and make bench-quality read). Exits 1 unless every corpus is
+    in place."""
+    from service.classifier.corpora import CorpusError
+    from service.classifier.download import ARCHIVE_URL, fetch_corpora
+
+    try:
+        results = fetch_corpora(
+            manifest,
+            roots=_corpus_roots(roots),
+            only=only or None,
+            archive_url=archive_url or ARCHIVE_URL,
+            progress=lambda message: click.echo(f"  .. {message}", err=True),
+        )
+    except CorpusError as exc:
+        raise click.ClickException(str(exc)) from None
+    for result in results:
+        files = f"{result.files} file{'' if result.files == 1 else 's'}"
+        click.echo(
+            f"{result.corpus}: {result.status}, {files} under {result.root} ({result.detail})"
+        )
+    if any(result.status == "not fetchable" for result in results):
+        raise click.ClickException("some corpora are not in place (above)")
 
 
 def _echo_metrics(values: dict[str, Any]) -> None:

@@ -59,13 +59,16 @@ class CorpusError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Part:
-    """Files of one source with one label (``None``: the files carry their labels)."""
+    """Files of one source with one label (``None``: the files carry their labels).
+    ``origin`` is the path in the corpus's repository (at its provenance commit) that
+    ``path`` is a copy of, for :func:`~service.classifier.download.fetch_corpora`."""
 
     path: str
     glob: str | None
     label: str | None
     files: int
     sha256: str
+    origin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +170,7 @@ def read_manifest(
                             label=part.get("label"),
                             files=int(part.get("files", 1)),
                             sha256=str(part["sha256"]),
+                            origin=None if part.get("origin") is None else str(part["origin"]),
                         )
                         for part in source["parts"]
                     ),
@@ -196,7 +200,10 @@ def _where(corpus: Corpus) -> str:
     p = corpus.provenance
     repo, commit, files = p.get("repository"), p.get("commit"), p.get("path")
     origin = f"{repo} at commit {commit}, {files}" if repo else "see data/README.md"
-    return f"corpus {corpus.name!r} comes from {origin} (data/README.md says how to lay it out)"
+    return (
+        f"corpus {corpus.name!r} comes from {origin} (`make data` fetches it; "
+        "data/README.md says how to lay it out)"
+    )
 
 
 def load_corpora(

@@ -1,5 +1,6 @@
-"""A real HTTP server on 127.0.0.1 that receives webhooks: it records every request and
-answers from a script, so a test can make it fail, slow, redirect or go away."""
+"""A real HTTP server on 127.0.0.1 that receives webhooks (and serves downloads): it
+records every request (POST or GET) and answers from a script, so a test can make it
+fail, slow, redirect or go away."""
 
 from __future__ import annotations
 
@@ -95,7 +96,13 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self._handle("GET")
+
             def do_POST(self) -> None:
+                self._handle("POST")
+
+            def _handle(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 with receiver._lock:
@@ -106,7 +113,7 @@ class Receiver:
                 with receiver._lock:
                     receiver._received.append(
                         Received(
-                            method="POST",
+                            method=method,
                             path=self.path,
                             headers=dict(self.headers.items()),
                             body=body,
