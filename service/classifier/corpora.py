@@ -141,10 +141,14 @@ def _what(part: Part) -> str:
 
 
 def read_manifest(
-    path: Path | str, *, roots: Mapping[str, Path | str] | None = None
+    path: Path | str,
+    *,
+    roots: Mapping[str, Path | str] | None = None,
+    only: Sequence[str] | None = None,
 ) -> list[Corpus]:
-    """The corpora a manifest lists. ``roots`` maps a corpus name to the directory its
-    paths are under, overriding the manifest's (e.g. the YouTube files elsewhere)."""
+    """The corpora a manifest lists (those named in ``only``, when given; an unknown name
+    is an error). ``roots`` maps a corpus name to the directory its paths are under,
+    overriding the manifest's (e.g. the YouTube files elsewhere)."""
     path = Path(path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -190,10 +194,10 @@ def read_manifest(
             )
     except (KeyError, TypeError, ValueError) as exc:
         raise CorpusError(f"{path}: malformed manifest entry: {exc!r}") from exc
-    unknown = set(overrides) - {c.name for c in corpora}
+    unknown = (set(overrides) | set(only or ())) - {c.name for c in corpora}
     if unknown:
         raise CorpusError(f"{path}: no corpus named {sorted(unknown)}")
-    return corpora
+    return corpora if only is None else [c for c in corpora if c.name in only]
 
 
 def _where(corpus: Corpus) -> str:
@@ -215,12 +219,7 @@ def load_corpora(
     """Every corpus of the manifest, checked and read: corpus name -> source name -> its
     records. ``only`` restricts to the named corpora. Raises :class:`CorpusError` when a
     file is missing or differs from the manifest, or a file does not read cleanly."""
-    corpora = read_manifest(path, roots=roots)
-    if only is not None:
-        missing = set(only) - {c.name for c in corpora}
-        if missing:
-            raise CorpusError(f"{path}: no corpus named {sorted(missing)}")
-        corpora = [c for c in corpora if c.name in only]
+    corpora = read_manifest(path, roots=roots, only=only)
     loaded: dict[str, dict[str, Dataset]] = {}
     for corpus in corpora:
         where = _where(corpus)

@@ -79,12 +79,7 @@ def fetch_corpora(
     written under the root, and a failed download or check leaves no temporary files.
     Raises :class:`CorpusError` for an unreadable manifest, an unknown name in ``only``,
     a download that fails or is too large, or files that do not match the manifest."""
-    corpora = read_manifest(manifest, roots=roots)
-    if only is not None:
-        unknown = set(only) - {c.name for c in corpora}
-        if unknown:
-            raise CorpusError(f"{manifest}: no corpus named {sorted(unknown)}")
-        corpora = [c for c in corpora if c.name in only]
+    corpora = read_manifest(manifest, roots=roots, only=only)
     say = progress or (lambda _message: None)
     return [_fetch_one(corpus, archive_url, timeout, say) for corpus in corpora]
 
