@@ -69,7 +69,8 @@ fmt: install
 	$(BIN)/ruff check --fix .
 
 # The corpora of data/manifest.json (data/README.md: where each comes from); YOUTUBE says
-# where the YouTube files are when not at ../shared/data/youtube-spam.
+# where the YouTube files are when not at ../shared/data/youtube-spam (if it exists) or
+# data/youtube-spam.
 YOUTUBE ?=
 CORPUS_ROOTS := $(if $(YOUTUBE),--root youtube=$(YOUTUBE))
 

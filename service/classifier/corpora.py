@@ -2,11 +2,16 @@
 
 ``data/manifest.json`` (format ``commentguard.corpora/1``) names every corpus, where its
 files lie (relative to a root directory, by default the manifest's own directory; the
-YouTube files to ``../shared/data/youtube-spam``), which label each part carries, how
-many files each part has and a sha256 that the files must match, and where the corpus
-comes from. The data files themselves are not in the repository: :func:`load_corpora`
-checks each part against the manifest before reading it and raises :class:`CorpusError`
-naming what is missing or different and where it comes from.
+YouTube files to ``../shared/data/youtube-spam``, or ``data/youtube-spam`` without it),
+which label each part carries, how many files each part has and a sha256 that the files
+must match, and where the corpus comes from. The data files themselves are not in the
+repository: :func:`load_corpora` checks each part against the manifest before reading it
+and raises :class:`CorpusError` naming what is missing or different and where it comes
+from (``make data`` fetches them: :mod:`service.classifier.download`).
+
+A corpus's ``root`` may be a list of directories: the first that exists is read, else
+the last is where the files belong (the YouTube files are read from the project's shared
+data when it is beside the checkout, and fetched into ``data/youtube-spam`` when not).
 
 A part is either one data file (``sha256`` is the file's own digest) or the files of a
 directory that match a glob, all with one label (``sha256`` is :func:`tree_digest` of
@@ -163,7 +168,7 @@ def read_manifest(
     try:
         for entry in raw["corpora"]:
             name = str(entry["name"])
-            root = overrides.get(name, path.parent / str(entry.get("root", ".")))
+            root = overrides.get(name) or _root(path.parent, entry.get("root", "."))
             sources = tuple(
                 Source(
                     name=str(source["name"]),
@@ -198,6 +203,16 @@ def read_manifest(
     if unknown:
         raise CorpusError(f"{path}: no corpus named {sorted(unknown)}")
     return corpora if only is None else [c for c in corpora if c.name in only]
+
+
+def _root(base: Path, given: Any) -> Path:
+    """A corpus's root: ``given`` is a directory relative to the manifest's, or a list of
+    them, of which the first that exists is taken, else the last (where
+    :func:`~service.classifier.download.fetch_corpora` puts the files)."""
+    candidates = [base / str(c) for c in (given if isinstance(given, list) else [given])]
+    if not candidates:
+        raise ValueError("an empty list of roots")
+    return next((c for c in candidates if c.is_dir()), candidates[-1])
 
 
 def _where(corpus: Corpus) -> str:

@@ -107,8 +107,11 @@ def _fetch_one(
             + "; lay it out by hand (data/README.md)",
         )
     url = archive_url.format(repository=repository, commit=commit)
-    corpus.root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".fetch-{corpus.name}-", dir=corpus.root))
+    try:
+        corpus.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".fetch-{corpus.name}-", dir=corpus.root))
+    except OSError as exc:
+        raise CorpusError(f"{corpus.root}: cannot put corpus {corpus.name!r} here: {exc}") from None
     try:
         archive = staging / "archive"
         say(f"{corpus.name}: downloading {url}")
@@ -120,7 +123,11 @@ def _fetch_one(
         for part in parts:
             verify_part(tree, part, where=f"corpus {corpus.name!r} as downloaded from {source}")
         for path in dict.fromkeys(part.path for part in parts):
-            _install(tree / path, corpus.root / path)
+            try:
+                _install(tree / path, corpus.root / path)
+            except OSError as exc:
+                target = corpus.root / path
+                raise CorpusError(f"{target}: cannot put it in place: {exc}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return Fetched(

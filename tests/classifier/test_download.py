@@ -12,7 +12,7 @@ import json
 import re
 import tarfile
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -301,6 +301,36 @@ def test_http_errors_and_an_unreachable_host_name_the_address(
     assert _files_under(tmp_path) == {"manifest.json"}
 
 
+def test_a_root_that_cannot_be_written_is_a_clear_error(tmp_path: Path, archives: Archives) -> None:
+    manifest = _manifest(tmp_path)
+    (tmp_path / "a-file").write_bytes(b"")
+
+    with pytest.raises(CorpusError, match=r"a-file: cannot put corpus 'sms' here"):
+        fetch_corpora(
+            manifest, roots={"sms": tmp_path / "a-file"}, only=["sms"], archive_url=archives.url
+        )
+    assert archives.paths() == []
+
+
+def test_of_a_list_of_roots_the_first_that_exists_is_read_else_the_last_is_filled(
+    tmp_path: Path, archives: Archives
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    manifest = _manifest(data)
+    raw = json.loads(manifest.read_text())
+    raw["corpora"][0]["root"] = ["../shared/sms", "sms-here"]
+    manifest.write_text(json.dumps(raw))
+    archives.serve(_sms_archive())
+
+    fetch_corpora(manifest, only=["sms"], archive_url=archives.url)
+
+    assert (data / "sms-here" / "sms" / "SMSSpamCollection").read_bytes() == SMS
+    assert not (tmp_path / "shared").exists()
+    (tmp_path / "shared" / "sms").mkdir(parents=True)
+    assert read_manifest(manifest, only=["sms"])[0].root == data / "../shared/sms"
+
+
 def test_only_http_and_https_archives_are_downloaded(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path)
     (tmp_path / "archive.tar.gz").write_bytes(_sms_archive())
@@ -372,6 +402,13 @@ def test_the_repository_manifest_says_where_every_part_comes_from() -> None:
         for source in corpus.sources:
             for part in source.parts:
                 assert part.origin, f"{corpus.name}: {part.path} has no origin"
+    # What make data writes by default stays inside data/ (git-ignored): a corpus read
+    # from elsewhere (the project's shared data) lists a root inside data/ last.
+    raw = json.loads((REPO / "data" / "manifest.json").read_text())
+    for entry in raw["corpora"]:
+        given = entry.get("root", ".")
+        last = given[-1] if isinstance(given, list) else given
+        assert ".." not in PurePosixPath(last).parts, entry["name"]
     youtube = next(c for c in corpora if c.name == "youtube")
     origins = [p.origin for s in youtube.sources for p in s.parts]
     # The fifth video (Shakira) stays held back: never fetched.
