@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install services test screenshot lint fmt data classifier run bench-quality bench-speed bench-pipeline bench-queue bench-retrain bench-actions bench-webhooks bench-akismet
+.PHONY: help install services test screenshot lint fmt data classifier run bench-quality bench-adaptation bench-speed bench-pipeline bench-queue bench-retrain bench-actions bench-webhooks bench-akismet
 
 help:
 	@echo "make install     create $(VENV) and install the service with its dev tools"
@@ -24,6 +24,7 @@ help:
 	@echo "make data        download the corpora data/manifest.json names (github.com), check by sha256"
 	@echo "make classifier  train the bundled classifier"
 	@echo "make bench-quality   leave one corpus out: the classifier vs plain baselines"
+	@echo "make bench-adaptation a new site: cold start, then a retrain on its first 50-200 labels"
 	@echo "make bench-speed     classifier latency, batch rate, training time, artifact"
 	@echo "make bench-pipeline  API + workers on PostgreSQL and Redis vs the machine's ceiling"
 	@echo "make bench-queue     queue and thread view latency on 1,000,000 comments vs a ceiling"
@@ -88,6 +89,9 @@ run: install
 # Benchmarks print their figures (docs/benchmarks.md); they are never run as tests.
 bench-quality: install
 	$(BIN)/python -m bench.classifier_quality $(if $(YOUTUBE),--youtube $(YOUTUBE))
+
+bench-adaptation: install
+	$(BIN)/python -m bench.site_adaptation $(if $(YOUTUBE),--youtube $(YOUTUBE))
 
 bench-speed: install
 	$(BIN)/python -m bench.classifier_speed $(if $(YOUTUBE),--youtube $(YOUTUBE))
