@@ -14,6 +14,7 @@ version ids before and after). Functions here take a session and never commit.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -61,14 +62,30 @@ def quality_gate(
     max_fpr_rise: float,
 ) -> GateDecision:
     """Whether ``candidate`` may replace ``active`` (each a metrics dict with ``f1`` and
-    ``fpr`` measured on the same held-out labels): its F1 is at most ``max_f1_drop``
-    below the active's and its false-positive rate at most ``max_fpr_rise`` above it.
-    With nothing to compare with (``active`` is None) it passes."""
+    ``fpr`` measured on the same held-out labels, the candidate's with their count ``n``
+    and ``spam``): its F1 is at most ``max_f1_drop`` below the active's and its
+    false-positive rate at most ``max_fpr_rise`` above it, and the held-out labels can
+    show such a rise: with ``h`` ham among them one false positive is ``1 / h``, so fewer
+    than ``1 / max_fpr_rise`` ham (200 at 0.005) cannot tell a candidate that marks a
+    few percent of a site's ham spam from one that marks none, and the candidate is not
+    promoted (a person can, after reading its report). With nothing to compare with
+    (``active`` is None) it passes."""
     margins = {"max_f1_drop": max_f1_drop, "max_fpr_rise": max_fpr_rise}
     if active is None:
         return GateDecision(True, ["no active version was measured to compare with"], margins)
     reasons: list[str] = []
     passed = True
+    ham = int(candidate["n"]) - int(candidate["spam"])
+    if ham * max_fpr_rise < 1.0 - 1e-9:
+        passed = False
+        needed = math.ceil(1.0 / max_fpr_rise - 1e-9) if max_fpr_rise > 0 else None
+        reasons.append(
+            f"only {ham} ham among the held-out labels: one false positive is "
+            f"{1 / max(ham, 1):.4f}, more than the allowed rise {max_fpr_rise:g}, so the "
+            "gate cannot see such a rise"
+            + (f" (it needs {needed} ham)" if needed is not None else "")
+            + "; label more comments, or promote by hand after reading the report"
+        )
     c_f1, a_f1 = float(candidate["f1"]), float(active["f1"])
     c_fpr, a_fpr = float(candidate["fpr"]), float(active["fpr"])
     if c_f1 < a_f1 - max_f1_drop - 1e-12:

@@ -109,21 +109,47 @@ def sessions_in_test(db_session: Session) -> sessionmaker[Session]:
 # --- the gate -----------------------------------------------------------------------------
 
 
+HELD = {"n": 1000, "spam": 500}
+"""Held-out labels with 500 ham: enough to see a false-positive rise of 0.005."""
+
+
 def test_gate_passes_within_margins_and_says_why_it_fails() -> None:
     active = {"f1": 0.90, "fpr": 0.010}
-    ok = quality_gate({"f1": 0.895, "fpr": 0.012}, active, max_f1_drop=0.01, max_fpr_rise=0.005)
+    ok = quality_gate(
+        {"f1": 0.895, "fpr": 0.012, **HELD}, active, max_f1_drop=0.01, max_fpr_rise=0.005
+    )
     assert ok.passed
     worse_f1 = quality_gate(
-        {"f1": 0.88, "fpr": 0.010}, active, max_f1_drop=0.01, max_fpr_rise=0.005
+        {"f1": 0.88, "fpr": 0.010, **HELD}, active, max_f1_drop=0.01, max_fpr_rise=0.005
     )
     assert not worse_f1.passed
     assert "F1 0.8800 is more than 0.01 below the active 0.9000" in worse_f1.reasons
     worse_fpr = quality_gate(
-        {"f1": 0.95, "fpr": 0.02}, active, max_f1_drop=0.01, max_fpr_rise=0.005
+        {"f1": 0.95, "fpr": 0.02, **HELD}, active, max_f1_drop=0.01, max_fpr_rise=0.005
     )
     assert not worse_fpr.passed
     assert any("false-positive rate 0.0200 is more than" in r for r in worse_fpr.reasons)
     assert quality_gate({"f1": 0.1, "fpr": 0.5}, None, max_f1_drop=0, max_fpr_rise=0).passed
+
+
+@pytest.mark.parametrize(
+    ("n", "spam", "passed"), [(40, 20, False), (399, 200, False), (400, 200, True)]
+)
+def test_gate_does_not_promote_on_too_few_held_out_ham_to_see_the_rise(
+    n: int, spam: int, passed: bool
+) -> None:
+    # A candidate better on every count, measured on 20, 199 or 200 ham: with fewer than
+    # 1 / 0.005 = 200, one false positive is more than the rise the gate allows.
+    better = {"f1": 0.99, "fpr": 0.0, "n": n, "spam": spam}
+    decision = quality_gate(better, {"f1": 0.80, "fpr": 0.0}, max_f1_drop=0.01, max_fpr_rise=0.005)
+    assert decision.passed is passed
+    if not passed:
+        assert (
+            f"only {n - spam} ham among the held-out labels: one false positive is "
+            f"{1 / (n - spam):.4f}, more than the allowed rise 0.005, so the gate cannot see "
+            "such a rise (it needs 200 ham); label more comments, or promote by hand after "
+            "reading the report"
+        ) in decision.reasons
 
 
 # --- promote, rollback, audit -------------------------------------------------------------
