@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.classifier_quality import DEFAULT_MANIFEST, MAX_FPR
+from bench.classifier_quality import DEFAULT_MANIFEST, oracle_recall
 from service.classifier.corpora import (
     CorpusError,
     load_corpora,
@@ -103,13 +103,6 @@ def figures(model: Classifier, records: Sequence[CommentRecord], y: np.ndarray) 
     )
 
 
-def oracle_recall(model: Classifier, records: Sequence[CommentRecord], y: np.ndarray) -> float:
-    p = np.asarray(model.probabilities(records))
-    ham, spam = np.sort(p[y == 0])[::-1], p[y == 1]
-    allowed = int(np.floor(MAX_FPR * ham.size + 1e-9))
-    return 1.0 if allowed >= ham.size else float(np.mean(spam > ham[allowed]))
-
-
 def one_draw(cold: Classifier, site: Dataset, n: int, draw: int) -> Draw:
     """Label a random ``n`` of the site's comments, retrain and gate as the service does,
     and measure on the rest."""
@@ -145,7 +138,8 @@ def one_draw(cold: Classifier, site: Dataset, n: int, draw: int) -> Draw:
         )
         out[CANDIDATE] = figures(candidate, test, y)
         out[SERVING] = out[CANDIDATE] if gate.passed else out[COLD]
-        return Draw(out, gate.passed, oracle_recall(candidate, test, y))
+        p = np.asarray(candidate.probabilities(test))
+        return Draw(out, gate.passed, oracle_recall(p[y == 0], p[y == 1]))
     out[SERVING] = out[COLD]
     return Draw(out, False, None)
 
