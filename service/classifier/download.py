@@ -106,7 +106,13 @@ def _fetch_one(
             + (", ".join(unnamed) if unnamed else "it")
             + "; lay it out by hand (data/README.md)",
         )
-    url = archive_url.format(repository=repository, commit=commit)
+    try:
+        url = archive_url.format(repository=repository, commit=commit)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise CorpusError(
+            f"archive address {archive_url!r}: {exc!r}; it may name only {{repository}} "
+            "and {commit}"
+        ) from None
     try:
         corpus.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".fetch-{corpus.name}-", dir=corpus.root))

@@ -340,6 +340,17 @@ def test_only_http_and_https_archives_are_downloaded(tmp_path: Path) -> None:
     assert _files_under(tmp_path) == {"manifest.json", "archive.tar.gz"}
 
 
+@pytest.mark.parametrize("template", ["http://x/{repo}.tar.gz", "http://x/{0}", "http://x/{"])
+def test_an_archive_address_naming_anything_else_is_a_clear_error(
+    tmp_path: Path, template: str
+) -> None:
+    manifest = _manifest(tmp_path)
+
+    with pytest.raises(CorpusError, match=r"it may name only \{repository\} and \{commit\}"):
+        fetch_corpora(manifest, only=["sms"], archive_url=template)
+    assert _files_under(tmp_path) == {"manifest.json"}
+
+
 def test_a_corpus_without_origins_is_reported_not_fetched(
     tmp_path: Path, archives: Archives
 ) -> None:
